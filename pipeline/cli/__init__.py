@@ -1,0 +1,63 @@
+"""The `compliance` command line: one group, subcommand groups in sibling modules.
+
+Every command gets its Settings through ``get_settings(ctx)``; PipelineErrors become one
+readable line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..config import Settings, default_config_path, load_settings
+from ..errors import PipelineError
+from ..logging import setup_logging
+
+
+class _Group(click.Group):
+    """Turns PipelineError (and anything unexpected) into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PipelineError as exc:
+            for line in str(exc).splitlines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default: $COMPLIANCE_CONFIG, else ./config.yaml, else packaged defaults).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Compliance and content-policy checks over objects, access logs, ICP filings and streams."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+def get_settings(ctx: click.Context) -> Settings:
+    """Load (once) the settings for this invocation, honouring --config on the root group."""
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    obj = root.obj
+    if "settings" not in obj:
+        path = obj.get("config_path") or default_config_path()
+        settings = load_settings(path)
+        setup_logging(settings.logging.level, settings.state_path)
+        obj["settings"] = settings
+    settings_obj: Settings = obj["settings"]
+    return settings_obj
+
+
+def _register() -> None:
+    # Subcommand modules register themselves on `main` when imported.
+    from . import commands  # noqa: F401
+
+
+_register()

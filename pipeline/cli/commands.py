@@ -1,0 +1,1 @@
+"""Imports every command module so that each attaches its commands to the root group."""

@@ -1,0 +1,224 @@
+"""Settings: packaged defaults + config.yaml + environment overrides → one frozen Settings.
+
+Unknown or mistyped keys are errors that name the key, its place in the file and the valid keys.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError, Location
+
+ENV_PREFIX = "COMPLIANCE_"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceEntry(_Model):
+    path: str
+    format: str
+    bucket: str | None = None
+    account_id: str | None = None
+
+
+class Sources(_Model):
+    objects: tuple[SourceEntry, ...] = ()
+    logs: tuple[SourceEntry, ...] = ()
+    icp: tuple[SourceEntry, ...] = ()
+    licences: tuple[SourceEntry, ...] = ()
+    bindings: tuple[SourceEntry, ...] = ()
+    streams: tuple[SourceEntry, ...] = ()
+
+
+class DaskSettings(_Model):
+    scheduler: str = "local"
+    workers: int = Field(2, ge=1)
+    retries: int = Field(2, ge=0)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str) -> str:
+        if v != "local" and "://" not in v:
+            raise ValueError("must be 'local' or a scheduler address such as tcp://host:8786")
+        return v
+
+
+class ScanSettings(_Model):
+    max_evidence: int = Field(20, ge=1)
+    progress: Literal["auto", "always", "never"] = "auto"
+
+
+class RetentionSettings(_Model):
+    days: int = Field(180, ge=1)
+    below_floor_reason: str | None = None
+
+
+class LoggingSettings(_Model):
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+
+class Settings(_Model):
+    rules: str
+    state_dir: str
+    case_store: str | None = None
+    sources: Sources = Sources()
+    dask: DaskSettings = DaskSettings()
+    scan: ScanSettings = ScanSettings()
+    retention: RetentionSettings = RetentionSettings()
+    logging: LoggingSettings = LoggingSettings()
+    # Folder of the config file: relative paths in it are relative to this.
+    base_dir: str = "."
+
+    def resolve(self, path: str) -> str:
+        """A path from the config, made absolute against the config file's folder (URLs untouched)."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        return os.path.normpath(os.path.join(self.base_dir, path))
+
+    @property
+    def rules_dir(self) -> str:
+        return self.resolve(self.rules)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.resolve(self.state_dir))
+
+    @property
+    def scheduler_address(self) -> str | None:
+        """The scheduler to connect to, or None to start a LocalCluster."""
+        env = os.environ.get("DASK_SCHEDULER_ADDRESS")
+        if env:
+            return env
+        return None if self.dask.scheduler == "local" else self.dask.scheduler
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("pipeline").joinpath("defaults.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """COMPLIANCE_SECTION__KEY=value → {"section": {"key": value}} (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw) if raw else raw
+    return out
+
+
+def _node_location(path: str, root: yaml.Node | None, keys: tuple[Any, ...]) -> Location:
+    """Best-effort file:line:column of a key path inside a composed YAML document."""
+    node = root
+    loc_node = root
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == key:
+                    loc_node, nxt = k, v
+                    break
+            if nxt is None:
+                break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            loc_node = node
+        else:
+            break
+    if loc_node is None:
+        return Location(path)
+    return Location(path, loc_node.start_mark.line + 1, loc_node.start_mark.column + 1)
+
+
+def _valid_keys(model: type[BaseModel], keys: tuple[Any, ...]) -> list[str]:
+    """The field names valid at the place ``keys`` points to (for 'unknown key' messages)."""
+    current: Any = model
+    for key in keys[:-1]:
+        if isinstance(key, int):
+            continue
+        field = current.model_fields.get(key) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        current = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [n for n in current.model_fields if n != "base_dir"]
+    return []
+
+
+def default_config_path() -> str | None:
+    """The config file used when --config is not given: $COMPLIANCE_CONFIG, else ./config.yaml."""
+    env = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env:
+        return env
+    return "config.yaml" if os.path.exists("config.yaml") else None
+
+
+def load_settings(path: str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load settings; ``path`` None means defaults only (plus environment overrides)."""
+    environ = dict(os.environ if environ is None else environ)
+    data = _defaults()
+    root_node = None
+    shown = path or "<defaults>"
+    base_dir = os.getcwd()
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}", hint="pass --config PATH or run from the project folder") from None
+        try:
+            root_node = yaml.compose(text)
+            user = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+            raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", location=loc) from None
+        if not isinstance(user, dict):
+            raise ConfigError("the config must be a mapping of settings", location=Location(path, 1, 1))
+        data = _merge(data, user)
+        base_dir = str(Path(path).resolve().parent)
+    data = _merge(data, _env_overrides(environ))
+    data["base_dir"] = base_dir
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        keys = tuple(err["loc"])
+        dotted = ".".join(str(k) for k in keys)
+        loc = _node_location(shown, root_node, keys) if root_node is not None else Location(shown)
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(Settings, keys)
+            raise ConfigError(f"unknown setting {dotted!r}", location=loc,
+                              hint=f"valid keys here: {', '.join(valid)}") from None
+        if err["type"] == "missing":
+            raise ConfigError(f"setting {dotted!r} is required", location=loc) from None
+        raise ConfigError(f"setting {dotted!r}: {err['msg']}", location=loc,
+                          hint="see pipeline/defaults.yaml for every setting and its meaning") from None
