@@ -25,8 +25,11 @@ class _Model(BaseModel):
 class SourceEntry(_Model):
     path: str
     format: str
+    # Filled in where the format does not carry them (Qiniu listings lack bucket and account,
+    # nginx logs lack the domain).
     bucket: str | None = None
     account_id: str | None = None
+    domain: str | None = None
 
 
 class Sources(_Model):
