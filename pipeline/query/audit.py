@@ -1,0 +1,178 @@
+"""The hash-chained, append-only audit log (``<state_dir>/audit/audit.jsonl``).
+
+Each line is one entry: ``seq, ts, actor, action, details, prev_hash, hash``, where ``hash`` is the
+SHA-256 of the canonical JSON of the entry without ``hash`` (``prev_hash`` included), so editing,
+deleting, inserting or reordering any entry breaks the chain from that entry on. ``head.json``
+repeats the last seq and hash, so that cutting entries off the end is detected too (unless the
+head is rewritten as well: keep a copy of it elsewhere for stronger guarantees).
+Any part of the package appends through ``append_audit``; appends are serialized by a file lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import Location, StoreError
+
+GENESIS = "0" * 64
+
+
+def audit_dir(settings: Settings) -> Path:
+    return settings.state_path / "audit"
+
+
+def audit_path(settings: Settings) -> Path:
+    return audit_dir(settings) / "audit.jsonl"
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """The bytes hashed: sorted keys, no spaces, UTF-8 (not ASCII-escaped)."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return f"uid:{os.getuid()}"
+
+
+@contextlib.contextmanager
+def _locked(settings: Settings) -> Iterator[None]:
+    folder = audit_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _last_line(path: Path) -> bytes | None:
+    """The last complete line of a file, read from its end (the log may be long)."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        block, data = 4096, b""
+        pos = end
+        while pos > 0:
+            pos = max(0, pos - block)
+            fh.seek(pos)
+            data = fh.read(end - pos)
+            lines = data.rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or pos == 0:
+                return lines[-1] if lines[-1] else None
+            block *= 2
+    return None
+
+
+def append_audit(settings: Settings, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    """Append one entry and return it (with its seq and hash). ``details`` must be JSON-able."""
+    # A round trip fixes the exact form that will be hashed and read back.
+    details = json.loads(json.dumps(details, default=str, ensure_ascii=False))
+    path = audit_path(settings)
+    with _locked(settings):
+        last = _last_line(path)
+        if last is None:
+            seq, prev = 1, GENESIS
+        else:
+            try:
+                previous = json.loads(last)
+                seq, prev = int(previous["seq"]) + 1, str(previous["hash"])
+            except (ValueError, KeyError, TypeError):
+                raise StoreError("the last audit entry is unreadable; refusing to extend a broken chain",
+                                 location=Location(str(path)),
+                                 hint="run `compliance audit verify` and restore the audit log from backup") from None
+        entry: dict[str, Any] = {
+            "seq": seq,
+            "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "actor": actor or default_actor(),
+            "action": action,
+            "details": details,
+            "prev_hash": prev,
+        }
+        entry["hash"] = entry_hash(entry)
+        with open(path, "ab") as fh:
+            fh.write(canonical(entry) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        head = audit_dir(settings) / "head.json"
+        tmp = head.with_name(f".tmp-head.{os.getpid()}")
+        tmp.write_text(json.dumps({"seq": seq, "hash": entry["hash"]}), encoding="utf-8")
+        os.replace(tmp, head)
+    return entry
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Result of checking the chain; ``first_bad_seq`` is the seq expected where it first breaks."""
+
+    entries: int
+    first_bad_seq: int | None = None
+    line: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def read_audit(settings: Settings) -> list[dict[str, Any]]:
+    """Every entry, in file order (unchecked: use verify_audit to trust them)."""
+    path = audit_path(settings)
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def verify_audit(settings: Settings) -> AuditReport:
+    """Walk the chain from the first entry; stop at the first entry that breaks it."""
+    path = audit_path(settings)
+    prev, expected, count = GENESIS, 1, 0
+    if path.exists():
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                def bad(problem: str) -> AuditReport:
+                    return AuditReport(count, expected, number, problem)
+
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    return bad("line is not valid JSON")
+                if not isinstance(entry, dict) or not {"seq", "prev_hash", "hash"} <= entry.keys():
+                    return bad("entry lacks seq, prev_hash or hash")
+                if entry["seq"] != expected:
+                    return bad(f"seq is {entry['seq']}, expected {expected} (an entry was deleted, inserted or moved)")
+                if entry["prev_hash"] != prev:
+                    return bad("prev_hash does not match the previous entry's hash (an entry before it changed or moved)")
+                if entry_hash(entry) != entry["hash"]:
+                    return bad("hash does not match the entry's content (the entry was edited)")
+                prev, expected, count = entry["hash"], expected + 1, count + 1
+    head_path = audit_dir(settings) / "head.json"
+    if head_path.exists():
+        head = json.loads(head_path.read_text(encoding="utf-8"))
+        if head.get("seq") != count or head.get("hash") != (prev if count else None):
+            return AuditReport(count, count + 1, count + 1,
+                               f"the log ends at seq {count} but its head records seq {head.get('seq')} "
+                               "(entries were cut off the end)")
+    return AuditReport(count)

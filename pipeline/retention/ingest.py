@@ -1,0 +1,266 @@
+"""Ingest access-log files into the retained store: parse, quarantine, merge into day partitions.
+
+Idempotent and crash-safe: a source file is known by its SHA-256. Once all its rows are published
+a ledger entry records it and a later ingest skips it. A run killed part-way leaves some days
+published with the file listed in their manifests; the next run re-reads the file and adds its
+rows only to the days whose manifest does not list it yet, so every row is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from loguru import logger
+
+from ..config import Settings
+from ..errors import SourceError
+from ..records import LOGS, QUARANTINE
+from ..sources.base import LOG_FORMATS, ReadResult, expand
+from . import ipkey
+from .faults import checkpoint
+from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir,
+                     sha256_file, store_lock, write_json_atomic)
+from .partition import read_partition, write_version
+
+try:  # the parsers register their formats on import
+    import pipeline.sources.logs  # noqa: F401
+except ImportError:  # pragma: no cover - only while the parsers are absent
+    pass
+
+BATCH_ROWS = 2_000_000   # rows parsed before day partitions are rewritten (bounds memory)
+_US_PER_DAY = 86_400_000_000
+_CANONICAL = pa.schema([STORE_SCHEMA.field(name) for name in LOGS])
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest did. For the files read: rows_read == rows_stored + rows_quarantined."""
+
+    files_read: int
+    files_skipped: tuple[str, ...]        # already ingested (same SHA-256), nothing added
+    rows_read: int
+    rows_stored: int                      # rows of the files read now in the store
+    rows_quarantined: int
+    rows_recovered: int                   # of rows_stored, found already published by a killed run
+    partitions_written: tuple[date, ...]
+
+    @property
+    def reconciled(self) -> bool:
+        return self.rows_read == self.rows_stored + self.rows_quarantined
+
+
+@dataclass
+class _Parsed:
+    """One source file, parsed, split by UTC day, waiting to be merged."""
+
+    path: str
+    fmt: str
+    sha256: str
+    rows_read: int
+    rows_quarantined: int
+    by_day: dict[date, pa.Table] = field(default_factory=dict)
+
+
+def _to_arrow(df: pd.DataFrame, bindings: dict[str, str]) -> pa.Table:
+    df = df[list(LOGS)]
+    table = pa.Table.from_pandas(df, schema=_CANONICAL, preserve_index=False, safe=False)
+    # Domain names are case-insensitive: one canonical spelling makes equality queries exact.
+    domain = pc.utf8_lower(table["domain"])
+    table = table.set_column(table.schema.get_field_index("domain"), "domain", domain)
+    if bindings:
+        bound = pa.array(pd.Series(domain.to_pandas()).map(bindings), type=pa.string())
+        account = pc.coalesce(table["account_id"], bound)
+        table = table.set_column(table.schema.get_field_index("account_id"), "account_id", account)
+    return table.append_column(IP_KEY, ipkey.keys_for(df["client_ip"]))
+
+
+def _split_days(table: pa.Table) -> dict[date, pa.Table]:
+    micros = table["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+    day_numbers = micros // _US_PER_DAY
+    out = {}
+    for number in np.unique(day_numbers):
+        mask = pa.array(day_numbers == number)
+        out[date.fromordinal(date(1970, 1, 1).toordinal() + int(number))] = table.filter(mask)
+    return out
+
+
+def _write_quarantine(settings: Settings, sha: str, frames: list[pd.DataFrame]) -> None:
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    if frame is None:
+        return
+    table = pa.table({
+        "source_file": pa.array(frame["source_file"].astype("string"), type=pa.string()),
+        "source_line": pa.array(frame["source_line"].astype("Int64"), type=pa.int64()),
+        "reason": pa.array(frame["reason"].astype("string"), type=pa.string()),
+        "raw": pa.array([r if isinstance(r, bytes) else (None if r is None else str(r).encode())
+                         for r in frame["raw"]], type=pa.binary()),
+    })
+    folder = quarantine_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{sha}.parquet"
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(folder / f"{sha}.parquet")
+
+
+def _parse(settings: Settings, path: str, fmt: str, sha: str, *, domain: str | None,
+           account_id: str | None, bindings: dict[str, str]) -> _Parsed:
+    reader = LOG_FORMATS.get(fmt)
+    result: ReadResult = reader(path, domain=domain, account_id=account_id)  # type: ignore[call-arg]
+    records = result.records
+    no_ts = records["ts"].isna()
+    quarantine = [result.quarantine]
+    if no_ts.any():
+        # A row without a time belongs to no day; keep it, accounted for, in quarantine.
+        bad = records[no_ts]
+        quarantine.append(pd.DataFrame({
+            "source_file": bad["source_file"], "source_line": bad["source_line"],
+            "reason": "no timestamp, cannot be placed in a day partition",
+            "raw": [json.dumps(r, default=str).encode() for r in bad.to_dict("records")],
+        }, columns=list(QUARANTINE)))
+        records = records[~no_ts]
+    rows_quarantined = sum(len(q) for q in quarantine)
+    _write_quarantine(settings, sha, quarantine)
+    checkpoint("quarantine-written")
+    parsed = _Parsed(path, fmt, sha, result.rows_read, rows_quarantined)
+    if len(records):
+        parsed.by_day = _split_days(_to_arrow(records, bindings))
+    return parsed
+
+
+def _flush(settings: Settings, batch: list[_Parsed]) -> tuple[list[date], int]:
+    """Merge a batch into its days and publish each; then record its files in the ledger."""
+    per_day: dict[date, list[tuple[_Parsed, pa.Table]]] = defaultdict(list)
+    for parsed in batch:
+        for day, table in parsed.by_day.items():
+            per_day[day].append((parsed, table))
+    written: list[date] = []
+    recovered = 0
+    for day in sorted(per_day):
+        previous = load_partition(settings, day)
+        already = previous.source_rows() if previous else {}
+        fresh = [(p, t) for p, t in per_day[day] if p.sha256 not in already]
+        recovered += sum(t.num_rows for p, t in per_day[day] if p.sha256 in already)
+        if not fresh:
+            continue
+        tables = [t for _, t in fresh]
+        sources = list(previous.manifest["sources"]) if previous else []
+        if previous is not None:
+            tables.insert(0, read_partition(previous))
+        sources += [{"sha256": p.sha256, "file": p.path, "format": p.fmt, "rows": t.num_rows} for p, t in fresh]
+        write_version(settings, day, pa.concat_tables(tables), sources, previous)
+        written.append(day)
+        logger.debug("published partition {} (+{} rows)", day, sum(t.num_rows for t in tables[-len(fresh):]))
+        checkpoint("partition-published")
+    checkpoint("before-ledger")
+    for parsed in batch:
+        write_json_atomic(ledger_dir(settings) / f"{parsed.sha256}.json", {
+            "sha256": parsed.sha256, "file": parsed.path, "format": parsed.fmt,
+            "rows_read": parsed.rows_read, "rows_quarantined": parsed.rows_quarantined,
+            "rows_stored": sum(t.num_rows for t in parsed.by_day.values()),
+            "days": {d.isoformat(): t.num_rows for d, t in sorted(parsed.by_day.items())},
+            "ingested_at": datetime.now(timezone.utc).isoformat(),
+        })
+    return written, recovered
+
+
+def ingested(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The ledger: SHA-256 → entry of every source file fully ingested."""
+    folder = ledger_dir(settings)
+    if not folder.is_dir():
+        return {}
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")
+            if not p.name.startswith(".")}
+
+
+def _progress_enabled(settings: Settings, files: int) -> bool:
+    mode = settings.scan.progress
+    return files > 1 and (mode == "always" or (mode == "auto" and sys.stderr.isatty()))
+
+
+def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
+           bindings: dict[str, str] | None = None, domain: str | None = None,
+           account_id: str | None = None) -> IngestReport:
+    """Ingest ``(path, format)`` sources (files, folders or globs) into the retained store.
+
+    ``bindings`` (domain → account_id) fills account_id where a row has none; ``domain`` and
+    ``account_id`` are passed to the parser for formats that do not carry them.
+    """
+    binding_map = {k.lower(): v for k, v in (bindings or {}).items()}
+    files: list[tuple[str, str]] = []
+    for path, fmt in sources:
+        LOG_FORMATS.get(fmt)  # an unknown format fails before any work, listing the valid ones
+        files.extend((f, fmt) for f in expand(str(path)))
+    if not files:
+        raise SourceError("no log files to ingest", hint="pass paths, or list sources.logs in config.yaml")
+
+    with store_lock(settings):
+        if removed := clean_leftovers(settings):
+            logger.info("removed {} leftover(s) of an interrupted store write", removed)
+        done = ingested(settings)
+        skipped: list[str] = []
+        batch: list[_Parsed] = []
+        batch_rows = 0
+        written: set[date] = set()
+        totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0}
+
+        def flush() -> None:
+            nonlocal batch, batch_rows
+            if batch:
+                days, recovered = _flush(settings, batch)
+                written.update(days)
+                totals["recovered"] += recovered
+                for parsed in batch:
+                    done[parsed.sha256] = {"file": parsed.path}
+            batch, batch_rows = [], 0
+
+        for path, fmt in _iterate(files, _progress_enabled(settings, len(files))):
+            sha = sha256_file(path)
+            if sha in done or any(p.sha256 == sha for p in batch):
+                logger.info("{} already ingested (same SHA-256 as {}), nothing added", path,
+                            done.get(sha, {}).get("file", "a file in this run"))
+                skipped.append(path)
+                continue
+            parsed = _parse(settings, path, fmt, sha, domain=domain, account_id=account_id, bindings=binding_map)
+            totals["files"] += 1
+            totals["read"] += parsed.rows_read
+            totals["quarantined"] += parsed.rows_quarantined
+            stored = sum(t.num_rows for t in parsed.by_day.values())
+            totals["stored"] += stored
+            batch.append(parsed)
+            batch_rows += stored
+            if batch_rows >= BATCH_ROWS:
+                flush()
+        flush()
+
+    report = IngestReport(totals["files"], tuple(skipped), totals["read"], totals["stored"],
+                          totals["quarantined"], totals["recovered"], tuple(sorted(written)))
+    logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
+                report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
+                len(report.files_skipped), len(report.partitions_written))
+    return report
+
+
+def _iterate(files: list[tuple[str, str]], show: bool) -> Iterable[tuple[str, str]]:
+    if not show:
+        yield from files
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("ingest", total=len(files))
+        for item in files:
+            yield item
+            progress.advance(task)

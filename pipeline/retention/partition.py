@@ -1,0 +1,97 @@
+"""Writing one day's partition as a new version and publishing it atomically.
+
+The version is written under a temporary name, fsynced, renamed into place, and only then named
+by the pointer (``os.replace``); the previous version is removed last. A kill at any instant
+leaves the old version or the new one visible, and remains that ``layout.clean_leftovers`` removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import Settings
+from .faults import checkpoint
+from .layout import (IP_KEY, MANIFEST, POINTER, SCHEMA_VERSION, STORE_SCHEMA, TMP_PREFIX, Partition,
+                     days_dir, fsync_dir, sha256_file)
+
+ROW_GROUP_ROWS = 50_000     # small enough that one IP's rows touch one or two groups of a day
+FILE_ROWS = 2_000_000       # a big day is split into several files so none grows without bound
+SORT_KEYS = [(IP_KEY, "ascending"), ("ts", "ascending"), ("source_file", "ascending"),
+             ("source_line", "ascending")]
+
+
+def read_partition(part: Partition) -> pa.Table:
+    """All rows of a published partition, in the store schema."""
+    tables = [pq.read_table(path, schema=STORE_SCHEMA) for path in part.files]
+    return pa.concat_tables(tables) if tables else STORE_SCHEMA.empty_table()
+
+
+def _write_file(path: Path, table: pa.Table) -> None:
+    with pq.ParquetWriter(
+        path, STORE_SCHEMA, compression="zstd", write_statistics=True,
+        sorting_columns=[pq.SortingColumn(STORE_SCHEMA.get_field_index(IP_KEY)),
+                         pq.SortingColumn(STORE_SCHEMA.get_field_index("ts"))],
+    ) as writer:
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def write_version(settings: Settings, day: date, table: pa.Table, sources: list[dict[str, Any]],
+                  previous: Partition | None) -> Partition:
+    """Sort ``table`` (the whole day), write it as a new version and publish it."""
+    folder = days_dir(settings) / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    version = f"v-{time.time_ns():x}-{os.getpid()}"
+    tmp = folder / f"{TMP_PREFIX}{version}"
+    tmp.mkdir()
+
+    table = table.sort_by(SORT_KEYS)
+    files = []
+    for index, start in enumerate(range(0, max(table.num_rows, 1), FILE_ROWS)):
+        chunk = table.slice(start, FILE_ROWS)
+        name = f"part-{index:05d}.parquet"
+        _write_file(tmp / name, chunk)
+        files.append({"name": name, "rows": chunk.num_rows, "sha256": sha256_file(tmp / name)})
+        checkpoint("file-written")
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "day": day.isoformat(),
+        "version": version,
+        "rows": table.num_rows,
+        "sources": sorted(sources, key=lambda s: (s["sha256"], s["file"])),
+        "files": files,
+        "sort": [k for k, _ in SORT_KEYS],
+        "row_group_rows": ROW_GROUP_ROWS,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+    }
+    with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, ensure_ascii=False, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fsync_dir(tmp)
+    os.rename(tmp, folder / version)
+    fsync_dir(folder)
+    checkpoint("version-written")
+
+    pointer_tmp = folder / f"{TMP_PREFIX}{POINTER}.{os.getpid()}"
+    with open(pointer_tmp, "w", encoding="utf-8") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(pointer_tmp, folder / POINTER)
+    fsync_dir(folder)
+    checkpoint("published")
+
+    if previous is not None and previous.folder.name != version:
+        shutil.rmtree(previous.folder, ignore_errors=True)
+    return Partition(day, folder / version, manifest)
