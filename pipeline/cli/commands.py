@@ -1,1 +1,3 @@
 """Imports every command module so that each attaches its commands to the root group."""
+
+from . import cases, rules, scan  # noqa: F401

@@ -1,0 +1,1 @@
+"""Cases: stable ids, aggregation of hits into cases, and the case store."""

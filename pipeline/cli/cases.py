@@ -1,0 +1,154 @@
+"""`compliance cases list|show|export`: read the case store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from ..cases.store import STATUSES, open_store
+from ..errors import PipelineError
+from ..rules.model import SEVERITIES
+from . import get_settings, main
+
+EXPORT_COLUMNS = ["case_id", "rule_id", "rule_hash", "clause", "law", "category", "severity", "subject_type",
+                  "subject_id", "account_id", "status", "first_seen", "last_seen", "first_event", "last_event",
+                  "hit_count", "run_ids", "evidence"]
+
+
+@main.group()
+def cases() -> None:
+    """Review cases."""
+
+
+def _filters(f: Any) -> Any:
+    f = click.option("--status", type=click.Choice(STATUSES))(f)
+    f = click.option("--category")(f)
+    f = click.option("--severity", type=click.Choice(SEVERITIES))(f)
+    f = click.option("--account", help="Account id.")(f)
+    f = click.option("--rule", help="Rule id.")(f)
+    return f
+
+
+def _load(ctx: click.Context, **filters: Any) -> pd.DataFrame:
+    settings = get_settings(ctx)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        return store.list_cases(**filters)
+    finally:
+        store.close()
+
+
+def _evidence_summary(evidence: str, limit: int = 2) -> str:
+    items = json.loads(evidence)
+    parts = []
+    for item in items[:limit]:
+        for mt in item.get("matches", [])[:1]:
+            where = f"{item.get('source_file') or ''}:{item.get('source_line') or ''}".split("/")[-1]
+            parts.append(f"{mt.get('field')}: {mt.get('text')!s:.40} [{mt.get('kind')} {mt.get('pattern')!s:.30}] @{where}")
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return "; ".join(parts) + more
+
+
+@cases.command("list")
+@_filters
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--limit", type=int, default=None, help="Show at most this many cases.")
+@click.pass_context
+def list_cases(ctx: click.Context, status: str | None, category: str | None, severity: str | None,
+               account: str | None, rule: str | None, fmt: str, limit: int | None) -> None:
+    """List cases, most severe first."""
+    df = _load(ctx, status=status, category=category, severity=severity, account=account, rule=rule)
+    if limit is not None:
+        df = df.head(limit)
+    if fmt == "json":
+        for rec in _records(df):
+            click.echo(json.dumps(rec, ensure_ascii=False, default=str))
+        return
+    if fmt == "csv":
+        click.echo(df[EXPORT_COLUMNS].assign(run_ids=df["run_ids"].map(",".join)).to_csv(index=False), nl=False)
+        return
+    table = Table(title=f"{len(df)} case(s)")
+    for col in ("case", "status", "sev", "clause", "category", "subject", "account", "hits", "evidence"):
+        table.add_column(col, overflow="fold")
+    for r in df.itertuples(index=False):
+        table.add_row(r.case_id, r.status, r.severity, "§" + r.clause, r.category, f"{r.subject_type} {r.subject_id}",
+                      r.account_id or "", str(r.hit_count), _evidence_summary(r.evidence))
+    Console(width=200).print(table)
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df[EXPORT_COLUMNS].to_dict("records"):
+        rec["evidence"] = json.loads(rec["evidence"])
+        out.append(rec)
+    return out
+
+
+@cases.command()
+@click.argument("case_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, case_id: str, as_json: bool) -> None:
+    """Show one case: its rule, subject, evidence and history."""
+    settings = get_settings(ctx)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        case = store.get_case(case_id)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(case, ensure_ascii=False, indent=2, default=str))
+        return
+    console = Console(highlight=False)
+    console.print(f"[bold]{case['case_id']}[/bold]  {case['status']}  severity {case['severity']}")
+    console.print(f"rule      {case['rule_id']} — {case['rule_title']} (hash {case['rule_hash'][:12]})")
+    console.print(f"clause    §{case['clause']}" + (f"; {case['law']}" if case.get("law") else ""))
+    console.print(f"category  {case['category']}")
+    console.print(f"subject   {case['subject_type']} {case['subject_id']}   account {case['account_id'] or '-'}")
+    console.print(f"seen      first {case['first_seen']}, last {case['last_seen']}; {case['hit_count']} hit(s)")
+    console.print(f"runs      {', '.join(case['run_ids'])}")
+    console.print(f"evidence  ({len(case['evidence'])} kept)")
+    for item in case["evidence"]:
+        console.print(f"  {item.get('source_file')}:{item.get('source_line')}  {item.get('event_time') or ''}")
+        for mt in item.get("matches", []):
+            norm = f" → {mt['normalized']}" if mt.get("normalized") and mt["normalized"] != mt.get("text") else ""
+            console.print(f"    {mt.get('field')}: {mt.get('text')!r}{norm}  [{mt.get('kind')} {mt.get('pattern')}]")
+        for key in ("window_start", "window_end", "value", "threshold"):
+            if key in item:
+                console.print(f"    {key}: {item[key]}")
+    console.print("history")
+    for h in case["history"]:
+        move = f" {h['from_status'] or ''}→{h['to_status']}" if h.get("to_status") else ""
+        console.print(f"  {h['at']}  {h['actor']}  {h['action']}{move}  {h.get('reason') or ''}")
+
+
+@cases.command()
+@_filters
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), required=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True)
+@click.pass_context
+def export(ctx: click.Context, status: str | None, category: str | None, severity: str | None,
+           account: str | None, rule: str | None, fmt: str, out: str) -> None:
+    """Export cases, one record per case."""
+    df = _load(ctx, status=status, category=category, severity=severity, account=account, rule=rule)
+    path = Path(out)
+    if path.parent and not path.parent.exists():
+        raise PipelineError(f"folder {path.parent} does not exist", hint="create it or choose another --out")
+    if fmt == "jsonl":
+        with path.open("w", encoding="utf-8") as fh:
+            for rec in _records(df):
+                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+    else:
+        flat = df[EXPORT_COLUMNS].copy()
+        flat["run_ids"] = flat["run_ids"].map(",".join)
+        if fmt == "csv":
+            flat.to_csv(path, index=False, encoding="utf-8-sig")
+        else:
+            flat.to_parquet(path, index=False)
+    click.echo(f"{len(df)} case(s) written to {path}")

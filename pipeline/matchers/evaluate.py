@@ -1,0 +1,300 @@
+"""Evaluate a source's record rules over one partition: masks per rule, and evidence per hit.
+
+All keyword matchers of all rules share one automaton per normalization mode, and each text
+field is scanned once per partition; every other matcher is a vectorized column operation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import re2
+
+from ..normalize import normalize
+from ..rules import model as m
+from .keyword_engine import KeywordBackend, KeywordHits, build_backend
+
+# Log fields searched URL-decoded, so /%E8%B5%8C%E5%9C%BA/ hits 赌场.
+DECODED_FIELDS = {"logs": ("uri", "path", "query", "referer", "user_agent")}
+EVIDENCE_COLUMNS = ["row", "field", "kind", "pattern", "text", "start", "end"]
+
+
+def _empty_evidence() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype="object") for c in EVIDENCE_COLUMNS})
+
+
+@dataclass
+class _Result:
+    mask: np.ndarray              # bool per row
+    evidence: pd.DataFrame        # EVIDENCE_COLUMNS, rows where a leaf matched
+
+
+@dataclass
+class _Partition:
+    """One partition plus per-partition caches (text columns, parsed map fields, keyword hits)."""
+
+    df: pd.DataFrame
+    source: str
+    texts: dict[str, pd.Series] = field(default_factory=dict)
+    maps: dict[str, pd.Series] = field(default_factory=dict)
+    hits: dict[tuple[bool, str], KeywordHits] = field(default_factory=dict)
+
+    def text(self, name: str) -> pd.Series:
+        if name not in self.texts:
+            col = self.df[name] if name in self.df.columns else pd.Series([pd.NA] * len(self.df), dtype="string")
+            col = col.astype("string")
+            if name in DECODED_FIELDS.get(self.source, ()):
+                has_pct = col.str.contains("%", regex=False).fillna(False).to_numpy(dtype=bool)
+                if has_pct.any():
+                    col = col.copy()
+                    col[has_pct] = col[has_pct].map(lambda s: unquote(s, errors="replace"))
+            self.texts[name] = col.reset_index(drop=True)
+        return self.texts[name]
+
+    def value(self, name: str) -> pd.Series:
+        """A field's values; ``labels.pulp`` reads inside the JSON map field."""
+        if "." not in name:
+            if name not in self.df.columns:
+                return pd.Series([pd.NA] * len(self.df), dtype="object")
+            return self.df[name].reset_index(drop=True)
+        base, key = name.split(".", 1)
+        if base not in self.maps:
+            raw = self.df[base] if base in self.df.columns else pd.Series([pd.NA] * len(self.df))
+            self.maps[base] = raw.reset_index(drop=True).map(_parse_map)
+        return self.maps[base].map(lambda d: d.get(key, pd.NA) if isinstance(d, dict) else pd.NA)
+
+
+def _parse_map(v: Any) -> dict[str, Any] | None:
+    if isinstance(v, dict):
+        return v
+    if not isinstance(v, str) or not v:
+        return None
+    try:
+        d = json.loads(v)
+    except ValueError:
+        return None
+    return d if isinstance(d, dict) else None
+
+
+class CompiledRules:
+    """A source's rules made ready to run: automata built, allow-words indexed. Build once per process."""
+
+    def __init__(self, rules: Sequence[m.Rule], source: str):
+        self.source = source
+        self.rules = tuple(rules)
+        self._patterns: dict[bool, list[str]] = {True: [], False: []}
+        self._index: dict[bool, dict[str, int]] = {True: {}, False: {}}
+        self._leaf_patterns: dict[tuple[int, bool], np.ndarray] = {}
+        self._fields: dict[bool, set[str]] = {True: set(), False: set()}
+        self._allow: dict[str, np.ndarray] = {}
+        self._regex: dict[str, Any] = {}
+        for rule in self.rules:
+            leaves = m.walk(rule.match) if rule.match else []
+            for mt in [*leaves, *(x for u in rule.unless for x in m.walk(u))]:
+                if isinstance(mt, m.Keywords):
+                    self._leaf_patterns[(id(mt), mt.normalize)] = self._add(mt.words, mt.normalize)
+                    self._fields[mt.normalize].update(mt.fields)
+                elif isinstance(mt, m.Regex):
+                    opts = re2.Options()
+                    opts.log_errors = False
+                    self._regex[mt.pattern] = re2.compile(mt.pattern, opts)
+            if rule.allow_words:
+                self._allow[rule.id] = self._add(rule.allow_words, True)
+        self._backends: dict[bool, KeywordBackend] = {
+            flag: build_backend(pats, normalize=flag) for flag, pats in self._patterns.items() if pats
+        }
+
+    def _add(self, words: Sequence[str], flag: bool) -> np.ndarray:
+        idx = []
+        for w in words:
+            key = normalize(w) if flag else w
+            if key not in self._index[flag]:
+                self._index[flag][key] = len(self._patterns[flag])
+                self._patterns[flag].append(w)
+            idx.append(self._index[flag][key])
+        return np.array(sorted(set(idx)), dtype=np.int32)
+
+    def pattern(self, flag: bool, idx: int) -> str:
+        return self._patterns[flag][idx]
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def evaluate(self, df: pd.DataFrame) -> list[tuple[m.Rule, np.ndarray, pd.DataFrame]]:
+        """For each record rule: (rule, matched row mask, evidence rows of matched rows)."""
+        part = _Partition(df.reset_index(drop=True), self.source)
+        for flag, backend in self._backends.items():
+            for name in sorted(self._fields[flag]):
+                part.hits[(flag, name)] = backend.find(part.text(name))
+        out = []
+        for rule in self.rules:
+            if rule.match is None or rule.aggregate is not None:
+                continue
+            res = self._eval(rule.match, rule, part)
+            mask = res.mask
+            for exc in rule.unless:
+                mask = mask & ~self._eval(exc, rule, part).mask
+            ev = res.evidence[mask[res.evidence["row"].to_numpy(dtype=np.int64)]] if len(res.evidence) else res.evidence
+            out.append((rule, mask, ev))
+        return out
+
+    def match_mask(self, rule: m.Rule, df: pd.DataFrame) -> np.ndarray:
+        """Rows of ``df`` the rule's ``match`` (and ``unless``) selects — used by aggregate rules."""
+        part = _Partition(df.reset_index(drop=True), self.source)
+        for flag, backend in self._backends.items():
+            for name in sorted(self._fields[flag]):
+                part.hits[(flag, name)] = backend.find(part.text(name))
+        if rule.match is None:
+            mask = np.ones(len(part.df), dtype=bool)
+        else:
+            mask = self._eval(rule.match, rule, part).mask
+        for exc in rule.unless:
+            mask = mask & ~self._eval(exc, rule, part).mask
+        return mask
+
+    def _eval(self, node: m.Matcher, rule: m.Rule, part: _Partition) -> _Result:
+        n = len(part.df)
+        if isinstance(node, m.AnyOf) or isinstance(node, m.AllOf):
+            results = [self._eval(c, rule, part) for c in node.children]
+            masks = np.vstack([r.mask for r in results])
+            mask = masks.any(axis=0) if isinstance(node, m.AnyOf) else masks.all(axis=0)
+            evs = [r.evidence for r in results if len(r.evidence)]
+            ev = pd.concat(evs, ignore_index=True) if evs else _empty_evidence()
+            return _Result(mask, ev)
+        if isinstance(node, m.Not):
+            child = self._eval(node.child, rule, part)
+            return _Result(~child.mask, _empty_evidence())
+        if isinstance(node, m.Keywords):
+            return self._keywords(node, rule, part)
+        if isinstance(node, m.Regex):
+            return self._regex_eval(node, part)
+        if isinstance(node, m.HashList):
+            col = part.value(node.field).astype("string").str.strip('"').str.lower()
+            mask = col.isin(node.hashes).fillna(False).to_numpy(dtype=bool)
+            return _Result(mask, _leaf_evidence(mask, node.field, "hash_list", node.path, col))
+        if isinstance(node, m.FieldCondition):
+            mask = _condition(node, part.value(node.field))
+            return _Result(mask, _leaf_evidence(mask, node.field, node.op, repr(node.value), part.value(node.field)))
+        raise TypeError(f"unknown matcher {node!r}")  # the loader only builds the kinds above
+
+    def _keywords(self, node: m.Keywords, rule: m.Rule, part: _Partition) -> _Result:
+        n = len(part.df)
+        wanted = self._leaf_patterns[(id(node), node.normalize)]
+        frames = []
+        for name in node.fields:
+            hits = part.hits[(node.normalize, name)]
+            sel = np.isin(hits.pattern, wanted)
+            if not sel.any():
+                continue
+            h = pd.DataFrame({"row": hits.row[sel], "pattern": hits.pattern[sel],
+                              "start": hits.start[sel], "end": hits.end[sel]})
+            allow = self._allow.get(rule.id)
+            if allow is not None and node.normalize:
+                h = _suppress_allowed(h, part.hits[(True, name)], allow)
+            if len(h):
+                h["field"] = name
+                frames.append(h)
+        if not frames:
+            return _Result(np.zeros(n, dtype=bool), _empty_evidence())
+        h = pd.concat(frames, ignore_index=True)
+        mask = np.zeros(n, dtype=bool)
+        mask[h["row"].to_numpy(dtype=np.int64)] = True
+        texts = {name: part.text(name) for name in h["field"].unique()}
+        h["text"] = [str(texts[f].iat[r])[s:e] for f, r, s, e in
+                     zip(h["field"], h["row"], h["start"], h["end"])]
+        h["pattern"] = [self._patterns[node.normalize][p] for p in h["pattern"]]
+        h["kind"] = "keywords"
+        return _Result(mask, h[EVIDENCE_COLUMNS])
+
+    def _regex_eval(self, node: m.Regex, part: _Partition) -> _Result:
+        n = len(part.df)
+        mask = np.zeros(n, dtype=bool)
+        rows, fields, texts, starts, ends = [], [], [], [], []
+        compiled = self._regex[node.pattern]
+        for name in node.fields:
+            col = part.text(name)
+            arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
+            hit = pc.match_substring_regex(arr, node.pattern).fill_null(False).to_numpy(zero_copy_only=False)
+            for r in np.flatnonzero(hit):
+                mt = compiled.search(col.iat[r])
+                if mt is None:
+                    continue  # pyarrow and google-re2 are both RE2; they agree except on invalid UTF-8
+                mask[r] = True
+                rows.append(int(r)); fields.append(name); texts.append(mt.group(0))
+                starts.append(mt.start()); ends.append(mt.end())
+        ev = pd.DataFrame({"row": rows, "field": fields, "kind": "regex", "pattern": node.pattern,
+                           "text": texts, "start": starts, "end": ends}) if rows else _empty_evidence()
+        return _Result(mask, ev[EVIDENCE_COLUMNS] if rows else ev)
+
+
+def _suppress_allowed(h: pd.DataFrame, all_hits: KeywordHits, allow: np.ndarray) -> pd.DataFrame:
+    """Drop deny hits lying wholly inside an allowed phrase's hit in the same row and field."""
+    sel = np.isin(all_hits.pattern, allow)
+    if not sel.any():
+        return h
+    a = pd.DataFrame({"row": all_hits.row[sel], "a_start": all_hits.start[sel], "a_end": all_hits.end[sel]})
+    h = h.reset_index(drop=True)
+    h["_i"] = np.arange(len(h))
+    j = h.merge(a, on="row")
+    inside = j[(j["a_start"] <= j["start"]) & (j["end"] <= j["a_end"])]["_i"].unique()
+    return h[~h["_i"].isin(inside)].drop(columns="_i")
+
+
+def _leaf_evidence(mask: np.ndarray, name: str, kind: str, pattern: str, values: pd.Series) -> pd.DataFrame:
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return _empty_evidence()
+    return pd.DataFrame({"row": rows, "field": name, "kind": kind, "pattern": pattern,
+                         "text": [str(values.iat[r]) for r in rows], "start": None, "end": None})
+
+
+def _condition(cond: m.FieldCondition, col: pd.Series) -> np.ndarray:
+    """A field condition as a row mask. A missing value satisfies nothing but ``exists: false``."""
+    present = col.notna().to_numpy(dtype=bool)
+    if cond.op == "exists":
+        nonempty = present & (col.astype("string").fillna("") != "").to_numpy(dtype=bool)
+        return nonempty if cond.value else ~nonempty
+    op, value = cond.op, cond.value
+    if op in ("gt", "gte", "lt", "lte"):
+        num = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+        with np.errstate(invalid="ignore"):
+            res = {"gt": num > value, "gte": num >= value, "lt": num < value, "lte": num <= value}[op]
+        return res & ~np.isnan(num)
+    if op == "cidr":
+        nets = [ipaddress.ip_network(v) for v in value]
+        uniq = col.dropna().astype(str).unique()
+        inside = {u for u in uniq if _in_networks(u, nets)}
+        return col.astype("string").isin(inside).fillna(False).to_numpy(dtype=bool)
+    s = col.astype("string")
+    if op == "equals":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            num = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+            return num == value
+        res = s == str(value)
+    elif op in ("in", "not_in"):
+        res = s.isin([str(v) for v in value])
+        if op == "not_in":
+            res = ~res
+    elif op == "contains":
+        res = s.str.contains(value, regex=False)
+    elif op == "startswith":
+        res = s.str.startswith(value)
+    else:
+        res = s.str.endswith(value)
+    return res.fillna(False).to_numpy(dtype=bool) & present
+
+
+def _in_networks(text: str, nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in nets)

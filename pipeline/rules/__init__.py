@@ -1,0 +1,1 @@
+"""Rules: the model, loading with locations, lint, and the inline rule tests."""

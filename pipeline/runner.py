@@ -1,0 +1,244 @@
+"""Builds the Dask work for a scan and folds its results into cases; the only module that knows Dask.
+
+One task per source file: the worker reads and canonicalizes the file, evaluates the source's
+rules on it and returns hits, quarantined rows and counts. The rule set travels once per worker
+(scattered, small); each worker process compiles it once and caches it by the rule set's digest,
+so no automaton is ever pickled.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from loguru import logger
+
+from .cases.store import ApplyResult, CaseStore, open_store
+from .config import Settings
+from .errors import PipelineError, SourceError
+from .matchers.evaluate import CompiledRules
+from .matchers.hits import empty_hits, record_hits
+from .records import SCHEMAS, conform
+from .rules.loader import load_rules
+from .rules.model import RuleSet
+from .sources.base import REGISTRIES, ReadResult, expand
+
+# Source kinds scanned by record rules, and the modules that register their formats.
+SCANNED_SOURCES = ("objects", "logs", "streams")
+FORMAT_MODULES = {"objects": "pipeline.sources.objects", "logs": "pipeline.sources.logs",
+                  "streams": "pipeline.sources.streams"}
+# Entry settings each kind's readers accept.
+READER_EXTRAS = {"objects": ("bucket", "account_id"), "logs": ("domain", "account_id"),
+                 "streams": ("account_id",)}
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    source: str
+    path: str
+    format: str
+    extras: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class FileResult:
+    task: ScanTask
+    rows_read: int
+    rows_parsed: int
+    hits: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+@dataclass
+class ScanReport:
+    run_id: str
+    files: int = 0
+    rows_read: int = 0
+    rows_parsed: int = 0
+    rows_quarantined: int = 0
+    hits: int = 0
+    cases_new: int = 0
+    cases_updated: int = 0
+    cases_unchanged: int = 0
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def load_formats(source: str) -> None:
+    """Import the module that registers a source kind's formats (a no-op once imported)."""
+    module = FORMAT_MODULES.get(source)
+    if module:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def plan_tasks(settings: Settings) -> list[ScanTask]:
+    """Every file named by the config's sources, checked before any work is sent."""
+    tasks: list[ScanTask] = []
+    for source in SCANNED_SOURCES:
+        entries = getattr(settings.sources, source)
+        if not entries:
+            continue
+        load_formats(source)
+        registry = REGISTRIES[source]
+        for entry in entries:
+            registry.get(entry.format)  # unknown format: error listing the valid ones
+            extras = tuple((k, getattr(entry, k)) for k in READER_EXTRAS[source] if getattr(entry, k, None))
+            for path in expand(settings.resolve(entry.path)):
+                if source == "objects" and entry.format == "s3-inventory" and path.endswith("manifest.json"):
+                    continue  # the manifest describes the data files beside it; it is not data
+                tasks.append(ScanTask(source, path, entry.format, extras))
+    return tasks
+
+
+_COMPILED: dict[tuple[str, str], CompiledRules] = {}
+
+
+def compiled_for(ruleset: RuleSet, source: str) -> CompiledRules:
+    """This process's compiled rules for a source, built once per rule-set digest."""
+    key = (ruleset.digest, source)
+    if key not in _COMPILED:
+        _COMPILED.clear() if len(_COMPILED) > 8 else None
+        _COMPILED[key] = CompiledRules(ruleset.for_source(source), source)
+    return _COMPILED[key]
+
+
+def scan_file(task: ScanTask, ruleset: RuleSet) -> FileResult:
+    """Runs on a worker: read one file, evaluate its source's record rules, return hits and counts."""
+    load_formats(task.source)
+    reader = REGISTRIES[task.source].get(task.format)
+    result: ReadResult = reader(task.path, **dict(task.extras))
+    records = conform(result.records, SCHEMAS[task.source])
+    compiled = compiled_for(ruleset, task.source)
+    hits = record_hits(compiled, records) if compiled.rules else empty_hits()
+    return FileResult(task, result.rows_read, len(records), hits, result.quarantine)
+
+
+@contextmanager
+def dask_client(settings: Settings) -> Iterator[Any]:
+    """A distributed Client: to the configured scheduler, or to a fresh LocalCluster of processes."""
+    from distributed import Client, LocalCluster
+
+    address = settings.scheduler_address
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise PipelineError(f"cannot reach the Dask scheduler at {address}: {exc}",
+                                hint="start it, or set dask.scheduler: local") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with LocalCluster(n_workers=settings.dask.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _progress_enabled(settings: Settings) -> bool:
+    mode = settings.scan.progress
+    return mode == "always" or (mode == "auto" and sys.stderr.isatty())
+
+
+def run_tasks(client: Any, tasks: list[ScanTask], ruleset: RuleSet, settings: Settings) -> Iterator[FileResult]:
+    """Submit one task per file and yield results as they finish, with a progress bar."""
+    from distributed import as_completed
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    rs = client.scatter(ruleset, broadcast=True)
+    futures = [client.submit(scan_file, t, rs, retries=settings.dask.retries, pure=False) for t in tasks]
+    progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                        TimeElapsedColumn(), disable=not _progress_enabled(settings), transient=False)
+    with progress:
+        bar = progress.add_task("scan", total=len(futures))
+        try:
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except PipelineError:
+                    raise
+                progress.advance(bar)
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def scan(settings: Settings, *, config_path: str | None = None, client: Any = None) -> ScanReport:
+    """Run every configured source through its rules and fold the hits into cases."""
+    ruleset = load_rules(settings.rules_dir)  # a broken rule file stops the scan before any data is read
+    tasks = plan_tasks(settings)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        run_id = store.begin_run(config_path, ruleset.digest)
+        report = ScanReport(run_id)
+        logger.info("scan {}: {} rules, {} files", run_id, len(ruleset.rules), len(tasks))
+        try:
+            hits = _collect(settings, tasks, ruleset, store, report, client)
+            applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence)
+        except BaseException:
+            store.finish_run(run_id, "failed", report.as_dict())
+            raise
+        report.hits = len(hits)
+        report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
+        store.finish_run(run_id, "completed", {**report.as_dict(), "details": report.per_source})
+        logger.info("scan {} done: {} rows, {} quarantined, {} new cases", run_id, report.rows_read,
+                    report.rows_quarantined, report.cases_new)
+        return report
+    finally:
+        store.close()
+
+
+def _collect(settings: Settings, tasks: list[ScanTask], ruleset: RuleSet, store: CaseStore,
+             report: ScanReport, client: Any) -> pd.DataFrame:
+    frames: list[pd.DataFrame] = []
+    if not tasks:
+        return empty_hits()
+
+    def consume(results: Iterator[FileResult]) -> None:
+        for res in results:
+            report.files += 1
+            report.rows_read += res.rows_read
+            report.rows_parsed += res.rows_parsed
+            report.rows_quarantined += len(res.quarantine)
+            src = report.per_source.setdefault(res.task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
+                                                                  "rows_quarantined": 0})
+            src["files"] += 1
+            src["rows_read"] += res.rows_read
+            src["rows_parsed"] += res.rows_parsed
+            src["rows_quarantined"] += len(res.quarantine)
+            if len(res.quarantine):
+                store.save_quarantine(report.run_id, res.task.source, res.quarantine)
+                for q in res.quarantine.head(3).itertuples(index=False):
+                    if len(report.quarantine_samples) < 10:
+                        report.quarantine_samples.append({"file": q.source_file, "line": _int(q.source_line),
+                                                          "reason": q.reason})
+            if len(res.hits):
+                frames.append(res.hits)
+
+    if client is not None:
+        consume(run_tasks(client, tasks, ruleset, settings))
+    else:
+        with dask_client(settings) as c:
+            consume(run_tasks(c, tasks, ruleset, settings))
+    return pd.concat(frames, ignore_index=True) if frames else empty_hits()
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
+
+
+__all__ = ["ScanReport", "ScanTask", "scan", "scan_file", "plan_tasks", "dask_client", "ApplyResult",
+           "SourceError"]
