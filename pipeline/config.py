@@ -213,7 +213,9 @@ def load_settings(path: str | None = None, environ: dict[str, str] | None = None
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # A misspelt key shows up twice (unknown key, missing key): name the misspelling.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        err = errors[0]
         keys = tuple(err["loc"])
         dotted = ".".join(str(k) for k in keys)
         loc = _node_location(shown, root_node, keys) if root_node is not None else Location(shown)

@@ -126,7 +126,9 @@ def _fields(ctx: _Ctx, items: dict[str, tuple[yaml.Node, yaml.Node]], kind: str)
     fields = _str_list(ctx, items["fields"][1], "fields")
     if fields is None:
         return None
-    ok = all(_check_field(ctx, items["fields"][1], f) for f in fields)
+    fnode = items["fields"][1]
+    nodes = fnode.value if isinstance(fnode, yaml.SequenceNode) else [fnode] * len(fields)
+    ok = all([_check_field(ctx, n, f) for n, f in zip(nodes, fields)])
     return fields if ok else None
 
 

@@ -1,0 +1,80 @@
+"""The case store: stable ids, idempotent re-application of hits, bounded evidence, runs."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.cases.ids import case_id
+from pipeline.cases.store import CaseStore
+from pipeline.matchers.hits import HIT_COLUMNS
+from pipeline.rules import model as m
+
+
+def ruleset() -> m.RuleSet:
+    rule = m.Rule(id="objects.test.rule", title="t", clause="3.1.3.5.4", category="contraband_gambling",
+                  severity="high", sources=("objects",), match=None, path="x.yaml", line=1, content_hash="h1")
+    return m.RuleSet((rule,), "d1")
+
+
+def hits(keys: list[str], subject: str = "b/k1") -> pd.DataFrame:
+    rows = [{"rule_id": "objects.test.rule", "subject_type": "object", "subject_id": subject, "account_id": "acc1",
+             "event_time": pd.Timestamp("2026-11-01T00:00:00Z") + pd.Timedelta(minutes=i), "source_file": "f.csv",
+             "source_line": i + 2, "hit_key": k, "evidence": json.dumps([{"field": "key", "text": "赌场"}])}
+            for i, k in enumerate(keys)]
+    return pd.DataFrame(rows, columns=HIT_COLUMNS)
+
+
+def test_case_ids_are_stable_and_distinct() -> None:
+    a = case_id("r.x", "object", "b/k")
+    assert a == case_id("r.x", "object", "b/k")
+    assert a != case_id("r.x", "object", "b/k2") and a != case_id("r.y", "object", "b/k")
+
+
+def test_reapplying_the_same_hits_opens_nothing(tmp_path: Path) -> None:
+    store = CaseStore(tmp_path / "cases.db")
+    rs = ruleset()
+    r1 = store.begin_run(None, rs.digest)
+    res1 = store.apply_hits(r1, hits(["e1", "e2"]), rs, max_evidence=5)
+    r2 = store.begin_run(None, rs.digest)
+    res2 = store.apply_hits(r2, hits(["e1", "e2"]), rs, max_evidence=5)
+    assert (res1.new, res1.updated) == (1, 0)
+    assert (res2.new, res2.updated, res2.unchanged) == (0, 0, 1)
+    df = store.list_cases()
+    assert len(df) == 1 and df.iloc[0]["hit_count"] == 2 and df.iloc[0]["status"] == "open"
+    assert df.iloc[0]["run_ids"] == sorted([r1, r2])
+    case = store.get_case(df.iloc[0]["case_id"])
+    assert [h["action"] for h in case["history"]] == ["opened"]
+
+
+def test_new_hits_update_and_evidence_is_bounded(tmp_path: Path) -> None:
+    store = CaseStore(tmp_path / "cases.db")
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest), hits(["e1", "e2"]), rs, max_evidence=3)
+    res = store.apply_hits(store.begin_run(None, rs.digest), hits(["e2", "e3", "e4", "e5"]), rs, max_evidence=3)
+    assert (res.new, res.updated) == (0, 1)
+    case = store.get_case(case_id("objects.test.rule", "object", "b/k1"))
+    assert case["hit_count"] == 5
+    assert len(case["evidence"]) == 3 and case["evidence"][0]["hit_key"] == "e1"
+    assert case["evidence"][0]["source_file"] == "f.csv" and case["evidence"][0]["source_line"] == 2
+    assert [h["action"] for h in case["history"]] == ["opened", "hits_added"]
+
+
+def test_filters_and_runs(tmp_path: Path) -> None:
+    store = CaseStore(tmp_path / "cases.db")
+    rs = ruleset()
+    run = store.begin_run("config.yaml", rs.digest)
+    store.apply_hits(run, pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]), rs, max_evidence=3)
+    store.finish_run(run, "completed", {"rows_read": 10, "rows_parsed": 9, "rows_quarantined": 1, "cases_new": 2})
+    assert len(store.list_cases(account="acc1")) == 2
+    assert len(store.list_cases(account="nobody")) == 0
+    assert len(store.list_cases(severity="high", status="open")) == 2
+    runs = store.runs()
+    assert runs.iloc[0]["rows_quarantined"] == 1 and runs.iloc[0]["status"] == "completed"
+
+
+def test_schema_is_migrated_once(tmp_path: Path) -> None:
+    CaseStore(tmp_path / "cases.db").close()
+    store = CaseStore(tmp_path / "cases.db")
+    versions = [r[0] for r in store.conn.execute("SELECT version FROM schema_version")]
+    assert versions == [1]
