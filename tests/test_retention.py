@@ -1,0 +1,290 @@
+"""The retained store: partitions, manifests, idempotent and crash-safe ingest, verify, purge, holds.
+
+Run as a program (``python tests/test_retention.py STATE FILE...``) it ingests FILEs, so the crash
+tests can SIGKILL a real ingest in a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import StoreError
+from pipeline.records import LOGS, conform
+from pipeline.retention import (LEGAL_FLOOR_DAYS, hold_add, hold_list, hold_release, ingest, partitions_between,
+                                purge, verify)
+from pipeline.retention import partition as partition_mod
+from pipeline.sources.base import LOG_FORMATS, ReadResult, quarantine_frame
+
+DAY0 = datetime(2026, 8, 1, tzinfo=timezone.utc)
+
+
+def _read_jsonl(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """Canonical JSON lines; lines that are not JSON objects are quarantined."""
+    rows, bad = [], []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                row = json.loads(raw)
+                if not isinstance(row, dict):
+                    raise ValueError
+            except ValueError:
+                bad.append((path, number, "not a JSON object", raw.rstrip(b"\n")))
+                continue
+            row.setdefault("domain", domain)
+            row.setdefault("account_id", account_id)
+            rows.append({**row, "source_file": path, "source_line": number})
+    return ReadResult(conform(pd.DataFrame(rows), LOGS), quarantine_frame(bad), len(rows) + len(bad))
+
+
+# The real jsonl parser when it is there; this minimal one otherwise.
+FORMAT = "jsonl" if "jsonl" in LOG_FORMATS else "test-jsonl"
+if FORMAT not in LOG_FORMATS:
+    LOG_FORMATS.register(FORMAT)(_read_jsonl)
+
+
+def make_settings(state: Path, **env: str) -> Settings:
+    return load_settings(None, {"COMPLIANCE_STATE_DIR": str(state), **env})
+
+
+def write_log(path: Path, n: int, *, start: datetime = DAY0, span: timedelta = timedelta(days=3), seed: int = 0,
+              garbage: int = 0) -> Path:
+    """``n`` requests spread over ``span`` from ``start``, plus ``garbage`` unparseable lines."""
+    import random
+
+    rng = random.Random(seed)
+    bad_after = set(range(0, n, max(1, n // garbage))[:garbage]) if garbage else set()
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            ts = start + timedelta(seconds=rng.randrange(int(span.total_seconds())))
+            fh.write(json.dumps({
+                "ts": ts.isoformat(), "client_ip": f"10.{rng.randrange(4)}.{rng.randrange(8)}.{rng.randrange(256)}",
+                "domain": rng.choice(["img.example.cn", "WWW.Example.cn"]), "method": "GET",
+                "uri": f"/p/{i}?q=1", "status": 200, "bytes_sent": i,
+            }) + "\n")
+            if i in bad_after:
+                fh.write("{truncated\n")
+    return path
+
+
+def stored(settings: Settings) -> pd.DataFrame:
+    parts = partitions_between(settings, None, None)
+    tables = [pq.read_table(f).to_pandas() for p in parts for f in p.files]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(LOGS))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "state")
+
+
+def test_ingest_writes_sorted_day_partitions_with_manifests(settings: Settings, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition_mod, "ROW_GROUP_ROWS", 500)
+    log = write_log(tmp_path / "a.jsonl", 3000, garbage=3)
+    report = ingest(settings, [(log, FORMAT)])
+    assert (report.rows_read, report.rows_stored, report.rows_quarantined) == (3003, 3000, 3)
+    assert report.reconciled and report.partitions_written == (date(2026, 8, 1), date(2026, 8, 2), date(2026, 8, 3))
+
+    parts = partitions_between(settings, None, None)
+    assert sum(p.rows for p in parts) == 3000
+    for part in parts:
+        manifest = part.manifest
+        assert manifest["schema_version"] == 1 and manifest["day"] == part.day.isoformat()
+        assert manifest["sources"] == [{"sha256": manifest["sources"][0]["sha256"], "file": str(log),
+                                        "format": FORMAT, "rows": part.rows}]
+        meta = pq.ParquetFile(part.files[0]).metadata
+        assert meta.num_row_groups == -(-part.rows // 500)
+        col = meta.schema.to_arrow_schema().get_field_index("ip_key")
+        group = meta.row_group(0).column(col)
+        assert group.compression == "ZSTD" and group.statistics.has_min_max
+        df = pq.read_table(part.files[0]).to_pandas()
+        keys = list(zip(df["ip_key"], df["ts"]))
+        assert keys == sorted(keys)
+        assert (df["ts"].dt.date == part.day).all()
+        assert set(df["domain"]) == {"img.example.cn", "www.example.cn"}   # domains folded to lower case
+
+    q = pq.read_table(settings.state_path / "logs" / "quarantine" / f"{parts[0].manifest['sources'][0]['sha256']}.parquet")
+    assert q.num_rows == 3 and q.column("raw").to_pylist()[0] == b"{truncated"
+    assert sorted(q.column("source_line").to_pylist())[0] == 2
+
+
+def test_same_file_twice_adds_nothing(settings: Settings, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "a.jsonl", 500)
+    ingest(settings, [(log, FORMAT)])
+    before = {p.day: p.folder for p in partitions_between(settings, None, None)}
+    copy = tmp_path / "copy-of-a.jsonl"
+    copy.write_bytes(log.read_bytes())
+    again = ingest(settings, [(log, FORMAT), (copy, FORMAT)])
+    assert again.files_skipped == (str(log), str(copy))
+    assert (again.rows_read, again.rows_stored, again.partitions_written) == (0, 0, ())
+    assert {p.day: p.folder for p in partitions_between(settings, None, None)} == before
+    assert len(stored(settings)) == 500
+
+
+def test_new_file_for_an_existing_day_is_merged_and_resorted(settings: Settings, tmp_path: Path) -> None:
+    first = write_log(tmp_path / "a.jsonl", 400, span=timedelta(hours=20), seed=1)
+    second = write_log(tmp_path / "b.jsonl", 300, span=timedelta(hours=20), seed=2)
+    ingest(settings, [(first, FORMAT)])
+    report = ingest(settings, [(second, FORMAT)])
+    assert report.partitions_written == (date(2026, 8, 1),)
+    (part,) = partitions_between(settings, None, None)
+    assert part.rows == 700 and sorted(s["rows"] for s in part.manifest["sources"]) == [300, 400]
+    df = stored(settings)
+    assert list(zip(df["ip_key"], df["ts"])) == sorted(zip(df["ip_key"], df["ts"]))
+    # the replaced version is gone; only the published one remains
+    assert [p.name for p in part.folder.parent.iterdir() if p.name != "CURRENT"] == [part.folder.name]
+
+
+def test_bindings_fill_missing_accounts(settings: Settings, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "a.jsonl", 200)
+    ingest(settings, [(log, FORMAT)], bindings={"www.example.cn": "acct-7"})
+    df = stored(settings)
+    assert (df.loc[df["domain"] == "www.example.cn", "account_id"] == "acct-7").all()
+    assert df.loc[df["domain"] == "img.example.cn", "account_id"].isna().all()
+
+
+def test_verify_names_flipped_deleted_and_unexpected_files(settings: Settings, tmp_path: Path) -> None:
+    ingest(settings, [(write_log(tmp_path / "a.jsonl", 900), FORMAT)])
+    assert verify(settings).ok
+    p1, p2, p3 = partitions_between(settings, None, None)
+    data = bytearray(p1.files[0].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p1.files[0].write_bytes(bytes(data))
+    p2.files[0].unlink()
+    (p3.folder / "extra.parquet").write_bytes(b"PAR1")
+    report = verify(settings)
+    kinds = {(pr.kind, pr.path) for pr in report.problems}
+    assert ("altered", str(p1.files[0])) in kinds
+    assert ("missing", str(p2.files[0])) in kinds
+    assert ("unexpected", str(p3.folder / "extra.parquet")) in kinds
+    assert not report.ok
+
+
+def test_verify_notices_a_whole_partition_removed(settings: Settings, tmp_path: Path) -> None:
+    import shutil
+
+    ingest(settings, [(write_log(tmp_path / "a.jsonl", 300), FORMAT)])
+    part = partitions_between(settings, None, None)[1]
+    shutil.rmtree(part.folder.parent)
+    problems = verify(settings).problems
+    assert [(p.kind, Path(p.path).name) for p in problems] == [("missing", part.day.isoformat())]
+
+
+def _three_month_store(settings: Settings, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "old.jsonl", 400, start=DAY0, span=timedelta(days=40))
+    ingest(settings, [(log, FORMAT)])
+
+
+def test_purge_deletes_old_days_but_keeps_held_ones(settings: Settings, tmp_path: Path) -> None:
+    _three_month_store(settings, tmp_path)
+    days = [p.day for p in partitions_between(settings, None, None)]
+    assert len(days) == 40
+    hold_add(settings, "2026-08-05", "2026-08-06", "PSB request 2026-017", "legal")
+    today = date(2026, 8, 1) + timedelta(days=180 + 20)      # cutoff 2026-08-21
+    dry = purge(settings, today=today, dry_run=True, extra_holds=[date(2026, 8, 10)])
+    assert dry.cutoff == date(2026, 8, 21) and len(dry.deleted) == 17
+    assert len(partitions_between(settings, None, None)) == 40
+
+    report = purge(settings, today=today, extra_holds=[date(2026, 8, 10)])
+    assert report.kept_held == (date(2026, 8, 5), date(2026, 8, 6), date(2026, 8, 10))
+    left = [p.day for p in partitions_between(settings, None, None)]
+    assert left == [date(2026, 8, 5), date(2026, 8, 6), date(2026, 8, 10)] + [d for d in days if d >= report.cutoff]
+    assert verify(settings).ok   # purged days are not reported as lost
+
+    (hold,) = hold_list(settings)
+    hold_release(settings, hold.id, "legal", "request closed")
+    assert purge(settings, today=today, extra_holds=[date(2026, 8, 10)]).deleted == (date(2026, 8, 5), date(2026, 8, 6))
+    assert hold_list(settings, include_released=False) == []
+
+
+def test_purge_refuses_retention_below_the_legal_floor(tmp_path: Path) -> None:
+    short = make_settings(tmp_path / "s", COMPLIANCE_RETENTION__DAYS="30")
+    with pytest.raises(StoreError, match="below the legal floor") as err:
+        purge(short)
+    assert err.value.hint and "below_floor_reason" in err.value.hint
+    allowed = make_settings(tmp_path / "s", COMPLIANCE_RETENTION__DAYS="60",
+                            COMPLIANCE_RETENTION__BELOW_FLOOR_REASON="news service under 互联网信息服务管理办法 Art. 14")
+    assert purge(allowed, today=date(2026, 8, 1)).deleted == ()
+    assert LEGAL_FLOOR_DAYS == 180
+
+
+def test_hold_errors_say_what_to_do(settings: Settings) -> None:
+    with pytest.raises(StoreError, match="before it starts"):
+        hold_add(settings, "2026-08-05", "2026-08-01", "x", "y")
+    with pytest.raises(StoreError, match="not a day"):
+        hold_add(settings, "5 Aug", "2026-08-01", "x", "y")
+    with pytest.raises(StoreError, match="no hold"):
+        hold_release(settings, "hold-9999", "y", "z")
+
+
+# --- a killed ingest -------------------------------------------------------------------------
+
+def _child(state: Path, files: list[Path], **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, str(state), *map(str, files)],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _expected(files: list[Path]) -> list[tuple[str, int]]:
+    return sorted((str(f), n) for f in files for n in range(1, sum(1 for _ in open(f)) + 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["quarantine-written", "file-written", "version-written", "published",
+                                  "partition-published:2", "partition-published:4", "before-ledger"])
+def test_ingest_killed_at_a_step_then_rerun_stores_every_row_once(tmp_path: Path, step: str) -> None:
+    state = tmp_path / "state"
+    settings = make_settings(state)
+    ingest(settings, [(write_log(tmp_path / "seed.jsonl", 200, seed=9), FORMAT)])   # existing days get merged
+    files = [write_log(tmp_path / "a.jsonl", 700, seed=1), write_log(tmp_path / "b.jsonl", 500, seed=2,
+                                                                      start=DAY0 + timedelta(days=2))]
+    child = _child(state, files, PIPELINE_CRASH_AT=step)
+    assert child.wait(60) == -signal.SIGKILL, child.stderr.read() if child.stderr else ""
+    visible = stored(settings)   # whatever is visible now is whole: each partition matches its manifest
+    assert verify(settings).ok   # no partition is half-written; remains of the kill are only leftovers
+    for part in partitions_between(settings, None, None):
+        assert sum(pq.ParquetFile(f).metadata.num_rows for f in part.files) == part.rows
+    assert len(visible) >= 200
+
+    rerun = _child(state, files)
+    assert rerun.wait(60) == 0, rerun.stderr.read() if rerun.stderr else ""
+    df = stored(settings)
+    got = sorted(zip(df["source_file"], df["source_line"]))
+    assert got == sorted(_expected(files) + _expected([tmp_path / "seed.jsonl"]))
+    report = verify(settings)
+    assert report.ok and report.leftovers == ()
+
+
+@pytest.mark.slow
+def test_ingest_killed_at_random_instants_then_rerun_stores_every_row_once(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    files = [write_log(tmp_path / f"{i}.jsonl", 3000, seed=i, start=DAY0 + timedelta(days=i)) for i in range(3)]
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.3):
+        child = _child(state, files)
+        assert child.stdout is not None and child.stdout.readline() == b"ingesting\n"
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+        for part in partitions_between(make_settings(state), None, None):
+            assert sum(pq.ParquetFile(f).metadata.num_rows for f in part.files) == part.rows
+    final = _child(state, files)
+    assert final.wait(60) == 0
+    df = stored(make_settings(state))
+    assert sorted(zip(df["source_file"], df["source_line"])) == _expected(files)
+
+
+if __name__ == "__main__":
+    print("ingesting", flush=True)   # the parent times its kill from here, not from interpreter start
+    report = ingest(make_settings(Path(sys.argv[1])), [(Path(p), FORMAT) for p in sys.argv[2:]])
+    assert report.reconciled
