@@ -145,29 +145,34 @@ def read_audit(settings: Settings) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def _problem(raw: bytes, expected: int, prev: str) -> tuple[str | None, str]:
+    """What is wrong with one line given the chain so far (None if nothing), and its hash."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return "line is not valid JSON", prev
+    if not isinstance(entry, dict) or not {"seq", "prev_hash", "hash"} <= entry.keys():
+        return "entry lacks seq, prev_hash or hash", prev
+    if entry["seq"] != expected:
+        return f"seq is {entry['seq']}, expected {expected} (an entry was deleted, inserted or moved)", prev
+    if entry["prev_hash"] != prev:
+        return "prev_hash does not match the previous entry's hash (an entry before it changed or moved)", prev
+    if entry_hash(entry) != entry["hash"]:
+        return "hash does not match the entry's content (the entry was edited)", prev
+    return None, str(entry["hash"])
+
+
 def verify_audit(settings: Settings) -> AuditReport:
     """Walk the chain from the first entry; stop at the first entry that breaks it."""
     path = audit_path(settings)
-    prev, expected, count = GENESIS, 1, 0
+    prev, count = GENESIS, 0
     if path.exists():
         with open(path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):
-                def bad(problem: str) -> AuditReport:
-                    return AuditReport(count, expected, number, problem)
-
-                try:
-                    entry = json.loads(raw)
-                except ValueError:
-                    return bad("line is not valid JSON")
-                if not isinstance(entry, dict) or not {"seq", "prev_hash", "hash"} <= entry.keys():
-                    return bad("entry lacks seq, prev_hash or hash")
-                if entry["seq"] != expected:
-                    return bad(f"seq is {entry['seq']}, expected {expected} (an entry was deleted, inserted or moved)")
-                if entry["prev_hash"] != prev:
-                    return bad("prev_hash does not match the previous entry's hash (an entry before it changed or moved)")
-                if entry_hash(entry) != entry["hash"]:
-                    return bad("hash does not match the entry's content (the entry was edited)")
-                prev, expected, count = entry["hash"], expected + 1, count + 1
+                problem, prev = _problem(raw, count + 1, prev)
+                if problem is not None:
+                    return AuditReport(count, count + 1, number, problem)
+                count += 1
     head_path = audit_dir(settings) / "head.json"
     if head_path.exists():
         head = json.loads(head_path.read_text(encoding="utf-8"))
