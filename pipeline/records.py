@@ -89,7 +89,8 @@ def conform(df: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
         if name in df.columns:
             col = df[name]
             if dtype == TS:
-                col = pd.to_datetime(col, utc=True)
+                textual = col.dtype == object or pd.api.types.is_string_dtype(col.dtype)
+                col = pd.to_datetime(col, utc=True, format="ISO8601" if textual else None)
                 if str(col.dtype) != TS:
                     col = col.astype(TS)
             elif str(col.dtype) != dtype:

@@ -9,6 +9,7 @@ so no automaton is ever pickled.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -23,11 +24,13 @@ from .cases.store import ApplyResult, CaseStore, open_store
 from .config import Settings
 from .errors import PipelineError, SourceError
 from .matchers.evaluate import CompiledRules
-from .matchers.hits import empty_hits, record_hits
+from .matchers import aggregate
+from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
 from .records import SCHEMAS, conform
 from .rules.loader import load_rules
 from .rules.model import RuleSet
 from .sources.base import REGISTRIES, ReadResult, expand
+from .sources.bindings import owners, read_bindings
 
 # Source kinds scanned by record rules, and the modules that register their formats.
 SCANNED_SOURCES = ("objects", "logs", "streams")
@@ -46,6 +49,15 @@ class ScanTask:
     extras: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class ScanContext:
+    """What every task needs besides its file: the rules and who owns which domain / hub."""
+
+    ruleset: RuleSet
+    domain_owner: dict[str, str] = field(default_factory=dict)
+    hub_owner: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class FileResult:
     task: ScanTask
@@ -53,6 +65,7 @@ class FileResult:
     rows_parsed: int
     hits: pd.DataFrame
     quarantine: pd.DataFrame
+    partials: dict[str, pd.DataFrame] = field(default_factory=dict)  # aggregate rule id → partials
 
 
 @dataclass
@@ -115,15 +128,28 @@ def compiled_for(ruleset: RuleSet, source: str) -> CompiledRules:
     return _COMPILED[key]
 
 
-def scan_file(task: ScanTask, ruleset: RuleSet) -> FileResult:
-    """Runs on a worker: read one file, evaluate its source's record rules, return hits and counts."""
+def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataFrame:
+    """Fill account_id from the bindings where the source itself does not say."""
+    owners, key = ({"logs": (ctx.domain_owner, "domain"), "streams": (ctx.hub_owner, "hub")}
+                   .get(source, ({}, "")))
+    if not owners or records.empty:
+        return records
+    looked_up = records[key].astype("string").str.lower().map(owners).astype("string")
+    records["account_id"] = records["account_id"].fillna(looked_up)
+    return records
+
+
+def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
+    """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
     load_formats(task.source)
     reader = REGISTRIES[task.source].get(task.format)
     result: ReadResult = reader(task.path, **dict(task.extras))
-    records = conform(result.records, SCHEMAS[task.source])
-    compiled = compiled_for(ruleset, task.source)
+    records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
+    compiled = compiled_for(ctx.ruleset, task.source)
     hits = record_hits(compiled, records) if compiled.rules else empty_hits()
-    return FileResult(task, result.rows_read, len(records), hits, result.quarantine)
+    parts = {rule.id: aggregate.partials(rule, records, compiled.match_mask(rule, records))
+             for rule in compiled.rules if rule.aggregate is not None}
+    return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts)
 
 
 @contextmanager
@@ -153,13 +179,13 @@ def _progress_enabled(settings: Settings) -> bool:
     return mode == "always" or (mode == "auto" and sys.stderr.isatty())
 
 
-def run_tasks(client: Any, tasks: list[ScanTask], ruleset: RuleSet, settings: Settings) -> Iterator[FileResult]:
+def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Settings) -> Iterator[FileResult]:
     """Submit one task per file and yield results as they finish, with a progress bar."""
     from distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    rs = client.scatter(ruleset, broadcast=True)
-    futures = [client.submit(scan_file, t, rs, retries=settings.dask.retries, pure=False) for t in tasks]
+    shared = client.scatter(ctx, broadcast=True)
+    futures = [client.submit(scan_file, t, shared, retries=settings.dask.retries, pure=False) for t in tasks]
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                         TimeElapsedColumn(), disable=not _progress_enabled(settings), transient=False)
     with progress:
@@ -180,13 +206,14 @@ def scan(settings: Settings, *, config_path: str | None = None, client: Any = No
     """Run every configured source through its rules and fold the hits into cases."""
     ruleset = load_rules(settings.rules_dir)  # a broken rule file stops the scan before any data is read
     tasks = plan_tasks(settings)
+    ctx = scan_context(settings, ruleset)
     store = open_store(settings.state_path, settings.case_store)
     try:
         run_id = store.begin_run(config_path, ruleset.digest)
         report = ScanReport(run_id)
         logger.info("scan {}: {} rules, {} files", run_id, len(ruleset.rules), len(tasks))
         try:
-            hits = _collect(settings, tasks, ruleset, store, report, client)
+            hits = _collect(settings, tasks, ctx, store, report, client)
             applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence)
         except BaseException:
             store.finish_run(run_id, "failed", report.as_dict())
@@ -201,9 +228,19 @@ def scan(settings: Settings, *, config_path: str | None = None, client: Any = No
         store.close()
 
 
-def _collect(settings: Settings, tasks: list[ScanTask], ruleset: RuleSet, store: CaseStore,
+def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
+    frames = [read_bindings(f, e.format)
+              for e in settings.sources.bindings for f in expand(settings.resolve(e.path))]
+    if not frames:
+        return ScanContext(ruleset)
+    b = pd.concat(frames, ignore_index=True)
+    return ScanContext(ruleset, owners(b, "domain"), owners(b, "hub"))
+
+
+def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,
              report: ScanReport, client: Any) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
+    partials: dict[str, list[pd.DataFrame]] = {}
     if not tasks:
         return empty_hits()
 
@@ -227,13 +264,54 @@ def _collect(settings: Settings, tasks: list[ScanTask], ruleset: RuleSet, store:
                                                           "reason": q.reason})
             if len(res.hits):
                 frames.append(res.hits)
+            for rule_id, part in res.partials.items():
+                if len(part):
+                    partials.setdefault(rule_id, []).append(part)
 
     if client is not None:
-        consume(run_tasks(client, tasks, ruleset, settings))
+        consume(run_tasks(client, tasks, ctx, settings))
     else:
         with dask_client(settings) as c:
-            consume(run_tasks(c, tasks, ruleset, settings))
+            consume(run_tasks(c, tasks, ctx, settings))
+    for rule_id, parts in partials.items():
+        agg_hits = aggregate_hits(ctx.ruleset.by_id(rule_id), pd.concat(parts, ignore_index=True))
+        is_domain = agg_hits["subject_type"] == "domain"
+        agg_hits.loc[is_domain, "account_id"] = [ctx.domain_owner.get(str(d).lower(), "")
+                                                 for d in agg_hits.loc[is_domain, "subject_id"]]
+        frames.append(agg_hits)
     return pd.concat(frames, ignore_index=True) if frames else empty_hits()
+
+
+def aggregate_hits(rule: Any, parts: pd.DataFrame) -> pd.DataFrame:
+    """An aggregate rule's episodes over the threshold, as hit rows (one per episode)."""
+    episodes = aggregate.evaluate(rule, parts)
+    if episodes.empty:
+        return empty_hits()
+    agg = rule.aggregate
+    subject_field = rule.subject or agg.group_by[0]
+    stype = LOG_SUBJECT_TYPES.get(subject_field, subject_field)
+    measure = (f"distinct {agg.distinct_field} >= {agg.distinct_gte}" if agg.distinct_field
+               else f"sum {agg.sum_field} >= {agg.sum_gte:g}" if agg.sum_field else f"count >= {agg.count_gte}")
+    rows = []
+    for ep in episodes.to_dict("records"):
+        samples = json.loads(ep["samples"])
+        first = samples[0].rsplit(":", 1) if samples else ["", ""]
+        group = ", ".join(f"{g}={ep[g]}" for g in agg.group_by)
+        rows.append({
+            "rule_id": rule.id, "subject_type": stype, "subject_id": str(ep[subject_field]),
+            "account_id": str(ep["account_id"]) if "account_id" in ep and ep["account_id"] else "",
+            "event_time": ep["window_start"], "source_file": first[0],
+            "source_line": int(first[1]) if len(first) > 1 and first[1].isdigit() else None,
+            "hit_key": f"window:{ep['window_start'].isoformat()}",
+            "evidence": json.dumps([{
+                "field": agg.distinct_field or agg.sum_field or "requests", "kind": "aggregate",
+                "pattern": f"{measure} per {'+'.join(agg.group_by)} in {agg.window_seconds}s",
+                "text": f"{group}: {ep['value']:g} between {ep['window_start'].isoformat()} and "
+                        f"{ep['window_end'].isoformat()}",
+                "value": ep["value"], "threshold": ep["threshold"], "lines": samples,
+            }], ensure_ascii=False),
+        })
+    return pd.DataFrame(rows, columns=HIT_COLUMNS)
 
 
 def _int(v: Any) -> int | None:

@@ -86,9 +86,11 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     if over.empty:
         return pd.DataFrame(columns=cols)
     # episodes: runs of consecutive window starts within one group
-    new_group = (over[groups].ne(over[groups].shift())).any(axis=1)
-    gap = over["wstart"].diff().fillna(k + 1) > 1
-    over["episode"] = (new_group | gap).cumsum()
+    keys = over[groups].astype("string").fillna("").agg("\x1f".join, axis=1).to_numpy(dtype=object)
+    new_group = np.r_[True, keys[1:] != keys[:-1]]
+    starts = over["wstart"].to_numpy(dtype=np.int64)
+    gap = np.r_[True, np.diff(starts) > 1]
+    over["episode"] = np.cumsum(new_group | gap)
     ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups},
                                      first=("wstart", "min"), last=("wstart", "max"), value=("value", "max"))
     sample_map = _samples(parts, groups, k)

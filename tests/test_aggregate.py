@@ -1,0 +1,72 @@
+"""Aggregate rules: windows, thresholds at the edge, partials combining across files exactly."""
+
+import pandas as pd
+
+from pipeline.matchers import aggregate
+from pipeline.records import LOGS, conform
+from pipeline.rules import model as m
+
+
+def rule(agg: m.Aggregate) -> m.Rule:
+    return m.Rule(id="logs.t.r", title="t", clause="3.1.3.7", category="attack_scanning", severity="low",
+                  sources=("logs",), match=None, path="x", line=1, content_hash="h", aggregate=agg)
+
+
+def logs(times: list[str], ip: str = "1.2.3.4", **extra: object) -> pd.DataFrame:
+    df = pd.DataFrame({"ts": pd.to_datetime(times, utc=True, format="ISO8601"), "client_ip": ip, "source_file": "a.log",
+                       "source_line": range(1, len(times) + 1), **extra})
+    return conform(df, LOGS)
+
+
+def burst(n: int, start: str, spacing_s: float) -> list[str]:
+    t0 = pd.Timestamp(start)
+    return [(t0 + pd.Timedelta(seconds=i * spacing_s)).isoformat() for i in range(n)]
+
+
+COUNT = rule(m.Aggregate(("client_ip",), 60, count_gte=50))
+
+
+def run(r: m.Rule, *frames: pd.DataFrame) -> pd.DataFrame:
+    parts = [aggregate.partials(r, f, [True] * len(f)) for f in frames]
+    return aggregate.evaluate(r, pd.concat(parts, ignore_index=True))
+
+
+def test_threshold_exactly_met_and_just_missed() -> None:
+    assert len(run(COUNT, logs(burst(50, "2026-11-01T10:00:05Z", 0.5)))) == 1
+    assert len(run(COUNT, logs(burst(49, "2026-11-01T10:00:05Z", 0.5)))) == 0
+
+
+def test_burst_across_a_minute_boundary_is_caught() -> None:
+    # 60 requests from 10:00:40 to 10:01:09.5: no calendar minute holds 50 of them
+    got = run(COUNT, logs(burst(60, "2026-11-01T10:00:40Z", 0.5)))
+    assert len(got) == 1 and got.iloc[0]["value"] >= 50
+
+
+def test_slow_traffic_is_not_a_burst() -> None:
+    assert len(run(COUNT, logs(burst(200, "2026-11-01T10:00:00Z", 5)))) == 0
+
+
+def test_partials_from_two_files_combine() -> None:
+    times = burst(60, "2026-11-01T10:00:00Z", 0.5)
+    whole = run(COUNT, logs(times))
+    split = run(COUNT, logs(times[:25]), logs(times[25:]))
+    assert len(whole) == len(split) == 1 and whole.iloc[0]["value"] == split.iloc[0]["value"]
+
+
+def test_groups_are_separate() -> None:
+    times = burst(30, "2026-11-01T10:00:00Z", 1)
+    assert len(run(COUNT, logs(times, ip="1.1.1.1"), logs(times, ip="2.2.2.2"))) == 0
+
+
+def test_distinct_and_daily_sum() -> None:
+    distinct = rule(m.Aggregate(("client_ip",), 600, distinct_field="path", distinct_gte=100))
+    times = burst(150, "2026-11-01T10:00:00Z", 2)
+    many = logs(times, path=[f"/p{i % 120}" for i in range(150)])
+    few = logs(times, path=[f"/p{i % 20}" for i in range(150)])
+    assert len(run(distinct, many)) == 1 and len(run(distinct, few)) == 0
+    daily = rule(m.Aggregate(("domain",), 86400, sum_field="bytes_sent", sum_gte=1e9))
+    day = logs(burst(10, "2026-11-01T01:00:00Z", 3600), domain="a.com", bytes_sent=[2e8] * 10)
+    got = run(daily, day)
+    assert len(got) == 1 and got.iloc[0]["value"] == 2e9
+    assert got.iloc[0]["window_start"] == pd.Timestamp("2026-11-01T00:00:00Z")
+    assert got.iloc[0]["window_end"] == pd.Timestamp("2026-11-02T00:00:00Z")

@@ -1,0 +1,132 @@
+"""Rule evaluation over a partition: every matcher kind, exceptions, and evidence spans."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.matchers.evaluate import CompiledRules
+from pipeline.matchers.hits import record_hits
+from pipeline.records import LOGS, OBJECTS, conform
+from pipeline.rules.loader import load_rules
+
+RULES = """\
+rules:
+  - id: objects.gambling.promotion
+    title: Gambling
+    clause: "3.1.3.5.4"
+    category: contraband_gambling
+    severity: high
+    source: objects
+    match:
+      any:
+        - keywords: [赌场, 百家乐, casino]
+          fields: [key, title]
+        - regex: '(?i)lottery-\\d{3,}'
+          fields: [key]
+    unless:
+      - allow_words: [赌场风云]
+      - field: bucket
+        in: [licensed-lottery]
+  - id: objects.moderation.pulp
+    title: Porn label
+    clause: "3.1.3.5.3"
+    category: pornographic_adult
+    severity: medium
+    source: objects
+    match:
+      all:
+        - field: labels.pulp
+          gte: 0.9
+        - not: {field: mime_type, startswith: "text/"}
+  - id: objects.hash.bad
+    title: Known bad
+    clause: "3.1.3.7"
+    category: malware
+    severity: critical
+    source: objects
+    match: {hash_list: bad.txt, field: md5}
+  - id: logs.attack.internal
+    title: from a blocked range
+    clause: "3.1.3.7"
+    category: attack_injection
+    severity: low
+    source: logs
+    match:
+      all:
+        - {field: client_ip, cidr: ["10.0.0.0/8", "2001:db8::/32"]}
+        - {field: status, gte: 400}
+        - keywords: [赌场]
+          fields: [uri]
+"""
+
+
+@pytest.fixture()
+def ruleset(tmp_path: Path):
+    (tmp_path / "bad.txt").write_text("0123456789abcdef0123456789abcdef\n")
+    (tmp_path / "r.yaml").write_text(RULES, encoding="utf-8")
+    return load_rules(str(tmp_path))
+
+
+def objects(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    df["source_file"] = "f.csv"
+    df["source_line"] = range(2, len(df) + 2)
+    return conform(df, OBJECTS)
+
+
+def matched(ruleset, df: pd.DataFrame, source: str = "objects") -> dict[str, list[int]]:
+    compiled = CompiledRules(ruleset.for_source(source), source)
+    return {rule.id: [int(i) for i in mask.nonzero()[0]] for rule, mask, _ in compiled.evaluate(df)}
+
+
+def test_keywords_regex_and_exceptions(ruleset) -> None:
+    df = objects([
+        {"bucket": "b", "key": "promo/賭 場.png"},            # traditional + separator: hit
+        {"bucket": "b", "key": "movies/赌场风云.mp4"},          # inside an allowed phrase: no hit
+        {"bucket": "b", "key": "movies/赌场风云-赌场.mp4"},      # a second, free occurrence: hit
+        {"bucket": "licensed-lottery", "key": "百家乐.png"},    # excepted bucket: no hit
+        {"bucket": "b", "key": "x/LOTTERY-2026.zip"},          # regex, case-insensitive: hit
+        {"bucket": "b", "key": "x/casinos.txt"},               # Latin keyword inside a longer word: no hit
+        {"bucket": "b", "key": "x/casino_2026.png"},           # '_' is a boundary: hit
+        {"bucket": "b", "key": None, "title": None},           # nulls never match
+    ])
+    assert matched(ruleset, df)["objects.gambling.promotion"] == [0, 2, 4, 6]
+
+
+def test_field_conditions_on_labels_and_hashes(ruleset) -> None:
+    df = objects([
+        {"bucket": "b", "key": "a.jpg", "mime_type": "image/jpeg", "labels": '{"pulp": 0.95}'},
+        {"bucket": "b", "key": "b.jpg", "mime_type": "image/jpeg", "labels": '{"pulp": 0.89}'},
+        {"bucket": "b", "key": "c.txt", "mime_type": "text/plain", "labels": '{"pulp": 0.99}'},
+        {"bucket": "b", "key": "d.jpg", "mime_type": "image/jpeg", "labels": "not json"},
+        {"bucket": "b", "key": "e.bin", "md5": "0123456789ABCDEF0123456789ABCDEF"},
+    ])
+    got = matched(ruleset, df)
+    assert got["objects.moderation.pulp"] == [0]
+    assert got["objects.hash.bad"] == [4]
+
+
+def test_evidence_carries_original_span_and_provenance(ruleset) -> None:
+    df = objects([{"bucket": "b", "key": "k1", "title": "最新 賭\u200b場 開業", "account_id": "acc9", "etag": "e1"}])
+    hits = record_hits(CompiledRules(ruleset.for_source("objects"), "objects"), df)
+    assert len(hits) == 1
+    row = hits.iloc[0]
+    assert row["subject_type"] == "object" and row["subject_id"] == "b/k1" and row["account_id"] == "acc9"
+    assert row["source_file"] == "f.csv" and row["source_line"] == 2 and row["hit_key"] == "b/k1@e1"
+    import json
+    ev = json.loads(row["evidence"])[0]
+    assert ev["field"] == "title" and ev["text"] == "賭\u200b場" and ev["pattern"] == "赌场"
+    assert ev["normalized"] == "赌场"
+    assert "最新 賭\u200b場 開業"[ev["span"][0]:ev["span"][1]] == ev["text"]
+
+
+def test_log_cidr_status_and_url_decoding(ruleset) -> None:
+    df = conform(pd.DataFrame([
+        {"client_ip": "10.1.2.3", "status": 404, "uri": "/%E8%B5%8C%E5%9C%BA/x"},
+        {"client_ip": "11.1.2.3", "status": 404, "uri": "/%E8%B5%8C%E5%9C%BA/x"},
+        {"client_ip": "2001:db8::1", "status": 500, "uri": "/赌场"},
+        {"client_ip": "10.1.2.3", "status": 200, "uri": "/赌场"},
+        {"client_ip": "not-an-ip", "status": 500, "uri": "/赌场"},
+    ]), LOGS)
+    assert matched(ruleset, df, "logs")["logs.attack.internal"] == [0, 2]
