@@ -1,0 +1,25 @@
+"""nginx / Apache ``combined`` access logs:
+``$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"``."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from .base import LOG_FORMATS, ReadResult
+from .logs_layout import Field, Layout, canonical, read_layout
+
+LAYOUT = Layout("combined", (
+    Field("client_ip"), Field(None, label="ident"), Field(None, label="user"),
+    Field("time", "clftime"), Field("request", "quoted", "request"), Field("status", "status", "status"),
+    Field("bytes_sent", "int", "byte count"), Field("referer", "quoted", "referer"),
+    Field("user_agent", "quoted", "user agent"),
+))
+
+
+@LOG_FORMATS.register("combined")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """Parse one combined log; ``domain`` / ``account_id`` fill those columns (the format lacks them)."""
+    def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
+        return canonical(cols, failures, domain=domain, account_id=account_id)
+
+    return read_layout(path, (LAYOUT,), build)

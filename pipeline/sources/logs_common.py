@@ -1,0 +1,326 @@
+"""What every access-log parser shares: splitting a file into physical lines, rejecting the lines
+that cannot be text, vectorized field conversions, and assembling the canonical frame.
+
+Line accounting, the contract a caller reconciles against ``wc -l``:
+a file's physical lines are its ``\\n``-terminated lines plus a final unterminated line if the file
+does not end in ``\\n`` (so ``wc -l`` + 1 in that case). ``\\r\\n`` endings are accepted. Every
+physical line is a data line except the directive lines a format declares (W3C ``#...`` lines),
+which are neither records nor quarantine. Blank lines are data lines and are quarantined as
+``blank line``, so that ``rows_read == physical lines - directive lines`` always holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..records import LOGS, TS, conform
+from .base import ReadResult, open_bytes, quarantine_frame
+
+MAX_LINE_BYTES = 64 * 1024
+_CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in cache
+_UTF8_BLOCK = 1 << 16     # lines per block when looking for invalid UTF-8
+
+Reject = tuple[int, str]  # (index into the file's lines, reason)
+
+
+@dataclass(frozen=True)
+class Lines:
+    """The data lines of one file that are valid UTF-8 text, newline stripped, in file order."""
+
+    path: str
+    text: pa.LargeStringArray
+    line_no: np.ndarray                      # 1-based physical line number of each element
+    rejected: tuple[tuple[int, str, bytes], ...]  # (line number, reason, raw bytes) found while splitting
+    rows_read: int                           # data lines: len(text) + len(rejected)
+
+    def raw(self, i: int) -> bytes:
+        return str(self.text[i].as_py()).encode("utf-8")
+
+
+def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, newline and a preceding CR excluded) of every physical line."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    found = [np.flatnonzero(buf[i:i + _CHUNK] == 10) + i for i in range(0, len(buf), _CHUNK)]
+    newlines = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    newlines = newlines.astype(np.int64)
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), newlines + 1])
+    ends = np.concatenate([newlines, np.array([len(data)], dtype=np.int64)])
+    if starts[-1] == len(data):  # the file ends with a newline: no unterminated last line
+        starts, ends = starts[:-1], ends[:-1]
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13) if len(buf) else ends > starts
+    return starts, ends - has_cr.astype(np.int64)
+
+
+def _invalid_utf8(arr: pa.Array, first: int) -> list[int]:
+    """Indices of the elements of a binary array that are not UTF-8, by bisecting failed casts.
+
+    A cast validates a whole block in C; only blocks that fail are split, so a clean file costs
+    one pass and each bad line costs a handful of small casts.
+    """
+    try:
+        arr.cast(pa.large_string())
+        return []
+    except pa.ArrowInvalid:
+        if len(arr) == 1:
+            return [first]
+    half = len(arr) // 2
+    return _invalid_utf8(arr.slice(0, half), first) + _invalid_utf8(arr.slice(half), first + half)
+
+
+def read_lines(path: str, *, directive_prefix: bytes | None = None
+               ) -> tuple[Lines, list[tuple[int, str]]]:
+    """Split a file into data lines; reject over-long, blank and non-UTF-8 lines.
+
+    Lines starting with ``directive_prefix`` are directives, not data lines; they are returned
+    as ``(line number, text)`` pairs for the formats whose header they carry.
+    """
+    data = open_bytes(path)
+    starts, ends = _line_bounds(data)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    lengths = ends - starts
+    directive = np.zeros(len(starts), dtype=bool)
+    if directive_prefix is not None and len(starts):
+        nonempty = lengths > 0
+        directive[nonempty] = buf[starts[nonempty]] == directive_prefix[0]
+    too_long = lengths > MAX_LINE_BYTES
+    blank = lengths == 0
+    rejected: list[tuple[int, str, bytes]] = []
+    for i in np.flatnonzero(too_long):
+        rejected.append((int(i) + 1, f"line longer than {MAX_LINE_BYTES} bytes ({int(lengths[i])})",
+                         data[starts[i]:ends[i]]))
+    for i in np.flatnonzero(blank):
+        rejected.append((int(i) + 1, "blank line", b""))
+    directives = [(int(i) + 1, data[starts[i]:ends[i]].decode("utf-8", "replace"))
+                  for i in np.flatnonzero(directive)]
+
+    # Each line viewed with its terminator: zero-copy over the file's bytes.
+    offsets = np.concatenate([starts, np.array([len(data)], dtype=np.int64)])
+    binary: pa.Array = pa.Array.from_buffers(pa.large_binary(), len(starts),
+                                             [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    keep = np.flatnonzero(~(too_long | blank | directive))
+    if len(keep) != len(starts):
+        binary = binary.take(pa.array(keep))
+    invalid = _invalid_utf8(binary, 0) if len(binary) else []
+    if invalid:
+        for j in invalid:
+            i = keep[j]
+            rejected.append((int(i) + 1, "invalid UTF-8", data[starts[i]:ends[i]]))
+        mask = np.ones(len(keep), dtype=bool)
+        mask[invalid] = False
+        binary = binary.filter(pa.array(mask))
+        keep = keep[mask]
+    text = pc.utf8_rtrim(binary.cast(pa.large_string()), characters="\r\n")
+    # Whitespace-only lines carry no data either; rare, so one vectorized test finds them.
+    spaces = pc.utf8_is_space(text)
+    if pc.any(spaces).as_py():
+        sp = indices(spaces)
+        for j in sp:
+            rejected.append((int(keep[j]) + 1, "blank line", data[starts[keep[j]]:ends[keep[j]]]))
+        mask = np.ones(len(keep), dtype=bool)
+        mask[sp] = False
+        text = text.filter(pa.array(mask))
+        keep = keep[mask]
+    rejected.sort()
+    lines = Lines(path=path, text=text, line_no=keep + 1, rejected=tuple(rejected),
+                  rows_read=len(text) + len(rejected))
+    return lines, directives
+
+
+# --- vectorized conversions -------------------------------------------------------------------
+
+def parse_times(col: pa.Array, fmt: str, *, suffix: str = "") -> pa.Array:
+    """Strings → timestamp[ns, UTC] (null where unparsable), parsing each distinct value once.
+
+    Access logs repeat the same second thousands of times, so parsing the dictionary instead of
+    the column is several times faster. ``suffix`` is appended before parsing (e.g. ``" +0800"``
+    for formats written in Beijing time without an offset).
+    """
+    if len(col) == 0:
+        return pa.array([], pa.timestamp("ns", "UTC"))
+    enc = pc.dictionary_encode(col)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    values = enc.dictionary
+    if suffix:
+        values = pc.binary_join_element_wise(values, pa.scalar(suffix, values.type), pa.scalar("", values.type))
+    parsed = pc.strptime(values, format=fmt, unit="ns", error_is_null=True)
+    if parsed.type != pa.timestamp("ns", "UTC"):
+        parsed = pc.assume_timezone(parsed, "UTC") if parsed.type.tz is None else parsed.cast(pa.timestamp("ns", "UTC"))
+    return pc.take(parsed, enc.indices)
+
+
+def dash_to_null(col: pa.Array) -> pa.Array:
+    """``-`` and empty strings → null (the logs' way of saying "absent")."""
+    absent = pc.or_(pc.equal(col, "-"), pc.equal(col, ""))
+    return pc.if_else(absent, pa.scalar(None, col.type), col)
+
+
+def to_int(col: pa.Array, *, dash_is_zero: bool = False) -> pa.Array:
+    """Digit strings → int64; ``-`` → 0 or null. Non-numbers become null (the caller reports them)."""
+    if dash_is_zero:
+        col = pc.if_else(pc.equal(col, "-"), pa.scalar("0", col.type), col)
+    try:  # the layouts' patterns already admit digits only: one checked cast is the usual case
+        return pc.cast(col, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    ok = pc.match_substring_regex(col, r"^[0-9]{1,18}$")
+    return pc.if_else(ok, pc.cast(pc.if_else(ok, col, pa.scalar("0", col.type)), pa.int64()),
+                      pa.scalar(None, pa.int64()))
+
+
+def to_float(col: pa.Array) -> pa.Array:
+    """Decimal strings → float64; ``-`` and non-numbers → null."""
+    col = dash_to_null(col)
+    try:
+        return pc.cast(col, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    ok = pc.match_substring_regex(col, r"^[0-9]{1,15}(\.[0-9]{1,9})?$")
+    return pc.if_else(ok, pc.cast(pc.if_else(ok, col, pa.scalar("0", col.type)), pa.float64()),
+                      pa.scalar(None, pa.float64()))
+
+
+_METHOD = r"^[A-Za-z]{1,20}$"
+_ABSOLUTE = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<host>[^/?#]*)(?P<rest>.*)$"
+
+
+def nth(lists: pa.Array, k: int) -> pa.Array:
+    """Element ``k`` of each list (null where the list is shorter or null).
+
+    ``pc.list_element`` costs several times more than one ``take`` on the flattened values.
+    """
+    offsets = lists.offsets.to_numpy()
+    idx = offsets[:-1] + k
+    ok = (offsets[1:] - offsets[:-1]) > k
+    if lists.null_count:
+        ok &= np.asarray(lists.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if ok.all():
+        return lists.values.take(pa.array(idx))
+    return lists.values.take(pa.array(np.where(ok, idx, 0), mask=~ok))
+
+
+def split_request(request: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A request line (``GET /a?b HTTP/1.1``) → (method, uri).
+
+    A request that is not of that shape (``-``, a TLS handshake logged as ``\\x16\\x03...``) is
+    still a request someone made: method is null and uri keeps the whole text, so that rules see it.
+    """
+    parts = pc.split_pattern(request, " ")
+    lengths = pc.list_value_length(parts)
+    method = nth(parts, 0)
+    shaped = pc.and_(pc.is_in(lengths, pa.array([2, 3], lengths.type)), pc.match_substring_regex(method, _METHOD))
+    shaped = pc.fill_null(shaped, False)
+    method = pc.if_else(shaped, method, pa.scalar(None, method.type))
+    uri = pc.if_else(shaped, nth(parts, 1), dash_to_null(request.cast(method.type)))
+    return method, uri
+
+
+def split_uri(uri: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """uri → (path, query without '?' or null when there is no '?', host of an absolute-form target)."""
+    host = pa.nulls(len(uri), uri.type)
+    target = uri
+    absolute = pc.fill_null(pc.match_substring_regex(uri, _ABSOLUTE), False)
+    if pc.any(absolute).as_py():  # proxies and CDNs log "GET http://host/path HTTP/1.1"
+        st = pc.extract_regex(uri, _HOST)
+        host = pc.if_else(absolute, dash_to_null(pc.struct_field(st, "host")), host)
+        target = pc.if_else(absolute, pc.struct_field(st, "rest"), uri)
+    parts = pc.split_pattern(target, "?", max_splits=1)
+    return nth(parts, 0), nth(parts, 1), host
+
+
+def constant(value: str | None, n: int) -> pa.Array:
+    """A string column of ``n`` copies of ``value`` (null when None), built without a Python loop."""
+    if value is None:
+        return pa.nulls(n, pa.large_string())
+    codes = pa.array(np.zeros(n, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(codes, pa.array([value], pa.large_string())).cast(pa.large_string())
+
+
+# --- assembling the result --------------------------------------------------------------------
+
+def _pandas(col: pa.Array | pa.ChunkedArray, dtype: str) -> pd.Series:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if dtype == TS:
+        return pd.Series(col.to_pandas(), dtype=TS) if len(col) else pd.Series([], dtype=TS)
+    if dtype == "string":
+        return pd.Series(pd.arrays.ArrowStringArray(pc.cast(col, pa.large_string())), dtype="string") \
+            if len(col) else pd.Series([], dtype="string")
+    mapper = {"Int64": pd.Int64Dtype(), "Float64": pd.Float64Dtype()}
+    return col.to_pandas(types_mapper={col.type: mapper[dtype]}.get).astype(dtype)
+
+
+def assemble(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,
+             rows_read: int | None = None) -> ReadResult:
+    """Build the ReadResult from canonical columns aligned with ``lines.text``.
+
+    ``failures`` maps an index into ``lines.text`` to its quarantine reason; those rows are
+    dropped from the records. Provenance columns are added here.
+    """
+    n = len(lines.text)
+    quarantined = [(lines.path, ln, reason, raw) for ln, reason, raw in lines.rejected]
+    if failures:
+        for i, reason in failures.items():
+            quarantined.append((lines.path, int(lines.line_no[i]), reason, lines.raw(i)))
+        keep = np.ones(n, dtype=bool)
+        keep[list(failures)] = False
+        mask = pa.array(keep)
+        columns = {k: v.filter(mask) for k, v in columns.items()}
+        line_no = lines.line_no[keep]
+    else:
+        line_no = lines.line_no
+    m = len(line_no)
+    frame: dict[str, pd.Series] = {}
+    for name, dtype in LOGS.items():
+        if name == "source_file":
+            frame[name] = pd.Series([lines.path] * m, dtype="string")
+        elif name == "source_line":
+            frame[name] = pd.Series(line_no, dtype="Int64")
+        elif name in columns:
+            frame[name] = _pandas(columns[name], dtype)
+    records = conform(pd.DataFrame(frame), LOGS)
+    quarantined.sort(key=lambda row: row[1])
+    total = rows_read if rows_read is not None else lines.rows_read
+    return ReadResult(records=records, quarantine=quarantine_frame(quarantined), rows_read=total)
+
+
+def indices(mask: pa.Array | np.ndarray) -> np.ndarray:
+    """Positions where a boolean array is true (nulls count as false)."""
+    if isinstance(mask, np.ndarray):
+        return np.flatnonzero(mask)
+    return np.flatnonzero(np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def bad_values(raw: pa.Array, converted: pa.Array, what: str,
+               already: Mapping[int, str]) -> dict[int, str]:
+    """Rows where a field was present but did not convert: ``{index: "bad <what> '<value>'"}``."""
+    lost = pc.and_(pc.is_valid(raw), pc.is_null(converted))
+    out: dict[int, str] = {}
+    for i in indices(lost):
+        if int(i) not in already:
+            value = str(raw[int(i)].as_py())
+            shown = value if len(value) <= 60 else value[:60] + ".."
+            out[int(i)] = f"bad {what} {shown!r}"
+    return out
+
+
+def fill(col: pa.Array | None, value: str | None, n: int) -> pa.Array:
+    """The file's own values where present, else the configured one (domain, account)."""
+    if col is None:
+        return constant(value, n)
+    col = dash_to_null(col.cast(pa.large_string()))
+    return col if value is None else pc.coalesce(col, pa.scalar(value, pa.large_string()))
+
+
+def request_columns(request: pa.Array) -> dict[str, pa.Array]:
+    """A request line → method, uri, path, query and (absolute-form targets only) host."""
+    method, uri = split_request(request)
+    path, query, host = split_uri(uri)
+    return {"method": method, "uri": uri, "path": path, "query": query, "host": host}
