@@ -7,4 +7,4 @@ UTF-8 checks and conversions they share, and ``logs_layout`` the quoted/space-se
 
 from __future__ import annotations
 
-from . import logs_combined, logs_common, logs_jsonl, logs_qiniu, logs_s3, logs_tencent, logs_w3c
+from . import logs_combined, logs_common, logs_commonlog, logs_jsonl, logs_qiniu, logs_s3, logs_tencent, logs_w3c

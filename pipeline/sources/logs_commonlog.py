@@ -1,0 +1,23 @@
+"""NCSA / Apache ``common`` access logs: ``$remote_addr - $remote_user [$time_local] "$request" $status $bytes``."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from .base import LOG_FORMATS, ReadResult
+from .logs_layout import Field, Layout, canonical, read_layout
+
+LAYOUT = Layout("common", (
+    Field("client_ip"), Field(None, label="ident"), Field(None, label="user"),
+    Field("time", "clftime"), Field("request", "quoted", "request"), Field("status", "status", "status"),
+    Field("bytes_sent", "int", "byte count"),
+))
+
+
+@LOG_FORMATS.register("common")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """Parse one common log; referer and user agent are absent from the format (null)."""
+    def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
+        return canonical(cols, failures, domain=domain, account_id=account_id)
+
+    return read_layout(path, (LAYOUT,), build)
