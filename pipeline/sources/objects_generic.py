@@ -22,6 +22,7 @@ from ..errors import Location, SourceError
 from ..records import OBJECTS, PROVENANCE
 from .base import OBJECT_FORMATS, ReadResult, open_bytes
 from .objects import (
+    LABELS_CHECKED,
     LINE,
     BadRow,
     RowReasons,
@@ -50,13 +51,14 @@ def _type(frame: pd.DataFrame, reasons: RowReasons, *, bucket: str | None, accou
     """Check and type the canonical string columns; bad rows are flagged in ``reasons``."""
     frame = ensure_columns(frame, CANONICAL)
     check_key(frame, reasons)
-    size = parse_int(frame["size"], reasons, "size") if frame["size"].dtype != "Int64" else frame["size"]
+    size = parse_int(frame["size"], reasons, "size")
     put_time = (frame["put_time"] if str(frame["put_time"].dtype).startswith("datetime64")
                 else parse_iso_time(frame["put_time"], reasons, "put_time"))
     return frame.assign(
         size=size,
         put_time=put_time,
-        labels=check_labels(frame["labels"], reasons),
+        labels=check_labels(frame["labels"], reasons,
+                            checked=frame[LABELS_CHECKED].to_numpy(dtype=bool) if LABELS_CHECKED in frame else None),
         bucket=fill_given(frame["bucket"], len(frame), bucket),
         account_id=fill_given(frame["account_id"], len(frame), account_id),
     )
