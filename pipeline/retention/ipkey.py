@@ -7,10 +7,11 @@ a CIDR block is a closed range [first, last] on one string column, both pruned b
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _V4_MAPPED = 0xFFFF << 32
 
@@ -26,6 +27,11 @@ def key_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 def parse_key(text: str) -> str | None:
     """Key of one address written as text (brackets and zone ids tolerated), None if it is not an IP."""
+    # inet_pton is strict (no "1.2.3" shorthands) and ~20x faster than ipaddress for the common forms.
+    try:
+        return f"{_V4_MAPPED | int.from_bytes(socket.inet_pton(socket.AF_INET, text), 'big'):032x}"
+    except OSError:
+        pass
     text = text.strip().strip("[]")
     if "%" in text:
         text = text.split("%", 1)[0]
@@ -40,12 +46,21 @@ def range_of(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[st
     return key_of(network.network_address), key_of(network.broadcast_address)
 
 
-def keys_for(values: pd.Series) -> pa.Array:
-    """Keys for a column of IP strings; not-an-IP and null give null.
+def keys_for(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Keys for a column of IP strings (not-an-IP and null give null), and each row's rank in key order
+    (nulls last), so callers can sort on integers instead of strings.
 
     Logs repeat few distinct addresses many times, so each distinct one is parsed once.
     """
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    keys = np.array([parse_key(str(u)) for u in uniques] + [None], dtype=object)
-    # code -1 (null) picks the trailing None
-    return pa.array(keys[codes], type=pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = pc.dictionary_encode(values)
+    keys = [parse_key(u) for u in encoded.dictionary.to_pylist()]
+    n = len(keys)
+    # "~" sorts after every hex digit: not-an-IP ranks last, as nulls do in the store's sort.
+    order = np.argsort(np.array([k or "~" for k in keys], dtype="U32"), kind="stable")
+    rank = np.empty(n + 1, dtype=np.int64)
+    rank[order] = np.arange(n)
+    rank[n] = n
+    codes = encoded.indices.fill_null(n).to_numpy(zero_copy_only=False)
+    return pa.array(keys + [None], type=pa.string()).take(pa.array(codes)), rank[codes]

@@ -25,8 +25,8 @@ from .layout import (IP_KEY, MANIFEST, POINTER, SCHEMA_VERSION, STORE_SCHEMA, TM
 
 ROW_GROUP_ROWS = 50_000     # small enough that one IP's rows touch one or two groups of a day
 FILE_ROWS = 2_000_000       # a big day is split into several files so none grows without bound
-SORT_KEYS = [(IP_KEY, "ascending"), ("ts", "ascending"), ("source_file", "ascending"),
-             ("source_line", "ascending")]
+# Stable sort: rows equal on both keys keep their arrival order (old version first, then files in order).
+SORT_KEYS = [(IP_KEY, "ascending"), ("ts", "ascending")]
 
 
 def read_partition(part: Partition) -> pa.Table:
@@ -47,15 +47,16 @@ def _write_file(path: Path, table: pa.Table) -> None:
 
 
 def write_version(settings: Settings, day: date, table: pa.Table, sources: list[dict[str, Any]],
-                  previous: Partition | None) -> Partition:
-    """Sort ``table`` (the whole day), write it as a new version and publish it."""
+                  previous: Partition | None, *, presorted: bool = False) -> Partition:
+    """Sort ``table`` (the whole day, unless ``presorted``), write it as a new version and publish it."""
     folder = days_dir(settings) / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     version = f"v-{time.time_ns():x}-{os.getpid()}"
     tmp = folder / f"{TMP_PREFIX}{version}"
     tmp.mkdir()
 
-    table = table.sort_by(SORT_KEYS)
+    if not presorted:
+        table = table.sort_by(SORT_KEYS)
     files = []
     for index, start in enumerate(range(0, max(table.num_rows, 1), FILE_ROWS)):
         chunk = table.slice(start, FILE_ROWS)

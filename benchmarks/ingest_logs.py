@@ -1,0 +1,99 @@
+"""Log ingest throughput: parse + store a generated nginx `combined` log into the retained store,
+next to DuckDB's read_csv of the same file in the same run (the ratio is what to compare across runs).
+
+    python benchmarks/ingest_logs.py --lines 300000
+
+Lines/s per core is lines over CPU seconds of this process (pyarrow and DuckDB are held to one
+thread, so wall and CPU time agree closely). Target: >= 500k lines/s per core, every line accounted for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.config import load_settings
+from pipeline.retention import ingest, verify
+from pipeline.sources.base import LOG_FORMATS
+
+try:
+    import pipeline.sources.logs  # noqa: F401  (registers every log format)
+except ImportError:
+    import pipeline.sources.logs_combined  # noqa: F401
+
+AGENTS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+          "curl/8.5.0", "Googlebot/2.1 (+http://www.google.com/bot.html)"]
+PATHS = ["/", "/index.html", "/img/banner.jpg", "/api/v1/items?page=2", "/static/app.js", "/search?q=%E8%B5%8C"]
+
+
+def generate(path: Path, lines: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    ips = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}" for _ in range(20000)]
+    start = datetime(2026, 8, 1, tzinfo=timezone(timedelta(hours=8)))
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(lines):
+            ts = (start + timedelta(seconds=i * 172800 // lines)).strftime("%d/%b/%Y:%H:%M:%S %z")
+            fh.write(f'{rng.choice(ips)} - - [{ts}] "GET {rng.choice(PATHS)} HTTP/1.1" {rng.choice((200, 200, 304, 404))} '
+                     f'{rng.randrange(100000)} "https://www.example.cn/" "{rng.choice(AGENTS)}"\n')
+
+
+def cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=300_000)
+    args = parser.parse_args()
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "access.log"
+        generate(log, args.lines)
+        size = log.stat().st_size
+
+        reader = LOG_FORMATS.get("combined")
+        reader(str(log), domain="www.example.cn")  # type: ignore[call-arg]  # warm-up: imports, first-call costs
+        c0, w0 = cpu(), time.perf_counter()
+        parsed = reader(str(log), domain="www.example.cn")  # type: ignore[call-arg]
+        parse_cpu, parse_wall = cpu() - c0, time.perf_counter() - w0
+
+        settings = load_settings(None, {"COMPLIANCE_STATE_DIR": str(Path(tmp) / "state")})
+        c0, w0 = cpu(), time.perf_counter()
+        report = ingest(settings, [(log, "combined")], domain="www.example.cn")
+        ingest_cpu, ingest_wall = cpu() - c0, time.perf_counter() - w0
+        assert report.reconciled and report.rows_read == args.lines, report
+        assert verify(settings).ok
+
+        con = duckdb.connect()
+        con.execute("SET threads = 1")
+        c0, w0 = cpu(), time.perf_counter()
+        # Materialized, so every column is parsed and typed (a bare count(*) could skip that work).
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{log}', delim=' ', quote='\"', escape='\"', "
+                    "header=false, store_rejects=true, auto_detect=true)")
+        n = con.sql("SELECT count(*) FROM t").fetchall()[0][0]
+        duck_cpu, duck_wall = cpu() - c0, time.perf_counter() - w0
+
+    print(f"{args.lines} lines, {size / 2**20:.1f} MiB; stored {report.rows_stored}, quarantined {report.rows_quarantined}, "
+          f"{len(report.partitions_written)} partitions")
+    print(f"parse only (combined reader) : {args.lines / parse_cpu:>10,.0f} lines/s per core  ({parse_wall:.2f} s wall)")
+    print(f"parse + store (ingest)       : {args.lines / ingest_cpu:>10,.0f} lines/s per core  ({ingest_wall:.2f} s wall)")
+    print(f"  of which store             : {args.lines / max(ingest_cpu - parse_cpu, 1e-9):>10,.0f} lines/s per core")
+    print(f"DuckDB read_csv (1 thread)   : {n / duck_cpu:>10,.0f} lines/s per core  ({duck_wall:.2f} s wall, {n} rows)")
+    print(f"ratio ingest / DuckDB        : {(args.lines / ingest_cpu) / (n / duck_cpu):.2f}")
+    print(f"target >= 500,000 lines/s per core: {'met' if args.lines / ingest_cpu >= 500_000 else 'NOT met'}")
+    del parsed
+
+
+if __name__ == "__main__":
+    main()
