@@ -187,6 +187,7 @@ def to_float(col: pa.Array) -> pa.Array:
 
 
 _METHOD = r"^[A-Za-z]{1,20}$"
+_SPACED = r"^(?P<method>[A-Za-z]{1,20}) (?P<uri>.+) [A-Za-z]+/[0-9.]+$"
 _ABSOLUTE = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 _HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<host>[^/?#]*)(?P<rest>.*)$"
 
@@ -218,7 +219,12 @@ def split_request(request: pa.Array) -> tuple[pa.Array, pa.Array]:
     shaped = pc.and_(pc.is_in(lengths, pa.array([2, 3], lengths.type)), pc.match_substring_regex(method, _METHOD))
     shaped = pc.fill_null(shaped, False)
     method = pc.if_else(shaped, method, pa.scalar(None, method.type))
-    uri = pc.if_else(shaped, nth(parts, 1), dash_to_null(request.cast(method.type)))
+    uri = pc.if_else(shaped, nth(parts, 1), pa.scalar(None, method.type))
+    if not pc.all(shaped).as_py():
+        # A target with raw spaces ("GET /a?id=1' OR 1=1-- HTTP/1.1") still has method and protocol.
+        st = pc.extract_regex(request, _SPACED)
+        method = pc.coalesce(method, pc.struct_field(st, "method"))
+        uri = pc.coalesce(uri, pc.struct_field(st, "uri"), dash_to_null(request.cast(method.type)))
     return method, uri
 
 

@@ -96,8 +96,9 @@ def _canonical(cols: dict[str, pa.Array], failures: dict[int, str], domain: str 
     failures.update(bad_values(dash_to_null(cols["time_taken"]), taken, "time-taken", failures))
     query = dash_to_null(cols["query"])
     stem = cols["stem"].cast(pa.large_string())
-    uri = pc.binary_join_element_wise(stem, query.cast(pa.large_string()), pa.scalar("?", pa.large_string()),
-                                      null_handling="skip")
+    query = query.cast(pa.large_string())
+    joined = pc.binary_join_element_wise(stem, query, pa.scalar("?", pa.large_string()))
+    uri = pc.if_else(pc.is_null(query), stem, joined)
     return {
         "ts": ts, "client_ip": cols["client_ip"], "domain": fill(cols["domain"], domain, n),
         "method": dash_to_null(cols["method"]), "uri": uri, "path": stem, "query": query,
