@@ -1,0 +1,142 @@
+"""Keyword scan of object metadata: bare automaton vs normalization + matching vs GNU grep.
+
+    python benchmarks/scan_objects.py --rows 200000 --patterns 10000 [--backend pyahocorasick]
+
+Generates deterministic mixed Chinese / English metadata rows (~95 UTF-8 bytes each) and a
+pattern list (CJK and Latin words, some present in the text), then times every entry of
+``timings`` in one process on one core, side by side, and prints rows/s, MB/s and ratios.
+A new measurement (e.g. the full pipeline) is one more ``Timing`` in ``build_timings``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.matchers.keyword_aho import _latin1
+from pipeline.matchers.keyword_engine import BACKENDS, build_backend
+from pipeline.normalize import normalize_batch
+
+# Frequent characters of Chinese web text, so the automaton sees realistic fan-out.
+_HAN = (
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产"
+    "种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从"
+    "业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又"
+    "么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位"
+    "入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放"
+    "决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受"
+    "联什认六共权收证改清美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华"
+    "视频照片旅行风景夏日海边假期美食游戏直播音乐下载高清免费官方"
+)
+_LATIN = (
+    "photo video image holiday summer beach travel music live stream game download free official "
+    "banner logo avatar thumbnail backup archive report invoice draft final share public private "
+    "camera phone upload sunset mountain city night party wedding family friends school lesson"
+).split()
+_EXT = ["jpg", "png", "mp4", "apk", "pdf", "zip", "mp3", "webp"]
+
+
+def make_rows(n: int, planted: list[str], seed: int = 20260805) -> list[str]:
+    """Metadata-like rows; every 50th row carries one of ``planted`` in its title."""
+    rng = np.random.default_rng(seed)
+    han = np.array(list(_HAN))
+    rows = []
+    cjk = han[rng.integers(0, len(han), size=(n, 16))]
+    lat = rng.integers(0, len(_LATIN), size=(n, 4))
+    nums = rng.integers(0, 10000, size=n)
+    ext = rng.integers(0, len(_EXT), size=n)
+    for i in range(n):
+        c = cjk[i]
+        title = "".join(c[4:10]) if i % 50 else f"{''.join(c[4:7])} {planted[(i // 50) % len(planted)]}"
+        rows.append(
+            f"u{nums[i] % 97}/{_LATIN[lat[i, 0]]}/{''.join(c[:4])}_{nums[i]}.{_EXT[ext[i]]} "
+            f"{title} {_LATIN[lat[i, 1]]} {_LATIN[lat[i, 2]]} {''.join(c[10:16])} "
+            f"#{_LATIN[lat[i, 3]]}"
+        )
+    return rows
+
+
+def make_patterns(k: int, seed: int = 7) -> list[str]:
+    """CJK words of 2-4 frequent characters (70%) and Latin letter strings of 4-8 letters."""
+    rng = np.random.default_rng(seed)
+    han = np.array(list(_HAN))
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    out: set[str] = set()
+    while len(out) < k:
+        if rng.random() < 0.7:
+            out.add("".join(han[rng.integers(0, len(han), size=int(rng.integers(2, 5)))]))
+        else:
+            out.add("".join(letters[rng.integers(0, 26, size=int(rng.integers(4, 9)))]))
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    run: Callable[[], object]   # does the measured work once
+
+
+def build_timings(rows: list[str], patterns: list[str], backend: str, text_path: Path,
+                  pattern_path: Path) -> list[Timing]:
+    series = pd.Series(rows, dtype="string")
+    raw = build_backend(patterns, normalize=False, backend=backend)
+    normalized = build_backend(patterns, normalize=True, backend=backend)
+    timings = []
+    automaton = getattr(raw, "_automaton", None)
+    if automaton is not None:
+        hay = _latin1("\n".join(rows))
+        timings.append(Timing("bare automaton over bytes", lambda: list(automaton.iter(hay))))
+    timings += [
+        Timing(f"{backend} find, normalize=False", lambda: raw.find(series)),
+        Timing("normalization only", lambda: normalize_batch(rows)),
+        Timing(f"{backend} find, normalize=True", lambda: normalized.find(series)),
+    ]
+    if shutil.which("grep"):
+        cmd = ["grep", "-F", "-c", "-f", str(pattern_path), str(text_path)]
+        # output to a pipe: GNU grep stops at the first match when stdout is /dev/null
+        timings.append(Timing("grep -F -c -f (subprocess)", lambda: subprocess.run(
+            cmd, check=True, capture_output=True, env={**os.environ, "LC_ALL": "C"})))
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--patterns", type=int, default=10_000)
+    parser.add_argument("--backend", default="pyahocorasick", choices=BACKENDS.names())
+    args = parser.parse_args()
+
+    patterns = make_patterns(args.patterns)
+    rows = make_rows(args.rows, planted=patterns[:: max(1, len(patterns) // 50)])
+    text = "\n".join(rows) + "\n"
+    mbytes = len(text.encode("utf-8")) / 1e6
+    print(f"{args.rows} rows, {mbytes:.1f} MB ({mbytes * 1e6 / args.rows:.0f} B/row), "
+          f"{len(patterns)} patterns, backend {args.backend}")
+    with tempfile.TemporaryDirectory() as tmp:
+        text_path = Path(tmp) / "rows.txt"
+        pattern_path = Path(tmp) / "patterns.txt"
+        text_path.write_text(text, encoding="utf-8")
+        pattern_path.write_text("\n".join(patterns) + "\n", encoding="utf-8")
+        results = []
+        for timing in build_timings(rows, patterns, args.backend, text_path, pattern_path):
+            t0 = time.perf_counter()
+            timing.run()
+            results.append((timing.name, time.perf_counter() - t0))
+    base = results[0][1]
+    print(f"{'measurement':38} {'seconds':>8} {'rows/s':>11} {'MB/s':>7} {'× first':>8}")
+    for name, sec in results:
+        print(f"{name:38} {sec:8.3f} {args.rows / sec:11,.0f} {mbytes / sec:7.1f} {sec / base:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Vectorized normalization of a whole batch of rows at once, with the map back to the original.
+
+All rows are joined into one UTF-32 code array and folded by table look-ups; the context rules
+(separators between CJK characters, spelled-out Latin words) are decided on numpy masks. No
+Python code runs per row or per character. The offset map is kept sparse (the deleted positions
+and the expansions), since only the few characters where hits start and end are ever mapped.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .table import CJK, DEL, LETTER, MULTI, ROWSEP, ROWSEP_OUTPUT, SEP, WORD, FoldTable, load_table
+
+_NO_POS = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class OffsetMap:
+    """Normalized position → original position, from the edits normalization made.
+
+    Deletions come first (in original coordinates); expansions are then placed in the
+    coordinates of the text left after deletions ("compact" coordinates).
+    """
+
+    deleted: np.ndarray      # int64, sorted: original positions that produce no output
+    exp_pos: np.ndarray      # int64, sorted: compact positions of characters that expand
+    exp_extra: np.ndarray    # int64: how many characters each expansion adds
+
+    def __call__(self, k: np.ndarray) -> np.ndarray:
+        k = np.asarray(k, dtype=np.int64)
+        compact = k
+        if len(self.exp_pos):
+            through = np.cumsum(self.exp_extra)
+            head = self.exp_pos + (through - self.exp_extra)   # output position of each expansion's head
+            i = np.searchsorted(head, k, side="right") - 1
+            has = i >= 0
+            ii = np.where(has, i, 0)
+            inside = has & (k <= head[ii] + self.exp_extra[ii])
+            compact = np.where(inside, self.exp_pos[ii], k - np.where(has, through[ii], 0))
+        if len(self.deleted):
+            # the compact position c is the c-th kept original position
+            kept_before = self.deleted - np.arange(len(self.deleted))
+            compact = compact + np.searchsorted(kept_before, compact, side="right")
+        return compact
+
+
+@dataclass(frozen=True)
+class NormalizedBatch:
+    """The normalized text of many rows, separated by "\\n", and where each character came from.
+
+    The original rows are joined as ``SEP row0 SEP row1 ... SEP`` (one pseudo-character SEP in
+    front of every row and one at the end); original positions index that joined original.
+    """
+
+    codes: np.ndarray        # uint32: normalized characters; "\n" (10) exactly at row separators
+    orig_cls: np.ndarray     # uint8: class flags of each character of the joined original
+    row_seps: np.ndarray     # int64 (rows + 1): original position of the separator before each row
+    to_orig: OffsetMap       # normalized position → original position
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_seps) - 1
+
+    @property
+    def orig(self) -> np.ndarray:
+        """The full offset map (for tests; the scan maps only hit positions)."""
+        return self.to_orig(np.arange(len(self.codes), dtype=np.int64))
+
+    def text(self) -> str:
+        """All rows' normalized text, "\\n"-separated, with a leading and a trailing "\\n"."""
+        # decoding straight from the array's buffer saves a copy of the whole batch
+        return codecs.utf_32_le_decode(np.ascontiguousarray(self.codes, dtype="<u4"))[0]
+
+    def rows(self) -> list[str]:
+        return self.text()[1:-1].split("\n") if self.n_rows else []
+
+
+def _join(rows: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Code array of ``\\n row0 \\n row1 ... \\n`` and the positions of those separators."""
+    n = len(rows)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n)
+    seps = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths + 1, out=seps[1:])
+    joined = "\n" + "\n".join(rows) + "\n" if n else "\n"
+    # surrogatepass: lone surrogates (from surrogateescape decoding) must not abort a scan
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    return codes, seps
+
+
+def _separators_between_cjk(cls: np.ndarray, sep_pos: np.ndarray) -> np.ndarray:
+    """Positions of separator runs with a CJK character on both sides (赌 * 场 → 赌场)."""
+    if len(sep_pos) == 0:
+        return sep_pos
+    breaks = np.flatnonzero(np.diff(sep_pos) != 1)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(sep_pos) - 1]))
+    # the joined array starts and ends with a row separator, so start-1 and end+1 exist
+    good = ((cls[sep_pos[starts] - 1] & CJK) != 0) & ((cls[sep_pos[ends] + 1] & CJK) != 0)
+    if not good.any():
+        return sep_pos[:0]
+    return sep_pos[np.repeat(good, ends - starts + 1)]
+
+
+def _spelled_out_latin(cls: np.ndarray, codes: np.ndarray, sep_pos: np.ndarray) -> np.ndarray:
+    """Separators inside a spelled-out word: three or more lone Latin letters, each pair
+    separated by one and the same separator character (c.a.s.i.n.o, c a s i n o, c-a-s-i-n-o).
+
+    Lone means neither neighbour is a letter or digit, so "a v" (two letters) and ordinary
+    words separated by spaces are never joined.
+    """
+    inner = sep_pos[(sep_pos >= 2) & (sep_pos <= len(cls) - 3)]
+    if len(inner) == 0:
+        return inner
+    cand = inner[((cls[inner - 1] & LETTER) != 0) & ((cls[inner + 1] & LETTER) != 0)]
+    cand = cand[((cls[cand - 2] & WORD) == 0) & ((cls[cand + 2] & WORD) == 0)]
+    if len(cand) < 2:
+        return cand[:0]
+    same = codes[cand]
+    link = (np.diff(cand) == 2) & (same[1:] == same[:-1])
+    group = np.concatenate(([0], np.cumsum(~link)))
+    return cand[np.bincount(group)[group] >= 2]
+
+
+def _ramp(lengths: np.ndarray) -> np.ndarray:
+    """0..len-1 for each length, concatenated."""
+    firsts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(firsts, lengths)
+
+
+def _expand(table: FoldTable, src_codes: np.ndarray, out: np.ndarray,
+            mpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Insert the tails of multi-character folds (⑩ → "10") after their heads.
+
+    ``mpos`` are compact positions; ``src_codes`` their original codepoints.
+    Returns the new output and each expansion's number of added characters.
+    """
+    which = table.multi_cp.searchsorted(src_codes)
+    lo = table.multi_offsets[which].astype(np.int64)
+    extra = table.multi_offsets[which + 1] - lo - 1
+    through = np.cumsum(extra)
+    head = mpos + through - extra
+    tails = np.repeat(head + 1, extra) + _ramp(extra)
+    expanded = np.empty(len(out) + int(through[-1]), dtype=out.dtype)
+    is_tail = np.zeros(len(expanded), dtype=bool)
+    is_tail[tails] = True
+    expanded[~is_tail] = out
+    expanded[tails] = table.multi_data[np.repeat(lo + 1, extra) + _ramp(extra)]
+    return expanded, extra
+
+
+def normalize_batch(rows: Sequence[str], table: FoldTable | None = None) -> NormalizedBatch:
+    """Normalize every row (all ``str``; callers turn missing values into "") in one pass."""
+    table = table or load_table()
+    src, seps = _join(rows)
+    cls = table.cls[src]
+    out = table.single[src]
+    cls[seps] = ROWSEP
+    out[seps] = ROWSEP_OUTPUT
+    present = int(np.bitwise_or.reduce(cls))
+
+    # 1. characters that fold to nothing are dropped first: context rules look through them
+    deleted = np.flatnonzero(cls & DEL) if present & DEL else _NO_POS
+    if len(deleted):
+        visible = np.ones(len(cls), dtype=bool)
+        visible[deleted] = False
+        vcls, vout, vsrc = cls[visible], out[visible], src[visible]
+    else:
+        vcls, vout, vsrc = cls, out, src
+
+    # 2. context rules decide which separators go
+    drop = _NO_POS
+    if present & SEP:
+        sep_pos = np.flatnonzero(vcls & SEP)
+        parts = []
+        if present & CJK:
+            parts.append(_separators_between_cjk(vcls, sep_pos))
+        if present & LETTER:
+            parts.append(_spelled_out_latin(vcls, vout, sep_pos))
+        drop = np.sort(np.concatenate(parts)) if parts else _NO_POS
+    mpos = np.flatnonzero(vcls & MULTI) if present & MULTI else _NO_POS
+    if len(drop):
+        keep = np.ones(len(vcls), dtype=bool)
+        keep[drop] = False
+        vout = vout[keep]
+        mpos = mpos[keep[mpos]]   # a dropped separator may itself be an expansion ("…")
+    msrc = vsrc[mpos]
+    if len(drop):
+        mpos = mpos - np.searchsorted(drop, mpos)
+        # positions in visible coordinates → original coordinates
+        drop_orig = drop + np.searchsorted(deleted - np.arange(len(deleted)), drop, side="right")
+        deleted = np.union1d(deleted, drop_orig)
+
+    # 3. expansions
+    extra = _NO_POS
+    if len(mpos):
+        vout, extra = _expand(table, msrc, vout, mpos)
+    return NormalizedBatch(codes=vout, orig_cls=cls, row_seps=seps,
+                           to_orig=OffsetMap(deleted=deleted, exp_pos=mpos, exp_extra=extra))
+
+
+def normalize(text: str) -> str:
+    """The normalization applied alike to keyword patterns and to scanned text (see package doc)."""
+    return normalize_batch([text]).text()[1:-1]
