@@ -8,6 +8,7 @@ by their min/max statistics; the domain, account and time filters are pushed dow
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -73,6 +74,16 @@ def _where(request: Request) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
+@functools.cache
+def _database() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process (a cursor per query): opening one costs ~25 ms, and it
+    keeps Parquet footers cached between queries, which is most of a warm query's time."""
+    con = duckdb.connect()
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute("SET GLOBAL parquet_metadata_cache = true")
+    return con
+
+
 def select(parts: Sequence[Partition], request: Request) -> pd.DataFrame:
     """The matching rows of ``parts`` with the requested fields, ordered by time."""
     columns = {name: LOGS[name] for name in request.fields}
@@ -83,8 +94,7 @@ def select(parts: Sequence[Partition], request: Request) -> pd.DataFrame:
     names = ", ".join(f'"{name}"' for name in request.fields)
     sql = (f"SELECT {names} FROM read_parquet({_sql_list(files)}) WHERE {where} "
            "ORDER BY ts, source_file, source_line")
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with _database().cursor() as con:
         table = con.sql(sql, params=params).to_arrow_table()
     return conform(table.to_pandas(), columns)
 
