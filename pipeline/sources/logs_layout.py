@@ -157,6 +157,26 @@ def parse(lines: pa.Array, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa.Ar
     """
     n = len(lines)
     names = sorted({name for lay in layouts for name in lay.names})
+    hit = pc.match_substring_regex(lines, layouts[0].strict_regex())
+    hit_np = np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+    if n == 0 or hit_np.mean() < 0.5:
+        return _parse_tiers(lines, layouts)
+    # Split every line as if strict (other lines give nulls or junk), then overwrite the few
+    # others with what the slower tiers make of them: cheaper than filtering and re-ordering.
+    cols = _split_strict(lines, layouts[0])
+    if hit_np.all():
+        return {name: _as_large(cols.get(name), n) for name in names}, np.zeros(0, dtype=np.int64)
+    rest = np.flatnonzero(~hit_np)
+    rest_cols, rest_bad = _parse_tiers(lines.filter(pc.invert(hit)), layouts)
+    mask = pa.array(~hit_np)
+    out = {name: pc.replace_with_mask(_as_large(cols.get(name), n), mask, _as_large(rest_cols.get(name), len(rest)))
+           for name in names}
+    return out, rest[rest_bad]
+
+
+def _parse_tiers(lines: pa.Array, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa.Array], np.ndarray]:
+    n = len(lines)
+    names = sorted({name for lay in layouts for name in lay.names})
     pieces: list[tuple[np.ndarray, dict[str, pa.Array]]] = []
     todo = np.arange(n)
     current = lines
