@@ -70,3 +70,14 @@ def test_distinct_and_daily_sum() -> None:
     assert len(got) == 1 and got.iloc[0]["value"] == 2e9
     assert got.iloc[0]["window_start"] == pd.Timestamp("2026-11-01T00:00:00Z")
     assert got.iloc[0]["window_end"] == pd.Timestamp("2026-11-02T00:00:00Z")
+
+
+def test_spike_above_own_baseline() -> None:
+    spike = rule(m.Aggregate(("domain",), 3600, count_gte=50, baseline_factor=10))
+    hours = [f"2026-11-01T{h:02d}:10:00Z" for h in range(24) for _ in range(8)]  # 8 an hour
+    quiet = logs(hours, domain="a.com")
+    loud = logs(burst(120, "2026-11-01T13:20:00Z", 10), domain="a.com")
+    busy_everyday = logs([f"2026-11-01T{h:02d}:10:00Z" for h in range(24) for _ in range(130)], domain="b.com")
+    got = run(spike, quiet, loud, busy_everyday)
+    assert list(got["domain"]) == ["a.com"]
+    assert got.iloc[0]["window_start"] <= pd.Timestamp("2026-11-01T13:20:00Z") < got.iloc[0]["window_end"]

@@ -82,7 +82,14 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     else:
         windows = every.groupby(wkeys, sort=False)["value"].sum().rename("value").reset_index()
         threshold = float(agg.count_gte if agg.count_gte is not None else agg.sum_gte or 0)
-    over = windows[windows["value"] >= threshold].sort_values([*groups, "wstart"]).reset_index(drop=True)
+    keep = windows["value"] >= threshold
+    if agg.baseline_factor is not None:
+        # the group's usual level: median over its aligned (non-overlapping) windows with traffic
+        aligned = windows[windows["wstart"] % k == 0]
+        median = aligned.groupby(groups, sort=False)["value"].median().rename("baseline").reset_index()
+        windows = windows.merge(median, on=groups, how="left")
+        keep = (windows["value"] >= threshold) & (windows["value"] >= agg.baseline_factor * windows["baseline"])
+    over = windows[keep.to_numpy()].sort_values([*groups, "wstart"]).reset_index(drop=True)
     if over.empty:
         return pd.DataFrame(columns=cols)
     # episodes: runs of consecutive window starts within one group

@@ -357,7 +357,11 @@ def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
     items = _mapping(ctx, node, "aggregate")
     if items is None:
         return None
-    _check_keys(ctx, items, ("group_by", "window", "count_gte", "distinct", "sum"), "aggregate")
+    _check_keys(ctx, items, ("group_by", "window", "count_gte", "distinct", "sum", "baseline_factor"), "aggregate")
+    factor = _value(items["baseline_factor"][1]) if "baseline_factor" in items else None
+    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1):
+        ctx.error(items["baseline_factor"][1], "baseline_factor takes a number above 1 (e.g. 10: ten times the usual)")
+        return None
     if ctx.sources != ("logs",):
         ctx.error(node, "aggregate rules need source: logs")
         return None
@@ -384,7 +388,7 @@ def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
         if not isinstance(v, int) or v < 1:
             ctx.error(vnode, "count_gte takes a positive whole number")
             return None
-        return m.Aggregate(group_by, window, count_gte=v)
+        return m.Aggregate(group_by, window, count_gte=v, baseline_factor=factor)
     sub = _mapping(ctx, vnode, kind)
     if sub is None:
         return None
@@ -405,8 +409,8 @@ def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
         ctx.error(sub["gte"][1], "gte takes a number")
         return None
     if kind == "distinct":
-        return m.Aggregate(group_by, window, distinct_field=fld, distinct_gte=int(gte))
-    return m.Aggregate(group_by, window, sum_field=fld, sum_gte=float(gte))
+        return m.Aggregate(group_by, window, distinct_field=fld, distinct_gte=int(gte), baseline_factor=factor)
+    return m.Aggregate(group_by, window, sum_field=fld, sum_gte=float(gte), baseline_factor=factor)
 
 
 def _parse_tests(ctx: _Ctx, node: yaml.Node, aggregate: bool) -> tuple[m.RuleTest, ...]:
@@ -419,7 +423,7 @@ def _parse_tests(ctx: _Ctx, node: yaml.Node, aggregate: bool) -> tuple[m.RuleTes
         items = _mapping(ctx, tnode, "a test")
         if items is None:
             continue
-        _check_keys(ctx, items, ("record", "records", "expect", "name"), "a test")
+        _check_keys(ctx, items, ("record", "records", "expect", "name", "repeat"), "a test")
         expect = _value(items["expect"][1]) if "expect" in items else None
         if expect not in ("match", "no_match"):
             ctx.error(items.get("expect", (tnode, tnode))[1], "expect must be match or no_match")
@@ -434,6 +438,10 @@ def _parse_tests(ctx: _Ctx, node: yaml.Node, aggregate: bool) -> tuple[m.RuleTes
         if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
             ctx.error(tnode, "record must be a mapping of field: value (records: a list of them)")
             continue
+        if "repeat" in items:
+            recs = _repeat(ctx, items["repeat"][1], recs)
+            if recs is None:
+                continue
         bad = sorted({str(k) for r in recs for k in r if str(k) not in known})
         if bad:
             ctx.error(tnode, f"test record has unknown field(s) {', '.join(bad)}",
@@ -443,6 +451,31 @@ def _parse_tests(ctx: _Ctx, node: yaml.Node, aggregate: bool) -> tuple[m.RuleTes
     if not aggregate and out and not (any(t.expect for t in out) and any(not t.expect for t in out)):
         ctx.error(node, "tests need at least one match and one no_match case")
     return tuple(out)
+
+
+def _repeat(ctx: _Ctx, node: yaml.Node, recs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Expand ``repeat: {times: N, every: 1s}``: N copies of the records, ``ts`` moved on by ``every``
+    each time and ``{i}`` in string values replaced by the copy's number (for aggregate-rule tests)."""
+    spec = _value(node)
+    if not isinstance(spec, dict) or not isinstance(spec.get("times"), int) or spec["times"] < 1 \
+            or set(spec) - {"times", "every"}:
+        ctx.error(node, "repeat takes {times: N, every: DURATION} (e.g. {times: 60, every: 1s})")
+        return None
+    every = WINDOW_RE.match(str(spec.get("every", "0s")))
+    if every is None:
+        ctx.error(node, "repeat.every is a number and a unit s, m, h or d")
+        return None
+    step = int(every.group(1)) * WINDOW_UNITS[every.group(2)]
+    import pandas as pd
+
+    out = []
+    for i in range(spec["times"]):
+        for rec in recs:
+            copy = {k: (v.replace("{i}", str(i)) if isinstance(v, str) else v) for k, v in rec.items()}
+            if "ts" in copy:
+                copy["ts"] = (pd.Timestamp(str(copy["ts"])) + pd.Timedelta(seconds=i * step)).isoformat()
+            out.append(copy)
+    return out
 
 
 def _content_hash(rule_node: yaml.Node, extra_files: Iterable[str]) -> str:

@@ -88,6 +88,8 @@ class Aggregate:
     distinct_gte: int | None = None
     sum_field: str | None = None
     sum_gte: float | None = None
+    # Also require the window to reach this many times the group's own median window (spikes).
+    baseline_factor: float | None = None
 
 
 @dataclass(frozen=True)
