@@ -178,3 +178,18 @@ def test_real_access_log_uris_agree() -> None:
     # every hit's evidence is the pattern itself up to case (no evasions in this benign log)
     for r, p, s, e in fast.as_tuples()[:500]:
         assert lines[r][s:e].lower() == patterns[p].lower()
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_arrow_python_and_list_inputs_agree(norm: bool) -> None:
+    import pyarrow as pa
+
+    rows = ["x 賭 場", None, "CASINO_1.png", "", "赌场赌场", "java"]
+    want = build_backend(["赌场", "casino", "av"], normalize=norm, backend="reference").find(rows).as_tuples()
+    assert want  # the inputs do hit
+    backend = build_backend(["赌场", "casino", "av"], normalize=norm)
+    sliced = pa.chunked_array([pa.array(["pad", *rows[:3]], pa.large_string()).slice(1),
+                               pa.array(rows[3:], pa.large_string())])
+    for texts in (rows, pd.Series(rows, dtype="string[python]"), pd.Series(rows, dtype="str"),
+                  pd.Series(rows, dtype=pd.ArrowDtype(pa.string())), pd.Series(sliced, dtype=pd.ArrowDtype(pa.large_string()))):
+        assert backend.find(texts).as_tuples() == want

@@ -15,9 +15,9 @@ import ahocorasick
 import numpy as np
 import pandas as pd
 
-from ..normalize import normalize_batch
+from ..normalize.batch import join_rows, normalize_batch
 from ..normalize.table import CJK, WORD, load_table
-from .keyword_engine import BACKENDS, KeywordHits, as_rows, group_patterns
+from .keyword_engine import BACKENDS, KeywordHits, TextColumn, as_text_column, group_patterns
 
 
 def _latin1(text: str) -> str:
@@ -69,8 +69,8 @@ class AhoCorasickBackend:
         raise TypeError("keyword backends are built inside each worker process, never pickled")
 
     def find(self, texts: pd.Series | Sequence[str | None]) -> KeywordHits:
-        rows = as_rows(texts)
-        if not rows or self._automaton.kind != ahocorasick.AHOCORASICK:
+        rows = as_text_column(texts)
+        if len(rows) == 0 or self._automaton.kind != ahocorasick.AHOCORASICK:
             return KeywordHits.empty()
         if self.normalize:
             return self._find_normalized(rows)
@@ -93,7 +93,7 @@ class AhoCorasickBackend:
         ramp = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
         return (self._members[firsts + ramp], *(np.repeat(c, counts) for c in cols))
 
-    def _find_normalized(self, rows: list[str]) -> KeywordHits:
+    def _find_normalized(self, rows: TextColumn) -> KeywordHits:
         batch = normalize_batch(rows, self._table)
         utf8 = batch.text().encode("utf-8", "surrogatepass")
         scanned = self._scan(utf8.decode("latin-1"))
@@ -124,8 +124,9 @@ class AhoCorasickBackend:
         pattern, row, start, end = self._expand(gid, row, o_start - base, o_last + 1 - base)
         return KeywordHits.build(row, pattern, start, end)
 
-    def _find_raw(self, rows: list[str]) -> KeywordHits:
-        utf8 = "\n".join(rows).encode("utf-8", "surrogatepass")
+    def _find_raw(self, rows: TextColumn) -> KeywordHits:
+        joined, seps = join_rows(rows)
+        utf8 = joined.encode("utf-8", "surrogatepass")
         scanned = self._scan(utf8.decode("latin-1"))
         if scanned is None:
             return KeywordHits.empty()
@@ -133,10 +134,10 @@ class AhoCorasickBackend:
         to_char = _ByteToChar(utf8)
         cs = to_char(start_b)
         ce = to_char(end_b)
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        row_start = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-        row = np.searchsorted(row_start, cs, side="right") - 1
-        inside = ce <= row_start[row] + lengths[row]   # patterns may contain "\n": drop row-crossers
-        gid, row, cs, ce = gid[inside], row[inside], cs[inside], ce[inside]
-        pattern, row, start, end = self._expand(gid, row, cs - row_start[row], ce - row_start[row])
+        row = np.searchsorted(seps, cs, side="right") - 1
+        row = np.minimum(row, len(seps) - 2)
+        inside = (cs > seps[row]) & (ce <= seps[row + 1])
+        gid, row, cs, ce = gid[inside], row[inside], cs[inside], ce[inside]   # patterns may contain "\n"
+        base = seps[row] + 1
+        pattern, row, start, end = self._expand(gid, row, cs - base, ce - base)
         return KeywordHits.build(row, pattern, start, end)

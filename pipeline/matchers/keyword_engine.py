@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import RuleError
 from ..normalize import normalize as _normalize
@@ -90,6 +91,20 @@ def as_rows(texts: pd.Series | Sequence[str | None]) -> list[str]:
             return texts.fillna("").tolist()
         return texts.astype("string").fillna("").tolist()
     return [t if isinstance(t, str) else "" for t in texts]
+
+
+TextColumn = list[str] | pa.Array | pa.ChunkedArray
+
+
+def as_text_column(texts: pd.Series | Sequence[str | None]) -> TextColumn:
+    """Like ``as_rows``, but an Arrow-backed Series stays Arrow (nulls are handled downstream):
+    making 100k Python strings costs as much as normalizing them."""
+    if isinstance(texts, pd.Series) and isinstance(texts.dtype, (pd.StringDtype, pd.ArrowDtype)):
+        if getattr(texts.dtype, "storage", None) == "pyarrow" or isinstance(texts.dtype, pd.ArrowDtype):
+            arrow = pa.array(texts.array)
+            if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
+                return arrow
+    return as_rows(texts)
 
 
 @dataclass(frozen=True)

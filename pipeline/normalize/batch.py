@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .table import CJK, DEL, LETTER, MULTI, ROWSEP, ROWSEP_OUTPUT, SEP, WORD, FoldTable, load_table
 
@@ -80,16 +82,39 @@ class NormalizedBatch:
         return self.text()[1:-1].split("\n") if self.n_rows else []
 
 
-def _join(rows: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Code array of ``\\n row0 \\n row1 ... \\n`` and the positions of those separators."""
-    n = len(rows)
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n)
-    seps = np.zeros(n + 1, dtype=np.int64)
+def join_rows(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[str, np.ndarray]:
+    """``"\n" + row0 + "\n" + row1 + ... + "\n"`` and the positions of those "\n" separators.
+
+    ``rows`` is a list of ``str`` or an Arrow string array (nulls count as ""); an Arrow array is
+    joined from its UTF-8 buffer without making a Python object per row.
+    """
+    if isinstance(rows, (pa.Array, pa.ChunkedArray)):
+        joined, lengths = _join_arrow(rows)
+    else:
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        joined = "\n" + "\n".join(rows) + "\n" if len(rows) else "\n"
+    seps = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths + 1, out=seps[1:])
-    joined = "\n" + "\n".join(rows) + "\n" if n else "\n"
+    return joined, seps
+
+
+def _join_arrow(rows: pa.Array | pa.ChunkedArray) -> tuple[str, np.ndarray]:
+    arr = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.large_string())
+    arr = pc.fill_null(arr, pa.scalar("", arr.type))
+    lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(arr) == 0:
+        return "\n", lengths
+    with_nl = pc.binary_join_element_wise(arr, pa.scalar("", arr.type), pa.scalar("\n", arr.type))
+    offsets = np.frombuffer(with_nl.buffers()[1], dtype=np.int32 if pa.types.is_string(arr.type) else np.int64)
+    lo, hi = int(offsets[with_nl.offset]), int(offsets[with_nl.offset + len(with_nl)])
+    return "\n" + str(memoryview(with_nl.buffers()[2])[lo:hi], "utf-8"), lengths
+
+
+def _codes(joined: str) -> np.ndarray:
     # surrogatepass: lone surrogates (from surrogateescape decoding) must not abort a scan
-    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    return codes, seps
+    return np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
 def _separators_between_cjk(cls: np.ndarray, sep_pos: np.ndarray) -> np.ndarray:
@@ -153,10 +178,13 @@ def _expand(table: FoldTable, src_codes: np.ndarray, out: np.ndarray,
     return expanded, extra
 
 
-def normalize_batch(rows: Sequence[str], table: FoldTable | None = None) -> NormalizedBatch:
-    """Normalize every row (all ``str``; callers turn missing values into "") in one pass."""
+def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
+                    table: FoldTable | None = None) -> NormalizedBatch:
+    """Normalize every row in one pass: a list of ``str`` (callers turn missing values into "")
+    or an Arrow string array (nulls count as "")."""
     table = table or load_table()
-    src, seps = _join(rows)
+    joined, seps = join_rows(rows)
+    src = _codes(joined)
     cls = table.cls[src]
     out = table.single[src]
     cls[seps] = ROWSEP
