@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,7 @@ def as_rows(texts: pd.Series | Sequence[str | None]) -> list[str]:
     return [t if isinstance(t, str) else "" for t in texts]
 
 
-TextColumn = list[str] | pa.Array | pa.ChunkedArray
+TextColumn: TypeAlias = "list[str] | pa.Array | pa.ChunkedArray"
 
 
 def as_text_column(texts: pd.Series | Sequence[str | None]) -> TextColumn:

@@ -54,7 +54,7 @@ class ReferenceBackend:
                 return False
             return bool(self._table.flags(norm[k]) & WORD) and not self._table.flags(text[offsets[k]]) & CJK
 
-        out = []
+        out: list[tuple[int, int, int, int]] = []
         for g, key in enumerate(self._groups.keys):
             for i in _occurrences(norm, key):
                 j = i + len(key)

@@ -76,7 +76,7 @@ class NormalizedBatch:
     def text(self) -> str:
         """All rows' normalized text, "\\n"-separated, with a leading and a trailing "\\n"."""
         # decoding straight from the array's buffer saves a copy of the whole batch
-        return codecs.utf_32_le_decode(np.ascontiguousarray(self.codes, dtype="<u4"))[0]
+        return codecs.utf_32_le_decode(np.ascontiguousarray(self.codes, dtype="<u4").data)[0]
 
     def rows(self) -> list[str]:
         return self.text()[1:-1].split("\n") if self.n_rows else []

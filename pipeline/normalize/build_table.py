@@ -173,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=TABLE_PATH)
     args = parser.parse_args()
-    np.savez_compressed(args.out, **build())
+    np.savez_compressed(args.out, allow_pickle=False, **build())
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
 
 
