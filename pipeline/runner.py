@@ -170,7 +170,7 @@ def dask_client(settings: Settings) -> Iterator[Any]:
             client.close()
         return
     with LocalCluster(n_workers=settings.dask.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
 from . import main
 
@@ -31,8 +33,19 @@ def generate(out: str, rows: int, log_lines: int | None, seed: int, rules_dir: s
         return
     lines = log_lines if log_lines is not None else rows * 5
     ltruth = logs.generate_logs(out_dir, lines=lines, seed=seed)
+    _add_logs_to_config(out_dir / "config.yaml", ltruth)
     click.echo(f"logs: {lines} lines → {out_dir / 'logs'} ({_count(ltruth)})")
     click.echo(f"ground truth in {out_dir / 'truth'}; scan it with: compliance --config {out_dir / 'config.yaml'} scan")
+
+
+def _add_logs_to_config(config: Path, truth: dict[str, Any]) -> None:
+    """Point the generated config at the generated logs and bindings too."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    sources = data.setdefault("sources", {})
+    sources["logs"] = [{k: v for k, v in (("path", f["path"]), ("format", f["format"]), ("domain", f.get("domain")))
+                        if v} for f in truth["files"]]
+    sources["bindings"] = [{"path": "bindings.csv", "format": "csv"}]
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def _count(truth: object) -> str:

@@ -38,5 +38,5 @@ def scan(ctx: click.Context, as_json: bool) -> None:
                       f"+ {c['rows_quarantined']} quarantined")
     for q in report.quarantine_samples:
         console.print(f"  [yellow]quarantined[/yellow] {q['file']}:{q['line']}: {q['reason']}", markup=True,
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     console.print("See the cases with: compliance cases list")

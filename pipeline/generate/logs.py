@@ -271,7 +271,7 @@ def _plants(sites: list[Site], t0: float, baseline_per_hour: float) -> tuple[lis
         plants.append(Plant(f"inject-{k}", "attack_injection", "client_ip", ip,
                             (ev(day1 + 5 * hour + k * 37, ip, site, uri, 400, 150, pid=f"inject-{k}"),), kind))
     spike_site = by_file["tencent-cdn"][0]
-    extra = max(120, int(12 * baseline_per_hour) + 1)
+    extra = max(300, int(12 * baseline_per_hour) + 1)  # above the spike rule's floor of 250 an hour
     spike_hour = day1 + 6 * hour
     plants.append(Plant("spike", "abuse_traffic_spike", "domain", spike_site.domain, tuple(
         ev(spike_hour + i * 3590 / extra, f"10.{i % 200}.{i % 7}.{i % 250 + 1}", spike_site, f"/promo/{i % 50}.jpg",

@@ -161,12 +161,25 @@ def _read_list_file(ctx: _Ctx, node: yaml.Node, rel: str) -> tuple[str, list[str
 Parser = Callable[[_Ctx, yaml.Node, dict[str, tuple[yaml.Node, yaml.Node]]], "m.Matcher | None"]
 
 
+def _empty_after_normalizing(ctx: _Ctx, node: yaml.Node, words: tuple[str, ...], flag: bool) -> bool:
+    from ..normalize import normalize
+
+    empty = [w for w in words if not (normalize(w) if flag else w).strip()]
+    if empty:
+        ctx.error(node, f"keyword {empty[0]!r} is empty once normalized (only separators or zero-width characters)",
+                  hint="remove it, or set normalize: false to match it literally")
+    return bool(empty)
+
+
 def _p_keywords(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]]) -> m.Matcher | None:
     words = _str_list(ctx, items["keywords"][1], "keywords")
     fields = _fields(ctx, items, "keywords")
     if words is None or fields is None:
         return None
-    return m.Keywords(words, fields, _normalize_flag(ctx, items), "inline")
+    flag = _normalize_flag(ctx, items)
+    if _empty_after_normalizing(ctx, items["keywords"][1], words, flag):
+        return None
+    return m.Keywords(words, fields, flag, "inline")
 
 
 def _p_keywords_file(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]]) -> m.Matcher | None:
@@ -183,7 +196,10 @@ def _p_keywords_file(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Nod
     if not words:
         ctx.error(vnode, f"{rel} holds no keywords", hint="one keyword a line; '#' starts a comment")
         return None
-    return m.Keywords(tuple(words), fields, _normalize_flag(ctx, items), path)
+    flag = _normalize_flag(ctx, items)
+    if _empty_after_normalizing(ctx, vnode, tuple(words), flag):
+        return None
+    return m.Keywords(tuple(words), fields, flag, path)
 
 
 def _p_regex(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]]) -> m.Matcher | None:
