@@ -30,7 +30,7 @@ from .records import SCHEMAS, conform
 from .rules.loader import load_rules
 from .rules.model import RuleSet
 from .sources.base import REGISTRIES, ReadResult, expand
-from .sources.bindings import owners, read_bindings
+from .sources.bindings import load_bindings, owners
 
 # Source kinds scanned by record rules, and the modules that register their formats.
 SCANNED_SOURCES = ("objects", "logs", "streams")
@@ -229,11 +229,7 @@ def scan(settings: Settings, *, config_path: str | None = None, client: Any = No
 
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
-    frames = [read_bindings(f, e.format)
-              for e in settings.sources.bindings for f in expand(settings.resolve(e.path))]
-    if not frames:
-        return ScanContext(ruleset)
-    b = pd.concat(frames, ignore_index=True)
+    b = load_bindings(settings.sources.bindings, settings.resolve)
     return ScanContext(ruleset, owners(b, "domain"), owners(b, "hub"))
 
 

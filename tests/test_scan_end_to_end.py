@@ -106,3 +106,14 @@ def test_cli_scan_json_and_cases_commands(generated: Path, tmp_path: Path) -> No
         assert res.exit_code == 0 and out.stat().st_size > 0
     missing = runner.invoke(main, ["--config", cfg, "cases", "show", "Cnope"])
     assert missing.exit_code != 0 and "no case 'Cnope'" in missing.stderr
+
+
+def test_real_benign_access_log_opens_no_case(corpus: Path, root: Path, tmp_path: Path, dask_client) -> None:
+    log = corpus / "access-logs" / "apache_combined_2015.log"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"rules: {root / 'rules'}\nstate_dir: state\nsources:\n  logs:\n"
+                   f"    - {{path: {log}, format: combined, domain: www.example.com}}\n", encoding="utf-8")
+    report = scan(load_settings(str(cfg)), client=dask_client)
+    assert report.rows_read == 10000 and report.rows_quarantined == 0
+    cases = open_store(tmp_path / "state").list_cases()
+    assert list(cases["rule_id"]) == []

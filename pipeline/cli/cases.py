@@ -48,7 +48,7 @@ def _evidence_summary(evidence: str, limit: int = 2) -> str:
     items = json.loads(evidence)
     parts = []
     for item in items[:limit]:
-        for mt in item.get("matches", [])[:1]:
+        for mt in item.get("matches", [])[:3]:
             where = f"{item.get('source_file') or ''}:{item.get('source_line') or ''}".split("/")[-1]
             parts.append(f"{mt.get('field')}: {mt.get('text')!s:.40} [{mt.get('kind')} {mt.get('pattern')!s:.30}] @{where}")
     more = f" (+{len(items) - limit} more)" if len(items) > limit else ""

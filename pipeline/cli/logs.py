@@ -10,6 +10,7 @@ import click
 
 from ..errors import SourceError, StoreError
 from ..query import read_audit, run_query, verify_audit
+from ..sources.bindings import load_bindings, owners
 from ..retention import IngestReport, hold_add, hold_list, hold_release, ingest, purge, verify
 from . import get_settings, main
 
@@ -32,14 +33,16 @@ def ingest_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str | None, doma
     if paths:
         if not fmt:
             raise SourceError("--format is required with paths", hint="e.g. --format combined")
-        report = ingest(settings, [(p, fmt) for p in paths], domain=domain, account_id=account_id)
+        bindings = owners(load_bindings(settings.sources.bindings, settings.resolve), "domain")
+        report = ingest(settings, [(p, fmt) for p in paths], bindings=bindings, domain=domain, account_id=account_id)
         _print_ingest(report)
         return
     if not settings.sources.logs:
         raise SourceError("no paths given and no sources.logs in the config",
                           hint="pass PATH... --format F, or list sources.logs in config.yaml")
+    bindings = owners(load_bindings(settings.sources.bindings, settings.resolve), "domain")
     for entry in settings.sources.logs:
-        report = ingest(settings, [(settings.resolve(entry.path), entry.format)],
+        report = ingest(settings, [(settings.resolve(entry.path), entry.format)], bindings=bindings,
                         domain=entry.domain or domain, account_id=entry.account_id or account_id)
         _print_ingest(report)
 

@@ -177,9 +177,9 @@ class CompiledRules:
         if isinstance(node, m.Regex):
             return self._regex_eval(node, part)
         if isinstance(node, m.HashList):
-            col = part.value(node.field).astype("string").str.strip('"').str.lower()
-            mask = col.isin(node.hashes).fillna(False).to_numpy(dtype=bool)
-            return _Result(mask, _leaf_evidence(mask, node.field, "hash_list", node.path, col))
+            raw = part.value(node.field).astype("string")
+            mask = raw.str.strip('"').str.lower().isin(node.hashes).fillna(False).to_numpy(dtype=bool)
+            return _Result(mask, _leaf_evidence(mask, node.field, "hash_list", node.path, raw))
         if isinstance(node, m.FieldCondition):
             mask = _condition(node, part.value(node.field))
             return _Result(mask, _leaf_evidence(mask, node.field, node.op, repr(node.value), part.value(node.field)))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pandas as pd
 
 from ..errors import Location, SourceError
-from .base import open_bytes
+from .base import expand, open_bytes
 
 COLUMNS = ["account_id", "resource_type", "resource", "verified_entity", "declared_filing"]
 RESOURCE_TYPES = ("bucket", "domain", "hub")
@@ -62,3 +64,11 @@ def owners(bindings: pd.DataFrame, resource_type: str) -> dict[str, str]:
     """resource → account_id for one resource type (a resource bound twice keeps its first owner)."""
     sel = bindings[bindings["resource_type"] == resource_type].drop_duplicates("resource")
     return dict(zip(sel["resource"], sel["account_id"]))
+
+
+def load_bindings(entries: Iterable[Any], resolve: Callable[[str], str]) -> pd.DataFrame:
+    """Every binding of the config's ``sources.bindings`` entries, in one frame."""
+    frames = [read_bindings(f, e.format) for e in entries for f in expand(resolve(e.path))]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(frames, ignore_index=True)
