@@ -31,8 +31,8 @@ def test_case_ids_are_stable_and_distinct() -> None:
     assert a != case_id("r.x", "object", "b/k2") and a != case_id("r.y", "object", "b/k")
 
 
-def test_reapplying_the_same_hits_opens_nothing(tmp_path: Path) -> None:
-    store = CaseStore(tmp_path / "cases.db")
+def test_reapplying_the_same_hits_opens_nothing(store_url: str) -> None:
+    store = CaseStore(store_url)
     rs = ruleset()
     r1 = store.begin_run(None, rs.digest)
     res1 = store.apply_hits(r1, hits(["e1", "e2"]), rs, max_evidence=5)
@@ -47,8 +47,8 @@ def test_reapplying_the_same_hits_opens_nothing(tmp_path: Path) -> None:
     assert [h["action"] for h in case["history"]] == ["opened"]
 
 
-def test_new_hits_update_and_evidence_is_bounded(tmp_path: Path) -> None:
-    store = CaseStore(tmp_path / "cases.db")
+def test_new_hits_update_and_evidence_is_bounded(store_url: str) -> None:
+    store = CaseStore(store_url)
     rs = ruleset()
     store.apply_hits(store.begin_run(None, rs.digest), hits(["e1", "e2"]), rs, max_evidence=3)
     res = store.apply_hits(store.begin_run(None, rs.digest), hits(["e2", "e3", "e4", "e5"]), rs, max_evidence=3)
@@ -60,8 +60,8 @@ def test_new_hits_update_and_evidence_is_bounded(tmp_path: Path) -> None:
     assert [h["action"] for h in case["history"]] == ["opened", "hits_added"]
 
 
-def test_filters_and_runs(tmp_path: Path) -> None:
-    store = CaseStore(tmp_path / "cases.db")
+def test_filters_and_runs(store_url: str) -> None:
+    store = CaseStore(store_url)
     rs = ruleset()
     run = store.begin_run("config.yaml", rs.digest)
     store.apply_hits(run, pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]), rs, max_evidence=3)
@@ -73,8 +73,40 @@ def test_filters_and_runs(tmp_path: Path) -> None:
     assert runs.iloc[0]["rows_quarantined"] == 1 and runs.iloc[0]["status"] == "completed"
 
 
-def test_schema_is_migrated_once(tmp_path: Path) -> None:
-    CaseStore(tmp_path / "cases.db").close()
-    store = CaseStore(tmp_path / "cases.db")
-    versions = [r[0] for r in store.conn.execute("SELECT version FROM schema_version")]
-    assert versions == [1]
+def test_schema_is_migrated_once(store_url: str) -> None:
+    CaseStore(store_url).close()
+    store = CaseStore(store_url)
+    assert store.schema_versions() == [1, 2]
+
+
+def test_transitions_are_checked_and_recorded(store_url: str) -> None:
+    import pytest
+
+    from pipeline.errors import StoreError
+
+    store = CaseStore(store_url)
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest), hits(["e1"]), rs, max_evidence=3)
+    cid = case_id("objects.test.rule", "object", "b/k1")
+    store.transition(cid, "confirmed", by="alice", reason="clear gambling ad")
+    with pytest.raises(StoreError) as exc:
+        store.transition(cid, "confirmed", by="bob", reason="again")
+    assert "cannot become confirmed" in str(exc.value)
+    store.transition(cid, "dismissed", by="bob", reason="licensed lottery")
+    store.transition(cid, "open", by="carol", reason="licence expired", action="reopen")
+    history = store.get_case(cid)["history"]
+    assert [(h["actor"], h["from_status"], h["to_status"]) for h in history] == [
+        ("scan", None, "open"), ("alice", "open", "confirmed"), ("bob", "confirmed", "dismissed"),
+        ("carol", "dismissed", "open")]
+
+
+def test_resolved_case_reopens_when_found_again_and_auto_resolve(store_url: str) -> None:
+    store = CaseStore(store_url)
+    rs = ruleset()
+    r1 = store.begin_run(None, rs.digest)
+    store.apply_hits(r1, pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]), rs, max_evidence=3)
+    k1, k2 = case_id("objects.test.rule", "object", "b/k1"), case_id("objects.test.rule", "object", "b/k2")
+    resolved = store.auto_resolve(r1, ["objects.test.rule"], {k1})
+    assert resolved == [k2] and store.get_case(k2)["status"] == "resolved"
+    res = store.apply_hits(store.begin_run(None, rs.digest), hits(["c"], "b/k2"), rs, max_evidence=3)
+    assert res.reopened == 1 and store.get_case(k2)["status"] == "open"

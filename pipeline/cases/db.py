@@ -1,0 +1,128 @@
+"""A thin portable layer over SQLite and PostgreSQL for the case store.
+
+SQL is written once with ``?`` placeholders and ``{autoid}`` / ``{blob}`` in DDL; this module
+adapts it to each engine. Writers serialize: SQLite with ``BEGIN IMMEDIATE``, PostgreSQL with a
+transaction-scoped advisory lock, so two scans or a scan and a reviewer never interleave writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import StoreError
+
+WRITE_LOCK_KEY = 0x636F6D706C  # advisory lock id shared by every writer of one PostgreSQL case store
+
+DDL = {
+    "sqlite": {"autoid": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
+    "postgresql": {"autoid": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
+}
+
+
+class Database:
+    """One connection to the case store; ``dialect`` is "sqlite" or "postgresql"."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg
+            except ImportError:
+                raise StoreError("case_store is a PostgreSQL URL but psycopg is not installed",
+                                 hint='pip install -e ".[postgres]"') from None
+            try:
+                self.conn: Any = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"cannot connect to the case store {_redact(url)}: {str(exc).strip()}",
+                                 hint="check case_store in the config and that PostgreSQL is running") from None
+            self.dialect = "postgresql"
+        elif url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            self.dialect = "sqlite"
+        else:
+            raise StoreError(f"unsupported case store URL {_redact(url)!r}",
+                             hint="use sqlite:///path/cases.db or postgresql://user@host:5432/db")
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def ddl(self, sql: str) -> str:
+        return sql.format(**DDL[self.dialect])
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        else:
+            self.conn.executemany(sql, [tuple(r) for r in rows])
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description] if cur.description else []
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=names)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """A write transaction, serialized against every other writer of the same store."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        if self.dialect == "sqlite":
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn.execute("BEGIN")
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url
