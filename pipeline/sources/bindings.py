@@ -1,8 +1,9 @@
 """Bindings: which account owns which bucket, CDN domain and live-stream hub (CSV or JSONL).
 
 Columns: account_id, resource_type (bucket | domain | hub), resource, and optionally
-verified_entity (the account's verified legal name) and declared_filing (the ICP number the
-customer declared). Used to attribute log lines and streams to accounts.
+verified_entity (the account's verified legal name), declared_filing (the ICP number the
+customer declared) and origin_bucket (for a domain: the bucket it serves, so that objects can be
+attributed to a site). Used to attribute log lines and streams to accounts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 from ..errors import Location, SourceError
 from .base import expand, open_bytes
 
-COLUMNS = ["account_id", "resource_type", "resource", "verified_entity", "declared_filing"]
+COLUMNS = ["account_id", "resource_type", "resource", "verified_entity", "declared_filing", "origin_bucket"]
 RESOURCE_TYPES = ("bucket", "domain", "hub")
 
 
