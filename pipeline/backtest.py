@@ -293,13 +293,21 @@ def backtest(settings: Settings, draft: str | Path, *, against: str | Path | Non
     scope = _scope(draft_rules, live_rules, os.path.isfile(draft_path))
     if not scope:
         raise BacktestError(f"{draft_path} defines no rules", hint="a rule file holds a list under 'rules:'")
+    t0, t1 = instant(start, "--from"), instant(end, "--to")
+    retained = t0 is not None or t1 is not None
+    if retained:
+        # the retained store holds access logs only: other sources' rules cannot be compared there
+        logs = {r.id for r in (*draft_rules.rules, *live_rules.rules) if "logs" in r.sources}
+        scope = [rid for rid in scope if rid in logs]
+        if not scope:
+            raise BacktestError(f"{draft_path} holds no log rule, and the retained store holds only access logs",
+                                hint="drop --from / --to to backtest over the configured sources")
     merged = merged_ruleset(draft_rules, live_rules, scope)
     ctx = scan_context(settings, merged)
-    t0, t1 = instant(start, "--from"), instant(end, "--to")
     if t0 is not None and t1 is not None and t0 >= t1:
         raise BacktestError(f"the window is empty: --from {t0.isoformat()} is not before --to {t1.isoformat()}",
                             hint="--to is exclusive; give a later --to")
-    if t0 is None and t1 is None:
+    if not retained:
         collected = _evaluate_sources(settings, ctx, client)
         data = "configured sources"
     else:
