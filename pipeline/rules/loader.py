@@ -542,6 +542,12 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
             ctx.error(items["check"][1], f"unknown check {check!r}", hint=f"valid checks: {', '.join(CHECKS)}")
     elif "icp" in sources:
         ctx.error(node, "icp rules name a check", hint=f"valid checks: {', '.join(CHECKS)}")
+    if check in CHECKS or str(v["category"]).startswith("site_"):
+        from ..licensing.checks import params_problems  # imported here: licensing builds on the rule model
+
+        pnode = items["params"][1] if "params" in items else node
+        for message, hint in params_problems(check, str(v["category"]), v.get("params")):
+            ctx.error(pnode, message, hint=hint)
     if "match" not in items and aggregate is None and check is None:
         ctx.error(node, "rule needs match (or aggregate, or check)")
     subject = v.get("subject")

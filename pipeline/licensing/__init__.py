@@ -1,0 +1,156 @@
+"""Licensing checks: joins of filings, licence records, bindings, traffic and inferred content into
+hits on domains (the entry point the runner calls), and the loading of the filing and licence sources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..matchers.hits import HIT_COLUMNS, empty_hits
+from ..records import QUARANTINE, conform, empty
+from ..rules.model import Rule
+from .checks import CHECKS, Owner, Site, normalize_entity, resolved
+from .inference import infer_fields
+
+ReadCounts = dict[str, dict[str, int]]   # kind (icp, licences) → rows_read, rows_parsed, rows_quarantined
+
+
+@dataclass
+class LicensingInput:
+    filings: pd.DataFrame        # sources.icp.FILINGS
+    licences: pd.DataFrame       # sources.icp.LICENCES
+    bindings: pd.DataFrame       # sources.bindings.COLUMNS (+ origin_bucket)
+    traffic: pd.DataFrame        # per domain from the scanned logs: domain, requests, bytes_sent, first_ts, last_ts
+    site_hits: pd.DataFrame      # HIT_COLUMNS rows of rules whose category starts with "site_"
+    object_buckets: pd.DataFrame  # bucket, objects (count) seen in this scan
+
+
+def load_licensing_sources(settings: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ReadCounts]:
+    """Filings and licence records of the config's ``sources.icp`` / ``sources.licences``, their quarantine
+    (QUARANTINE columns) and row counts per kind. An unknown format is an error listing the valid ones."""
+    from ..sources.base import expand
+    from ..sources.icp import FILINGS, ICP_FORMATS, LICENCE_FORMATS, LICENCES
+
+    frames: dict[str, list[pd.DataFrame]] = {"icp": [], "licences": []}
+    quarantine: list[pd.DataFrame] = []
+    counts: ReadCounts = {}
+    for kind, registry in (("icp", ICP_FORMATS), ("licences", LICENCE_FORMATS)):
+        c = counts.setdefault(kind, {"rows_read": 0, "rows_parsed": 0, "rows_quarantined": 0})
+        for entry in getattr(settings.sources, kind):
+            reader = registry.get(entry.format)
+            for path in expand(settings.resolve(entry.path)):
+                result = reader(path)
+                frames[kind].append(result.records)
+                if len(result.quarantine):
+                    quarantine.append(result.quarantine)
+                c["rows_read"] += result.rows_read
+                c["rows_parsed"] += len(result.records)
+                c["rows_quarantined"] += len(result.quarantine)
+
+    def cat(parts: list[pd.DataFrame], schema: dict[str, str]) -> pd.DataFrame:
+        return conform(pd.concat(parts, ignore_index=True), schema) if parts else empty(schema)
+
+    q = pd.concat(quarantine, ignore_index=True) if quarantine else empty(QUARANTINE)
+    return cat(frames["icp"], FILINGS), cat(frames["licences"], LICENCES), q, counts
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _covers(filed: str, domain: str) -> bool:
+    """A filed domain covers itself and its sub-domains (www.example.cn is under example.cn)."""
+    return domain == filed or domain.endswith("." + filed)
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC") \
+        if pd.Timestamp(value).tzinfo else pd.Timestamp(value).tz_localize("UTC")
+
+
+def build_sites(data: LicensingInput, rules: Sequence[Rule]) -> list[Site]:
+    """One Site per bound domain, with what every check needs about it."""
+    b = data.bindings
+    doms = b[b["resource_type"] == "domain"] if len(b) else b
+    origin = doms["origin_bucket"] if "origin_bucket" in doms.columns else pd.Series([""] * len(doms), index=doms.index)
+    bucket_domains: dict[str, list[str]] = {}
+    for d, ob in zip(doms["resource"] if len(doms) else [], origin):
+        if _text(ob):
+            bucket_domains.setdefault(_text(ob), []).append(_text(d).lower())
+    fields = infer_fields(rules, data.site_hits, bucket_domains)
+    traffic = {str(r["domain"]).lower(): r for r in data.traffic.to_dict("records")} if len(data.traffic) else {}
+    objects = dict(zip(data.object_buckets["bucket"].astype(str), data.object_buckets["objects"])) \
+        if len(data.object_buckets) else {}
+    filings = data.filings.to_dict("records") if len(data.filings) else []
+    licences = data.licences.to_dict("records") if len(data.licences) else []
+    sites: list[Site] = []
+    for domain in sorted({_text(d).lower() for d in doms["resource"]} if len(doms) else set()):
+        rows = doms[doms["resource"].str.lower() == domain]
+        owners = tuple(sorted({Owner(_text(r["account_id"]), _text(r.get("verified_entity")),
+                                     _text(r.get("declared_filing"))) for r in rows.to_dict("records")},
+                              key=lambda o: (o.account_id, o.declared_filing, o.verified_entity)))
+        buckets = tuple(sorted({_text(r.get("origin_bucket")) for r in rows.to_dict("records")} - {""}))
+        mine = [f for f in filings if _covers(str(f["domain"]), domain)]
+        # most specific filed domain first, then active before revoked, then the newest
+        mine.sort(key=lambda f: (-len(str(f["domain"])), f["status"] != "active",
+                                 -(_ts(f.get("updated_at")) or pd.Timestamp(0, tz="UTC")).value))
+        t = traffic.get(domain, {})
+        last = _ts(t.get("last_ts"))
+        when = last or pd.Timestamp.now(tz="UTC")
+        entities = {normalize_entity(f["unit_name"]) for f in mine} | {normalize_entity(o.verified_entity)
+                                                                        for o in owners if o.verified_entity}
+        covering = tuple(lic for lic in licences if _licence_covers(lic, domain, entities, when))
+        sites.append(Site(domain, owners, tuple(mine), covering, int(t.get("requests") or 0),
+                          int(t.get("bytes_sent") or 0), _ts(t.get("first_ts")), last,
+                          int(sum(int(objects.get(bk, 0)) for bk in buckets)), buckets, fields.get(domain, {})))
+    return sites
+
+
+def _licence_covers(lic: dict[str, Any], domain: str, entities: set[str], when: pd.Timestamp) -> bool:
+    start, end = _ts(lic.get("valid_from")), _ts(lic.get("valid_to"))
+    if (start is not None and when < start) or (end is not None and when > end):
+        return False
+    listed = [d for d in _text(lic.get("domains")).split(",") if d]
+    if listed:
+        return any(_covers(d, domain) for d in listed)
+    return normalize_entity(_text(lic.get("holder"))) in entities
+
+
+def evaluate_licensing(rules: Sequence[Rule], data: LicensingInput) -> pd.DataFrame:
+    """Run every enabled check rule over every bound domain; HIT_COLUMNS rows on subject ``domain``.
+
+    ``hit_key`` is ``<check>:<facts>``: the same facts give the same key (a re-scan adds nothing);
+    a changed fact (a filing revoked, a new day of unfiled traffic) gives a new one.
+    """
+    checks = [r for r in rules if r.check is not None and r.enabled]
+    if not checks:
+        return empty_hits()
+    sites = build_sites(data, rules)
+    rows: list[dict[str, Any]] = []
+    for rule in checks:
+        c = CHECKS.get(rule.check or "")
+        params = resolved(c, rule.params)
+        for site in sites:
+            found = c.run(site, params)
+            if found is None:
+                continue
+            filing = site.filings[0] if site.filings else None
+            rows.append({
+                "rule_id": rule.id, "subject_type": "domain", "subject_id": site.domain,
+                "account_id": found.account_id,
+                "event_time": site.last_ts if site.last_ts is not None else
+                (_ts(filing.get("updated_at")) if filing else None),
+                "source_file": filing.get("source_file") if filing else "",
+                "source_line": int(filing["source_line"]) if filing and not pd.isna(filing.get("source_line")) else None,
+                "hit_key": f"{rule.check}:{found.facts}",
+                "evidence": json.dumps(list(found.evidence), ensure_ascii=False, default=str),
+            })
+    return pd.DataFrame(rows, columns=HIT_COLUMNS) if rows else empty_hits()
+
+
+__all__ = ["LicensingInput", "ReadCounts", "load_licensing_sources", "evaluate_licensing", "build_sites"]
