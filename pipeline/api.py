@@ -30,7 +30,7 @@ import pandas as pd
 from .backtest import BacktestResult, backtest as _backtest
 from .cases.store import CaseStore, open_store
 from .config import ENV_PREFIX, Settings, load_settings
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, QueryError, StoreError
 from .query import QueryResult, run_query
 from .query.request import TimeLike, instant
 
@@ -241,6 +241,18 @@ class Analyst:
                          domain=domain, url_contains=url_contains, account=account, start=start, end=end,
                          fields=fields, out_dir=out_dir, requested_by=requested_by)
 
+    def audit(self, *, action: str | None = None) -> pd.DataFrame:
+        """The audit log (queries, refusals, holds), oldest first; ``action`` keeps one kind.
+        Unchecked here: `compliance audit verify` proves the hash chain intact."""
+        from .query import read_audit
+
+        rows = [{"seq": e.get("seq"), "ts": e.get("ts"), "actor": e.get("actor"), "action": e.get("action"),
+                 "request_ref": (e.get("details") or {}).get("request_ref"), "details": e.get("details")}
+                for e in read_audit(self.settings) if action is None or e.get("action") == action]
+        df = pd.DataFrame(rows, columns=["seq", "ts", "actor", "action", "request_ref", "details"])
+        df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601", errors="coerce")
+        return df
+
     # -- backtests ---------------------------------------------------------------------------------
 
     def backtest(self, draft: str | Path, *, against: str | Path | None = None, start: TimeLike = None,
@@ -352,4 +364,4 @@ def _empty(ax: Axes, text: str) -> Axes:
     return ax
 
 
-__all__ = ["Analyst", "BacktestResult", "QueryResult", "StoreError", "connect", "find_config"]
+__all__ = ["Analyst", "BacktestResult", "ConfigError", "QueryError", "QueryResult", "StoreError", "connect", "find_config"]

@@ -1,4 +1,4 @@
-"""Named crash points for fault-injection tests of the store's writers.
+"""Named crash points for fault-injection tests of the writers (retained store, scans, enforcement).
 
 ``PIPELINE_CRASH_AT=step`` (or ``step:n``, the n-th time the step is reached) makes the process
 SIGKILL itself there, so tests can prove a kill at that instant leaves the store consistent.

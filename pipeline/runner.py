@@ -20,7 +20,10 @@ from typing import Any
 import pandas as pd
 from loguru import logger
 
+from .cases.ids import case_id
 from .cases.store import ApplyResult, CaseStore, open_store
+from .faults import checkpoint
+from .incremental import fingerprint, scan_lock
 from .config import Settings
 from .errors import PipelineError, SourceError
 from .matchers.evaluate import CompiledRules
@@ -79,6 +82,9 @@ class ScanReport:
     cases_new: int = 0
     cases_updated: int = 0
     cases_unchanged: int = 0
+    cases_reopened: int = 0
+    cases_resolved: int = 0
+    files_skipped: int = 0
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -202,30 +208,60 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
                 f.cancel()
 
 
-def scan(settings: Settings, *, config_path: str | None = None, client: Any = None) -> ScanReport:
-    """Run every configured source through its rules and fold the hits into cases."""
+def scan(settings: Settings, *, config_path: str | None = None, client: Any = None,
+         full: bool = False) -> ScanReport:
+    """Run the configured sources through the rules and fold the hits into cases.
+
+    Incremental by default: files unchanged since the last completed scan are skipped. ``full``
+    rescans everything (and, when ``scan.auto_resolve`` is on, resolves open cases whose violation
+    was not found again). The case update is one transaction, so a killed scan changes nothing
+    and the next run redoes its work.
+    """
     ruleset = load_rules(settings.rules_dir)  # a broken rule file stops the scan before any data is read
-    tasks = plan_tasks(settings)
-    ctx = scan_context(settings, ruleset)
+    all_tasks = plan_tasks(settings)
     store = open_store(settings.state_path, settings.case_store)
     try:
-        run_id = store.begin_run(config_path, ruleset.digest)
-        report = ScanReport(run_id)
-        logger.info("scan {}: {} rules, {} files", run_id, len(ruleset.rules), len(tasks))
-        try:
-            hits = _collect(settings, tasks, ctx, store, report, client)
-            applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence)
-        except BaseException:
-            store.finish_run(run_id, "failed", report.as_dict())
-            raise
-        report.hits = len(hits)
-        report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
-        store.finish_run(run_id, "completed", {**report.as_dict(), "details": report.per_source})
-        logger.info("scan {} done: {} rows, {} quarantined, {} new cases", run_id, report.rows_read,
-                    report.rows_quarantined, report.cases_new)
-        return report
+        with scan_lock(settings.state_path, store):
+            return _scan_locked(settings, store, ruleset, all_tasks, config_path, client, full)
     finally:
         store.close()
+
+
+def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tasks: list[ScanTask],
+                 config_path: str | None, client: Any, full: bool) -> ScanReport:
+    known = {} if full else store.scanned_files()
+    tasks, files = [], []
+    for task in all_tasks:
+        record, changed = fingerprint(task.path, known.get(task.path))
+        if changed:
+            tasks.append(task)
+            files.append({**record, "source": task.source, "format": task.format})
+    ctx = scan_context(settings, ruleset)
+    run_id = store.begin_run(config_path, ruleset.digest)
+    report = ScanReport(run_id)
+    report.files_skipped = len(all_tasks) - len(tasks)
+    logger.info("scan {}: {} rules, {} files ({} unchanged, skipped)", run_id, len(ruleset.rules), len(tasks),
+                report.files_skipped)
+    try:
+        hits = _collect(settings, tasks, ctx, store, report, client)
+        checkpoint("scan.before_apply")
+        applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
+                                   files=[f for f in files if f["size"] >= 0])
+        if full and settings.scan.auto_resolve:
+            scanned_sources = {t.source for t in all_tasks}
+            rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
+            seen = {case_id(r, t, s) for r, t, s in zip(hits["rule_id"], hits["subject_type"], hits["subject_id"])}
+            report.cases_resolved = len(store.auto_resolve(run_id, rule_ids, seen))
+    except BaseException:
+        store.finish_run(run_id, "failed", report.as_dict())
+        raise
+    report.hits = len(hits)
+    report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
+    report.cases_reopened = applied.reopened
+    store.finish_run(run_id, "completed", {**report.as_dict(), "details": report.per_source})
+    logger.info("scan {} done: {} rows, {} quarantined, {} new cases", run_id, report.rows_read,
+                report.rows_quarantined, report.cases_new)
+    return report
 
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import StoreError
+from ..faults import checkpoint
 from ..rules.model import RuleSet
 from .db import Database
 from .ids import case_id
@@ -28,7 +29,8 @@ from .ids import case_id
 STATUSES = ("open", "confirmed", "enforced", "resolved", "dismissed")
 # status → statuses a person (or the enforcement step) may move a case to
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "open": ("confirmed", "dismissed", "resolved"),
+    # open → enforced: `auto` policies and expired notices enforce without a reviewer's confirmation
+    "open": ("confirmed", "dismissed", "resolved", "enforced"),
     "confirmed": ("enforced", "dismissed", "resolved", "open"),
     "enforced": ("resolved", "dismissed"),
     "resolved": ("open",),
@@ -201,6 +203,7 @@ class CaseStore:
                 for cid, group in hits.groupby("case_id", sort=False):
                     outcome = self._apply_case(db, run_id, str(cid), group.drop_duplicates("hit_key"),
                                                rules, max_evidence, now)
+                    checkpoint("store.case_applied")
                     new += outcome == "new"
                     updated += outcome in ("updated", "reopened")
                     unchanged += outcome == "unchanged"

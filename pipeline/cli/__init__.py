@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import click
+from loguru import logger
 
 from ..config import Settings, default_config_path, load_settings
 from ..errors import PipelineError
@@ -29,6 +30,13 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug, not bad input: one line for the user, the traceback in the log
+            logger.opt(exception=exc).debug("unexpected error")
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
+                       "(the traceback is in <state_dir>/pipeline.log; please report it)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group)

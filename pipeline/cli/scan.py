@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.console import Console
@@ -11,26 +12,46 @@ from rich.table import Table
 from . import get_settings, main
 
 
+EXIT_NEW_CASES = 3
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--full", is_flag=True, help="Rescan every file, not only those changed since the last scan.")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help=f"Exit with {EXIT_NEW_CASES} when the scan opened new cases (for schedulers that alert on it).")
 @click.pass_context
-def scan(ctx: click.Context, as_json: bool) -> None:
-    """Scan the configured sources and turn rule hits into cases."""
+def scan(ctx: click.Context, as_json: bool, full: bool, exit_code: bool) -> None:
+    """Scan the configured sources and turn rule hits into cases.
+
+    \b
+    Exit codes: 0 the scan completed (whatever it found); 2 stopped by bad input (config, rule
+    files, an unreadable source); 75 another scan holds the lock; 1 failed; with --exit-code,
+    3 when new cases were found.
+    """
     from ..runner import scan as run_scan
 
     settings = get_settings(ctx)
     root = ctx.find_root().obj
-    report = run_scan(settings, config_path=root.get("config_path"))
+    report = run_scan(settings, config_path=root.get("config_path"), full=full)
     summary = report.as_dict()
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, default=str))
-        return
+    else:
+        _print(report)
+    if exit_code and report.cases_new:
+        ctx.exit(EXIT_NEW_CASES)
+
+
+def _print(report: Any) -> None:
     console = Console()
     table = Table(title=f"scan {report.run_id}", show_header=False)
-    for label, value in (("files", report.files), ("rows read", report.rows_read),
+    for label, value in (("files scanned", report.files), ("files unchanged", report.files_skipped),
+                         ("rows read", report.rows_read),
                          ("rows parsed", report.rows_parsed), ("rows quarantined", report.rows_quarantined),
                          ("rule hits", report.hits), ("cases new", report.cases_new),
-                         ("cases updated", report.cases_updated), ("cases unchanged", report.cases_unchanged)):
+                         ("cases updated", report.cases_updated), ("cases unchanged", report.cases_unchanged),
+                         ("cases reopened", report.cases_reopened), ("cases resolved", report.cases_resolved)):
         table.add_row(label, str(value))
     console.print(table)
     for source, c in sorted(report.per_source.items()):

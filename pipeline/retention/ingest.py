@@ -29,7 +29,7 @@ from ..errors import SourceError
 from ..records import LOGS, QUARANTINE
 from ..sources.base import LOG_FORMATS, ReadResult, expand
 from . import ipkey
-from .faults import checkpoint
+from ..faults import checkpoint
 from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir,
                      sha256_file, store_lock, write_json_atomic)
 from .partition import read_partition, write_version

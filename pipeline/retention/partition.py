@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import Settings
-from .faults import checkpoint
+from ..faults import checkpoint
 from .layout import (IP_KEY, MANIFEST, POINTER, SCHEMA_VERSION, STORE_SCHEMA, TMP_PREFIX, Partition,
                      days_dir, fsync_dir, sha256_file)
 

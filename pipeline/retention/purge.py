@@ -18,7 +18,7 @@ from loguru import logger
 
 from ..config import Settings
 from ..errors import StoreError
-from .faults import checkpoint
+from ..faults import checkpoint
 from .holds import held_days
 from .layout import TMP_PREFIX, days_dir, fsync_dir, published_days, store_lock, store_root
 

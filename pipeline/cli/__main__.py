@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli` runs the `compliance` command."""
+
+from . import main
+
+main()

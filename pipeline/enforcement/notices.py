@@ -1,0 +1,115 @@
+"""Violation notices (违规信息处理通知): rendered in Chinese from a string.Template file, citing the
+case's clause, §3.1.3.10 and §7.3.2, the deadline, the subject and a summary of the evidence."""
+
+from __future__ import annotations
+
+import json
+import string
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import Location
+from . import EnforcementError
+from .policy import decide, intended_actions
+
+PRODUCT_ZH = {"object_storage": "对象存储", "cdn": "CDN", "live_streaming": "直播云", "account": "码尚云"}
+SUBJECT_ZH = {"object": "文件", "bucket": "存储空间", "domain": "域名", "url": "链接", "stream": "直播流",
+              "hub": "直播空间", "account": "账号", "client_ip": "IP 地址"}
+ACTION_ZH = {"disable_object": "封禁资源", "freeze_bucket": "冻结空间", "freeze_account": "冻结账号",
+             "block_url": "封禁外链", "freeze_domain": "冻结域名", "disable_stream": "封禁房间",
+             "freeze_hub": "冻结直播空间"}
+# category name prefixes → Chinese, longest prefix first wins
+CATEGORY_ZH = {
+    "contraband_gambling": "赌博、博彩", "contraband_game_cheat": "私服、外挂", "contraband_drugs": "毒品",
+    "contraband_weapons": "枪支弹药、管制器具", "contraband": "违禁品", "pornographic": "色情低俗",
+    "inappropriate_superstition": "封建迷信", "inappropriate": "不良信息", "political": "违规政治信息",
+    "attack_malware": "病毒、木马、恶意代码", "attack_phishing": "钓鱼、网络诈骗", "attack": "危害网络安全的行为",
+    "abuse_bandwidth": "占用大量带宽资源", "abuse_traffic_spike": "异常流量", "abuse": "滥用资源",
+    "licence_missing": "缺少经营许可", "filing_missing": "未备案", "spam": "垃圾信息",
+}
+TZ_CN = timezone(timedelta(hours=8))
+
+
+def category_zh(category: str) -> str:
+    for prefix in sorted(CATEGORY_ZH, key=len, reverse=True):
+        if category == prefix or category.startswith(prefix + "_"):
+            return CATEGORY_ZH[prefix]
+    return category
+
+
+def template_text(settings: Settings) -> tuple[str, str]:
+    """(template text, where it came from) — the configured file or the packaged one."""
+    configured = settings.enforcement.notice.template
+    if configured:
+        path = settings.resolve(configured)
+        try:
+            return Path(path).read_text(encoding="utf-8"), path
+        except OSError as exc:
+            raise EnforcementError(f"cannot read the notice template: {exc.strerror}", location=Location(path),
+                                   hint="fix enforcement.notice.template in the config") from None
+    res = resources.files("pipeline").joinpath("templates/notice.zh.txt")
+    return res.read_text(encoding="utf-8"), "pipeline/templates/notice.zh.txt"
+
+
+def _local(ts: str | None) -> str:
+    """An ISO time as Beijing time, the way a customer in China reads it."""
+    if not ts:
+        return "-"
+    t = datetime.fromisoformat(ts)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(TZ_CN).strftime("%Y年%m月%d日 %H:%M（北京时间）")
+
+
+def evidence_summary(evidence: Any, limit: int = 5) -> str:
+    items = json.loads(evidence) if isinstance(evidence, str) else evidence
+    lines = []
+    for item in items[:limit]:
+        where = item.get("source_file") or ""
+        if item.get("source_line") is not None:
+            where += f" 第 {item['source_line']} 行"
+        for m in item.get("matches", [])[:3]:
+            lines.append(f"    - {m.get('field')}：“{str(m.get('text'))[:80]}”（{m.get('kind')}：{m.get('pattern')}）"
+                         f"{'，' + where.split('/')[-1] if where else ''}")
+    if len(items) > limit:
+        lines.append(f"    - 另有 {len(items) - limit} 条证据")
+    return "\n".join(lines) or "    - （无）"
+
+
+def default_deadline(settings: Settings, case: dict[str, Any], now: datetime | None = None) -> str:
+    decision = decide(settings.enforcement, case["category"], case["severity"])
+    days = decision.notice_days if decision else settings.enforcement.notice_days
+    return ((now or datetime.now(timezone.utc)) + timedelta(days=days)).isoformat(timespec="seconds")
+
+
+def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: datetime | None = None) -> str:
+    """The notice for ``case`` (a store row, evidence as list or JSON) with ``deadline`` (ISO, UTC)."""
+    text, origin = template_text(settings)
+    decision = decide(settings.enforcement, case["category"], case["severity"])
+    intended, _ = intended_actions(case, decision.level) if decision else ([], None)
+    measure = "、".join(dict.fromkeys(ACTION_ZH.get(i.action, i.action) for i in intended)) or "依协议处理"
+    target = "、".join(dict.fromkeys(i.target for i in intended)) or str(case["subject_id"])
+    product = intended[0].product if intended else "account"
+    values = {
+        "case_id": case["case_id"], "account": case.get("account_id") or "-",
+        "provider": settings.enforcement.notice.provider, "appeal": settings.enforcement.notice.appeal,
+        "product_zh": PRODUCT_ZH.get(product, product), "clause": case["clause"],
+        "law_text": f"，并违反《{case['law'].split(' ', 1)[0]}》的相关规定" if case.get("law") else "",
+        "category": case["category"], "category_zh": category_zh(case["category"]),
+        "subject": case["subject_id"], "subject_zh": SUBJECT_ZH.get(case["subject_type"], case["subject_type"]),
+        "first_seen": _local(case.get("first_event") or case.get("first_seen")),
+        "last_seen": _local(case.get("last_event") or case.get("last_seen")),
+        "hit_count": case.get("hit_count", 0), "rule_title": case.get("rule_title") or "", "rule_id": case["rule_id"],
+        "evidence": evidence_summary(case["evidence"]), "deadline": _local(deadline),
+        "target": target, "measure_zh": measure,
+        "date": (now or datetime.now(timezone.utc)).astimezone(TZ_CN).strftime("%Y年%m月%d日"),
+    }
+    try:
+        return string.Template(text).substitute(values)
+    except (KeyError, ValueError) as exc:
+        known = ", ".join(sorted(values))
+        raise EnforcementError(f"notice template uses an unknown or malformed placeholder: {exc}",
+                               location=Location(origin), hint=f"placeholders available: {known}") from None

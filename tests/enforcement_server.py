@@ -1,0 +1,123 @@
+"""A real operations endpoint for enforcement tests: a ThreadingHTTPServer on 127.0.0.1 that
+verifies the HMAC signature, applies each idempotency key once, counts every request per key,
+and answers as told: 200, 409, 500, hang past the client's timeout, or close without answering."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODES = ("ok", "conflict", "error", "hang", "close", "reject")
+
+
+class EnforcementServer:
+    """Start with ``start()``; ``url`` is the endpoint. ``script`` holds the modes of the next
+    requests (consumed one per request); once it is empty every request gets ``mode``."""
+
+    def __init__(self, secret: bytes, port: int = 0, hang_s: float = 3.0):
+        self.secret = secret
+        self.port = port
+        self.hang_s = hang_s
+        self.mode = "ok"
+        self.script: list[str] = []
+        self.requests: Counter[str] = Counter()      # every request that arrived, per idempotency key
+        self.applied: Counter[str] = Counter()       # actions applied, per key (must never exceed 1)
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.bad_signatures = 0
+        self.lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/actions"
+
+    def start(self) -> EnforcementServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                server._handle(self)
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        httpd.daemon_threads = True
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def _next_mode(self) -> str:
+        with self.lock:
+            return self.script.pop(0) if self.script else self.mode
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        body = h.rfile.read(int(h.headers.get("Content-Length", 0)))
+        key = h.headers.get("Idempotency-Key", "")
+        expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, h.headers.get("X-Signature", "")):
+            with self.lock:
+                self.bad_signatures += 1
+            self._answer(h, 401, {"error": "bad signature"})
+            return
+        mode = self._next_mode()
+        with self.lock:
+            self.requests[key] += 1
+        if mode == "close":
+            # drop the connection without a status line: the client sees a connection error
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if mode == "error":
+            self._answer(h, 500, {"error": "internal"})
+            return
+        if mode == "reject":
+            self._answer(h, 400, {"error": "unknown target"})
+            return
+        with self.lock:
+            first = self.applied[key] == 0
+            if first:
+                # the action takes effect even if the answer below never reaches the client
+                self.applied[key] += 1
+                self.bodies[key] = json.loads(body)
+        if mode == "hang":
+            time.sleep(self.hang_s)
+        if not first or mode == "conflict":
+            self._answer(h, 409, {"status": "already applied", "key": key})
+        else:
+            self._answer(h, 200, {"status": "applied", "key": key})
+
+    @staticmethod
+    def _answer(h: BaseHTTPRequestHandler, code: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            h.send_response(code)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (timeout) before the answer
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for an endpoint that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,135 @@
+"""Scans from cron: incremental, locked, exit codes, and a scan killed at any point then run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cases.store import open_store
+from pipeline.config import load_settings
+from pipeline.generate.objects import generate_objects
+from pipeline.incremental import scan_lock
+from pipeline.runner import scan
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Path:
+    out = tmp_path_factory.mktemp("objects")
+    generate_objects(out, rows=1000, seed=5, rules_dir=root / "rules")
+    return out
+
+
+def fresh(data: Path, tmp_path: Path, name: str = "run") -> Path:
+    """A copy of the generated data with its own state folder."""
+    dest = tmp_path / name
+    shutil.copytree(data, dest)
+    return dest
+
+
+def cli(cfg: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli.__main__", "--config", str(cfg), *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def case_keys(cfg: Path) -> dict[str, int]:
+    settings = load_settings(str(cfg))
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        df = store.list_cases()
+        return dict(zip(df["case_id"], df["hit_count"]))
+    finally:
+        store.close()
+
+
+def test_incremental_skips_unchanged_files_and_rescans_changed(data: Path, tmp_path: Path, dask_client) -> None:
+    d = fresh(data, tmp_path)
+    settings = load_settings(str(d / "config.yaml"))
+    first = scan(settings, client=dask_client)
+    assert first.files > 0 and first.files_skipped == 0
+    second = scan(settings, client=dask_client)
+    assert second.files == 0 and second.files_skipped == first.files and second.cases_new == 0
+    csv = d / "objects" / "generic.csv"
+    os.utime(csv)  # touched, same content: the content hash says unchanged
+    assert scan(settings, client=dask_client).files == 0
+    with csv.open("a", encoding="utf-8") as fh:
+        fh.write('"acct-9","new-bucket","promo/赌场开业.png",10,"image/png","e9","","2026-11-02T00:00:00Z",'
+                 '"u","STANDARD","enabled","","","",""\n')
+    third = scan(settings, client=dask_client)
+    assert third.files == 1 and third.cases_new == 1
+    full = scan(settings, client=dask_client, full=True)
+    assert full.files == first.files and full.cases_new == 0 and full.cases_updated == 0
+
+
+def test_exit_codes(data: Path, tmp_path: Path) -> None:
+    d = fresh(data, tmp_path)
+    cfg = d / "config.yaml"
+    res = cli(cfg, "scan", "--json", "--exit-code")
+    assert res.returncode == 3, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["cases_new"] > 0
+    res = cli(cfg, "scan", "--exit-code")
+    assert res.returncode == 0, res.stderr
+    rules = tmp_path / "broken"
+    rules.mkdir()
+    (rules / "bad.yaml").write_text("rules:\n  - id: x.y\n    title: t\n", encoding="utf-8")
+    res = cli(cfg, "scan", env={"COMPLIANCE_RULES": str(rules)})
+    assert res.returncode == 2
+    assert "bad.yaml:2:5" in res.stderr and "missing 'clause'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_overlapping_scan_is_refused(data: Path, tmp_path: Path) -> None:
+    d = fresh(data, tmp_path)
+    settings = load_settings(str(d / "config.yaml"))
+    with scan_lock(settings.state_path):
+        res = cli(d / "config.yaml", "scan")
+    assert res.returncode == 75
+    assert "another scan is running" in res.stderr and "Traceback" not in res.stderr
+    assert case_keys(d / "config.yaml") == {}
+
+
+def test_two_scans_started_together(data: Path, tmp_path: Path) -> None:
+    d = fresh(data, tmp_path)
+    cmd = [sys.executable, "-m", "pipeline.cli.__main__", "--config", str(d / "config.yaml"), "scan", "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    codes = sorted(p.wait(timeout=300) for p in procs)
+    assert codes in ([0, 0], [0, 75])
+    reference = fresh(data, tmp_path, "reference")
+    assert cli(reference / "config.yaml", "scan").returncode == 0
+    assert case_keys(d / "config.yaml") == case_keys(reference / "config.yaml")
+
+
+@pytest.mark.parametrize("crash_at", ["scan.before_apply", "store.case_applied:40"])
+def test_scan_killed_then_rerun_equals_uninterrupted(data: Path, tmp_path: Path, crash_at: str) -> None:
+    reference = fresh(data, tmp_path, "reference")
+    assert cli(reference / "config.yaml", "scan").returncode == 0
+    d = fresh(data, tmp_path, "killed")
+    killed = cli(d / "config.yaml", "scan", env={"PIPELINE_CRASH_AT": crash_at})
+    assert killed.returncode == -9
+    assert case_keys(d / "config.yaml") == {}  # nothing half-applied
+    again = cli(d / "config.yaml", "scan")
+    assert again.returncode == 0, again.stderr
+    assert case_keys(d / "config.yaml") == case_keys(reference / "config.yaml")
+    runs = open_store(d / "state").runs()
+    assert list(runs["status"]) == ["interrupted", "completed"]
+
+
+def test_scan_into_each_case_store(data: Path, tmp_path: Path, store_url: str, dask_client) -> None:
+    """The same scan gives the same cases on SQLite and PostgreSQL, and a re-scan adds none."""
+    d = fresh(data, tmp_path)
+    settings = load_settings(str(d / "config.yaml")).model_copy(update={"case_store": store_url})
+    first = scan(settings, client=dask_client)
+    again = scan(settings, client=dask_client, full=True)
+    assert first.cases_new > 0 and again.cases_new == 0 and again.cases_updated == 0
+    store = open_store(settings.state_path, store_url)
+    truth = [json.loads(x) for x in (d / "truth" / "objects.jsonl").read_text(encoding="utf-8").splitlines()]
+    want = {(r, t["subject_id"]) for t in truth for r in t["rule_ids"]}
+    df = store.list_cases()
+    assert set(zip(df["rule_id"], df["subject_id"])) == want
+    store.close()
