@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from pipeline.cases.store import open_store
 from pipeline.config import load_settings
 from pipeline.runner import scan
 
@@ -23,6 +24,15 @@ def state(tmp_path_factory: pytest.TempPathFactory, root: Path, dask_client) -> 
     report = scan(settings, config_path=str(root / "config.yaml"), client=dask_client)
     assert report.cases_new > 0
     return folder
+
+
+def _cases(state: Path) -> dict[str, tuple[str, int]]:
+    store = open_store(state)
+    try:
+        df = store.list_cases()
+    finally:
+        store.close()
+    return {c: (s, int(n)) for c, s, n in zip(df["case_id"], df["status"], df["hit_count"])}
 
 
 def _outputs(nb: nbformat.NotebookNode, kind: str) -> list[object]:
@@ -46,7 +56,7 @@ def test_notebook_runs_top_to_bottom(path: Path, state: Path, monkeypatch: pytes
 
     monkeypatch.setenv("COMPLIANCE_STATE_DIR", str(state))   # the kernel inherits it
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    before = {p: p.stat().st_mtime_ns for p in state.rglob("cases.db")}
+    before = _cases(state)
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -58,4 +68,4 @@ def test_notebook_runs_top_to_bottom(path: Path, state: Path, monkeypatch: pytes
     else:
         exports = list((state / "exports").glob("*/manifest.json"))
         assert len(exports) == 1, "the query's export should land in the temporary state folder"
-    assert before == {p: p.stat().st_mtime_ns for p in state.rglob("cases.db")} or path.stem == "01_explore_cases"
+    assert _cases(state) == before, "a notebook changed the cases (a backtest must not)"
