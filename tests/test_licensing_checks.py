@@ -74,7 +74,7 @@ def test_unfiled_domain_fires_exactly_at_min_requests() -> None:
     assert at["subject_id"].tolist() == ["a.example.cn"] and below.empty
     row = at.iloc[0]
     assert (row["subject_type"], row["account_id"], row["rule_id"]) == ("domain", "acct-1", r.id)
-    assert row["hit_key"] == "unfiled_domain_serving:none:2026-11-01"
+    assert row["hit_key"] == "unfiled_domain_serving:a.example.cn:none:2026-11-01"
     ev = json.loads(row["evidence"])
     kinds = [e["kind"] for e in ev]
     assert kinds[:3] == ["check", "filing", "traffic"]
@@ -108,9 +108,9 @@ def test_filing_revoked_between_two_scans_adds_a_hit() -> None:
     limited = hits(rules, data(filings=[filing("a.example.cn", limited=True)], bindings=b, flows=t))
     revoked = hits(rules, data(filings=[filing("a.example.cn", status="revoked")], bindings=b, flows=t))
     assert first.empty and again.empty
-    assert limited["hit_key"].tolist() == ["filing_limited:浙ICP备20260000号-1:limited"]
-    assert sorted(revoked["hit_key"]) == ["filing_limited:浙ICP备20260000号-1:revoked",
-                                          "unfiled_domain_serving:revoked 浙ICP备20260000号-1:2026-11-01"]
+    assert limited["hit_key"].tolist() == ["filing_limited:a.example.cn:浙ICP备20260000号-1:limited"]
+    assert sorted(revoked["hit_key"]) == ["filing_limited:a.example.cn:浙ICP备20260000号-1:revoked",
+                                          "unfiled_domain_serving:a.example.cn:revoked 浙ICP备20260000号-1:2026-11-01"]
     # the same facts scanned again give the same keys: no new hits for the case store
     assert sorted(hits(rules, data(filings=[filing("a.example.cn", status="revoked")], bindings=b,
                                    flows=t))["hit_key"]) == sorted(revoked["hit_key"])
@@ -186,7 +186,7 @@ def test_licence_missing_from_inferred_field_with_threshold() -> None:
     base = dict(filings=[filing("g.example.cn")], bindings=[binding("g.example.cn")], flows=[traffic("g.example.cn", 30)])
     assert hits(rules, data(**base, site_hits=_site_hits("g.example.cn", game, 2))).empty   # min_hits is 3
     out = hits(rules, data(**base, site_hits=pd.concat([_site_hits("g.example.cn", game, 3)] * 2)))  # duplicates count once
-    assert out["hit_key"].tolist() == ["licence_missing:network_culture:浙ICP备20260000号-1:2026-11-01"]
+    assert out["hit_key"].tolist() == ["licence_missing:g.example.cn:network_culture:浙ICP备20260000号-1:2026-11-01"]
     ev = json.loads(out.iloc[0]["evidence"])
     assert ev[0]["pattern"] == "网络文化经营许可证"
     assert ev[1]["kind"] == "inference" and ev[1]["rules"][0] == {
@@ -214,7 +214,7 @@ def test_object_hits_are_attributed_through_origin_bucket() -> None:
     d = data(filings=[filing("v.example.cn")], bindings=[binding("v.example.cn", origin="vod-bucket")], site_hits=sh,
              buckets={"vod-bucket": 3})
     out = hits(rules, d)
-    assert out["hit_key"].tolist() == ["licence_missing:audiovisual:浙ICP备20260000号-1:-"]
+    assert out["hit_key"].tolist() == ["licence_missing:v.example.cn:audiovisual:浙ICP备20260000号-1:-"]
     assert json.loads(out.iloc[0]["evidence"])[1]["rules"][0]["samples"][0] == "vod-bucket/k0.html"
 
 

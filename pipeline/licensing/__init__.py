@@ -124,7 +124,7 @@ def _licence_covers(lic: dict[str, Any], domain: str, entities: set[str], when: 
 def evaluate_licensing(rules: Sequence[Rule], data: LicensingInput) -> pd.DataFrame:
     """Run every enabled check rule over every bound domain; HIT_COLUMNS rows on subject ``domain``.
 
-    ``hit_key`` is ``<check>:<facts>``: the same facts give the same key (a re-scan adds nothing);
+    ``hit_key`` is ``<check>:<domain>:<facts>``: the same facts give the same key (a re-scan adds nothing);
     a changed fact (a filing revoked, a new day of unfiled traffic) gives a new one.
     """
     checks = [r for r in rules if r.check is not None and r.enabled]
@@ -147,7 +147,7 @@ def evaluate_licensing(rules: Sequence[Rule], data: LicensingInput) -> pd.DataFr
                 (_ts(filing.get("updated_at")) if filing else None),
                 "source_file": filing.get("source_file") if filing else "",
                 "source_line": int(filing["source_line"]) if filing and not pd.isna(filing.get("source_line")) else None,
-                "hit_key": f"{rule.check}:{found.facts}",
+                "hit_key": f"{rule.check}:{site.domain}:{found.facts}",
                 "evidence": json.dumps(list(found.evidence), ensure_ascii=False, default=str),
             })
     return pd.DataFrame(rows, columns=HIT_COLUMNS) if rows else empty_hits()
