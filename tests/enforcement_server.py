@@ -121,3 +121,65 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- a case store with cases of every kind, built through the store's own apply_hits ------------
+
+RULES = {
+    # rule id: (category, severity, source)
+    "objects.malware": ("attack_malware", "critical", "objects"),          # auto, light
+    "objects.gambling": ("contraband_gambling", "high", "objects"),        # review, light
+    "objects.superstition": ("inappropriate_superstition", "medium", "objects"),  # notice, light
+    "logs.scanning": ("attack_scanning", "high", "logs"),                  # client_ip: never enforced
+    "streams.porn": ("pornographic_adult", "high", "streams"),             # auto, light
+}
+
+
+def ruleset() -> Any:
+    from pipeline.rules import model as m
+
+    rules = tuple(m.Rule(id=rid, title=f"test {rid}", clause="3.1.3.5.4", category=cat, severity=sev,
+                         sources=(src,), match=None, path="t.yaml", line=1, content_hash="h-" + rid)
+                  for rid, (cat, sev, src) in RULES.items())
+    return m.RuleSet(rules, "digest")
+
+
+def hits(rows: list[tuple[str, str, str, str]]) -> Any:
+    """(rule id, subject type, subject id, account) → hit rows, one hit each."""
+    import pandas as pd
+
+    from pipeline.matchers.hits import HIT_COLUMNS
+
+    out = [{"rule_id": r, "subject_type": st, "subject_id": sid, "account_id": acc,
+            "event_time": pd.Timestamp("2026-11-01T00:00:00Z"), "source_file": "f.csv", "source_line": i + 2,
+            "hit_key": f"{sid}@{i}", "evidence": json.dumps([{"field": "title", "kind": "keywords",
+                                                              "pattern": "赌场", "text": "澳门赌场"}],
+                                                            ensure_ascii=False)}
+           for i, (r, st, sid, acc) in enumerate(rows)]
+    return pd.DataFrame(out, columns=HIT_COLUMNS)
+
+
+def seed_cases(store: Any, rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """Open one case per row; returns their ids in row order."""
+    from pipeline.cases.ids import case_id
+
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest), hits(rows), rs, max_evidence=5)
+    return [case_id(r, st, sid) for r, st, sid, _ in rows]
+
+
+def write_config(tmp: Any, store_url: str, endpoint: str | None, **enforcement: Any) -> str:
+    """A config file for the enforcement section under test (short timeouts, no real waiting)."""
+    import yaml
+
+    section: dict[str, Any] = {"endpoint": endpoint, "secret_env": SECRET_ENV, "timeout_s": 0.5, "retries": 2,
+                               "backoff_s": 0.01, "backoff_max_s": 0.05}
+    section.update(enforcement)
+    cfg = {"rules": "rules", "state_dir": str(tmp / "state"), "case_store": store_url, "enforcement": section}
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+SECRET_ENV = "ENFORCEMENT_TEST_SECRET"
+SECRET = b"s3cret-for-tests"
