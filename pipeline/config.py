@@ -108,49 +108,6 @@ class EnforcementSettings(_Model):
         return v
 
 
-class EnforcementCaps(_Model):
-    # Enforcement actions (not notices, not undos) one plan may hold, in total and per account.
-    per_run: int = Field(20, ge=1)
-    per_account: int = Field(3, ge=1)
-
-
-class PolicyEntry(_Model):
-    """One row of the penalty table: the first entry matching a case's category and severity wins."""
-
-    categories: tuple[str, ...] = ("*",)   # shell-style globs over category names
-    severities: tuple[Literal["low", "medium", "high", "critical"], ...] = ("low", "medium", "high", "critical")
-    level: Literal["light", "medium", "severe"]
-    mode: Literal["auto", "review", "notice"]
-    notice_days: int | None = Field(None, ge=1)   # notice mode: days before enforcement (default: notice_days)
-
-
-class NoticeSettings(_Model):
-    template: str | None = None            # path to a string.Template file; None: the packaged one
-    provider: str = "码尚云"
-    appeal: str = "码尚云控制台工单系统"
-
-
-class EnforcementSettings(_Model):
-    endpoint: str | None = None
-    secret_env: str = "ENFORCEMENT_SECRET"
-    timeout_s: float = Field(10.0, gt=0)
-    retries: int = Field(4, ge=0)
-    backoff_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    notice_days: int = Field(3, ge=1)
-    caps: EnforcementCaps = EnforcementCaps()
-    policy: tuple[PolicyEntry, ...] = ()
-    notice: NoticeSettings = NoticeSettings()
-
-    @field_validator("secret_env")
-    @classmethod
-    def _secret_env(cls, v: str) -> str:
-        # COMPLIANCE_* variables are read as config overrides, so the secret cannot live there.
-        if not v or v.upper().startswith(ENV_PREFIX):
-            raise ValueError(f"must name an environment variable not starting with {ENV_PREFIX}")
-        return v
-
-
 class LoggingSettings(_Model):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -164,7 +121,6 @@ class Settings(_Model):
     scan: ScanSettings = ScanSettings()
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
-    enforcement: EnforcementSettings = EnforcementSettings()
     enforcement: EnforcementSettings = EnforcementSettings()
     # Folder of the config file: relative paths in it are relative to this.
     base_dir: str = "."
