@@ -207,10 +207,11 @@ class CompiledRules:
         h = pd.concat(frames, ignore_index=True)
         mask = np.zeros(n, dtype=bool)
         mask[h["row"].to_numpy(dtype=np.int64)] = True
-        texts = {name: part.text(name) for name in h["field"].unique()}
-        h["text"] = [str(texts[f].iat[r])[s:e] for f, r, s, e in
-                     zip(h["field"], h["row"], h["start"], h["end"])]
-        h["pattern"] = [self._patterns[node.normalize][p] for p in h["pattern"]]
+        texts = {name: part.text(name).to_numpy(dtype=object) for name in h["field"].unique()}
+        h["text"] = [texts[f][r][s:e] for f, r, s, e in
+                     zip(h["field"].tolist(), h["row"].tolist(), h["start"].tolist(), h["end"].tolist())]
+        names = self._patterns[node.normalize]
+        h["pattern"] = [names[p] for p in h["pattern"].tolist()]
         h["kind"] = "keywords"
         return _Result(mask, h[EVIDENCE_COLUMNS])
 

@@ -6,7 +6,9 @@ scanning the same data again adds no hit (objects: the object version; logs: fil
 
 from __future__ import annotations
 
-import json
+import functools
+
+import orjson
 
 import numpy as np
 import pandas as pd
@@ -91,11 +93,22 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame) -> pd.DataFrame:
 def _evidence_by_row(ev: pd.DataFrame) -> dict[int, str]:
     """Leaf evidence grouped per row, as a JSON list of matches."""
     out: dict[int, list[dict[str, object]]] = {}
-    for rec in ev.to_dict("records"):
-        item = {k: rec[k] for k in ("field", "kind", "pattern", "text")}
-        if rec.get("start") is not None and not pd.isna(rec["start"]):
-            item["span"] = [int(rec["start"]), int(rec["end"])]
-        if rec["kind"] == "keywords":
-            item["normalized"] = normalize(str(rec["text"]))
-        out.setdefault(int(rec["row"]), []).append(item)
-    return {r: json.dumps(items, ensure_ascii=False) for r, items in out.items()}
+    if ev.empty:
+        return {}
+    starts, ends = ev["start"].tolist(), ev["end"].tolist()
+    for i, (row, fld, kind, pattern, text) in enumerate(zip(ev["row"].tolist(), ev["field"].tolist(),
+                                                            ev["kind"].tolist(), ev["pattern"].tolist(),
+                                                            ev["text"].tolist())):
+        item: dict[str, object] = {"field": fld, "kind": kind, "pattern": pattern, "text": text}
+        if starts[i] is not None and not pd.isna(starts[i]):
+            item["span"] = [int(starts[i]), int(ends[i])]
+        if kind == "keywords":
+            # the automaton matched the normalized pattern, so that is the normalized form of the span
+            item["normalized"] = _normalized(pattern)
+        out.setdefault(int(row), []).append(item)
+    return {r: orjson.dumps(items).decode() for r, items in out.items()}
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalized(pattern: str) -> str:
+    return normalize(pattern)
