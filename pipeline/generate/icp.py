@@ -193,9 +193,9 @@ def generate_icp(out_dir: Path, *, seed: int) -> dict[str, Any]:
     _write_site_traffic(out_dir / "logs" / "sites" / "access.jsonl", sites, rng)
     _write_vod_objects(out_dir / "objects" / "sites" / f"{VOD_BUCKET}.jsonl", owner_of["vod01.example.cn"])
     with open(out_dir / "bindings.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=BINDING_COLUMNS)
-        w.writeheader()
-        w.writerows({k: b.get(k, "") for k in BINDING_COLUMNS} for b in bindings)
+        dw = csv.DictWriter(fh, fieldnames=BINDING_COLUMNS)
+        dw.writeheader()
+        dw.writerows({k: b.get(k, "") for k in BINDING_COLUMNS} for b in bindings)
 
     stream_truth, stream_counts = _write_streams(out_dir / "streams", bindings, rng)
     tdir = out_dir / "truth"

@@ -102,7 +102,7 @@ def _problem(name: str, value: Any, spec: Param) -> str | None:
         return None if isinstance(value, bool) else f"{name} takes true or false"
     if isinstance(value, bool) or not isinstance(value, spec.kind):
         return f"{name} takes {spec.kind.__name__}, not {value!r}"
-    if spec.minimum is not None and value < spec.minimum:
+    if spec.minimum is not None and isinstance(value, (int, float)) and value < spec.minimum:
         return f"{name} must be at least {spec.minimum}, not {value!r}"
     return None
 
@@ -149,10 +149,13 @@ def resolved(c: Check, params: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- evidence -------------------------------------------------------------------------------
 
+_BRACKETS = str.maketrans("【】[]〔〕", "()()()")
+
+
 def normalize_entity(name: str) -> str:
     """Entity names compared after folding width (NFKC), brackets and spaces: （北京）≡ (北京) ≡ ( 北京 )."""
     text = unicodedata.normalize("NFKC", name or "")
-    text = text.translate(str.maketrans({"【": "(", "】": ")", "[": "(", "]": ")", "〔": "(", "〕": ")"}))
+    text = text.translate(_BRACKETS)
     return "".join(text.split()).lower()
 
 
