@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from ..cases.store import CaseStore, open_store
 from ..config import Settings
+from ..enforcement import EnforcementError
 from ..enforcement.apply import apply_plan, undo_case
 from ..enforcement.dispatch import DispatchReport, dispatch
 from ..enforcement.notices import default_deadline, render_notice
@@ -173,6 +175,13 @@ def undo(ctx: click.Context, case_id: str, by: str, reason: str, no_dispatch: bo
 def notice(ctx: click.Context, case_id: str, deadline: str | None) -> None:
     """Print the violation notice (违规信息处理通知) for CASE."""
     settings = get_settings(ctx)
+    if deadline is not None:
+        try:
+            parsed = datetime.fromisoformat(deadline)
+        except ValueError:
+            raise EnforcementError(f"--deadline {deadline!r} is not an ISO time",
+                                   hint="e.g. 2026-11-04T10:00:00+08:00") from None
+        deadline = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).isoformat()
     store = _store(settings)
     try:
         case = store.get_case(case_id)

@@ -90,11 +90,12 @@ def intended_actions(case: dict[str, Any], level: str) -> tuple[list[Intended], 
         # an account-level violation has no smaller unit to act on
         if not account and stype != "account":
             return [], "severe penalty needs the case's account, which is unknown (add bindings)"
-        product = PRODUCT_OF_SUBJECT.get(stype, "account")
-        return [Intended("freeze_account", product, "severe", sid if stype == "account" else str(account))], None
-    product = PRODUCT_OF_SUBJECT.get(stype)
-    if product is None:
+        return [Intended("freeze_account", PRODUCT_OF_SUBJECT.get(stype, "account"), "severe",
+                         sid if stype == "account" else str(account))], None
+    found = PRODUCT_OF_SUBJECT.get(stype)
+    if found is None:
         return [], f"no product is known for subject type {stype!r}"
+    product = found
     action = PENALTIES[product][level]
     if action == "block_url":
         urls = evidence_urls(case)
