@@ -69,6 +69,7 @@ class FileResult:
     hits: pd.DataFrame
     quarantine: pd.DataFrame
     partials: dict[str, pd.DataFrame] = field(default_factory=dict)  # aggregate rule id → partials
+    volume: pd.DataFrame | None = None  # logs: per-domain traffic; objects: objects per bucket
 
 
 @dataclass
@@ -155,7 +156,32 @@ def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     hits = record_hits(compiled, records) if compiled.rules else empty_hits()
     parts = {rule.id: aggregate.partials(rule, records, compiled.match_mask(rule, records))
              for rule in compiled.rules if rule.aggregate is not None}
-    return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts)
+    return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
+                      _volume(records, task.source))
+
+
+def _volume(records: pd.DataFrame, source: str) -> pd.DataFrame | None:
+    """What the licensing checks need to know of a file: traffic per domain, or objects per bucket."""
+    if source == "logs":
+        return (records.assign(domain=records["domain"].astype("string").str.lower())
+                .groupby("domain", dropna=True)
+                .agg(requests=("ts", "size"), bytes_sent=("bytes_sent", "sum"), first_ts=("ts", "min"),
+                     last_ts=("ts", "max")).reset_index())
+    if source == "objects":
+        return records.groupby("bucket", dropna=True).size().rename("objects").reset_index()
+    return None
+
+
+def _combine_volume(frames: list[pd.DataFrame], source: str) -> pd.DataFrame:
+    if source == "logs":
+        if not frames:
+            return pd.DataFrame(columns=["domain", "requests", "bytes_sent", "first_ts", "last_ts"])
+        return (pd.concat(frames, ignore_index=True).groupby("domain")
+                .agg(requests=("requests", "sum"), bytes_sent=("bytes_sent", "sum"), first_ts=("first_ts", "min"),
+                     last_ts=("last_ts", "max")).reset_index())
+    if not frames:
+        return pd.DataFrame(columns=["bucket", "objects"])
+    return pd.concat(frames, ignore_index=True).groupby("bucket")["objects"].sum().reset_index()
 
 
 @contextmanager
@@ -273,8 +299,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
              report: ScanReport, client: Any) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     partials: dict[str, list[pd.DataFrame]] = {}
-    if not tasks:
-        return empty_hits()
+    volumes: dict[str, list[pd.DataFrame]] = {"logs": [], "objects": []}
 
     def consume(results: Iterator[FileResult]) -> None:
         for res in results:
@@ -299,10 +324,12 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
             for rule_id, part in res.partials.items():
                 if len(part):
                     partials.setdefault(rule_id, []).append(part)
+            if res.volume is not None and len(res.volume):
+                volumes[res.task.source].append(res.volume)
 
-    if client is not None:
+    if tasks and client is not None:
         consume(run_tasks(client, tasks, ctx, settings))
-    else:
+    elif tasks:
         with dask_client(settings) as c:
             consume(run_tasks(c, tasks, ctx, settings))
     for rule_id, parts in partials.items():
@@ -311,7 +338,36 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
         agg_hits.loc[is_domain, "account_id"] = [ctx.domain_owner.get(str(d).lower(), "")
                                                  for d in agg_hits.loc[is_domain, "subject_id"]]
         frames.append(agg_hits)
-    return pd.concat(frames, ignore_index=True) if frames else empty_hits()
+    hits = pd.concat(frames, ignore_index=True) if frames else empty_hits()
+    site = hits["rule_id"].map(lambda r: ctx.ruleset.by_id(r).category.startswith(SITE_PREFIX)).astype(bool)
+    licensing = _licensing(settings, ctx, store, report, hits[site],
+                           _combine_volume(volumes["logs"], "logs"), _combine_volume(volumes["objects"], "objects"))
+    return pd.concat([hits[~site], licensing], ignore_index=True)
+
+
+SITE_PREFIX = "site_"  # categories of rules that only infer a site's field of content, never cases
+
+
+def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: ScanReport, site_hits: pd.DataFrame,
+               traffic: pd.DataFrame, object_buckets: pd.DataFrame) -> pd.DataFrame:
+    """The licensing checks: filings and licences joined with bindings, traffic and inferred content."""
+    rules = ctx.ruleset.for_source("icp")
+    if not rules:
+        return empty_hits()
+    from .licensing import LicensingInput, evaluate_licensing, load_licensing_sources
+
+    filings, licences, quarantine, counts = load_licensing_sources(settings)
+    for kind, c in counts.items():
+        if c["rows_read"]:
+            files = sum(len(expand(settings.resolve(e.path))) for e in getattr(settings.sources, kind))
+            report.per_source[kind] = {"files": files, **c}
+            report.rows_read += c["rows_read"]
+            report.rows_parsed += c["rows_parsed"]
+            report.rows_quarantined += c["rows_quarantined"]
+    store.save_quarantine(report.run_id, "icp", quarantine)
+    bindings = load_bindings(settings.sources.bindings, settings.resolve)
+    data = LicensingInput(filings, licences, bindings, traffic, site_hits.reset_index(drop=True), object_buckets)
+    return evaluate_licensing(ctx.ruleset.rules, data)  # checks and the site_* rules whose params they read
 
 
 def aggregate_hits(rule: Any, parts: pd.DataFrame) -> pd.DataFrame:

@@ -35,6 +35,10 @@ def generate(out: str, rows: int, log_lines: int | None, seed: int, rules_dir: s
     ltruth = logs.generate_logs(out_dir, lines=lines, seed=seed)
     _add_logs_to_config(out_dir / "config.yaml", ltruth)
     click.echo(f"logs: {lines} lines → {out_dir / 'logs'} ({_count(ltruth)})")
+    icp = importlib.import_module("pipeline.generate.icp")
+    itruth = icp.generate_icp(out_dir, seed=seed)
+    _add_entries_to_config(out_dir / "config.yaml", itruth["config"])
+    click.echo(f"icp, licences, streams → {out_dir} ({_count(itruth)})")
     click.echo(f"ground truth in {out_dir / 'truth'}; scan it with: compliance --config {out_dir / 'config.yaml'} scan")
 
 
@@ -45,6 +49,16 @@ def _add_logs_to_config(config: Path, truth: dict[str, Any]) -> None:
     sources["logs"] = [{k: v for k, v in (("path", f["path"]), ("format", f["format"]), ("domain", f.get("domain")))
                         if v} for f in truth["files"]]
     sources["bindings"] = [{"path": "bindings.csv", "format": "csv"}]
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _add_entries_to_config(config: Path, entries: dict[str, list[dict[str, Any]]]) -> None:
+    """Append source entries (kind → list of {path, format, ...}) to the generated config."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    sources = data.setdefault("sources", {})
+    for kind, items in entries.items():
+        existing = sources.setdefault(kind, [])
+        existing.extend(i for i in items if i not in existing)
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 

@@ -64,6 +64,14 @@ def _local(ts: str | None) -> str:
     return t.astimezone(TZ_CN).strftime("%Y年%m月%d日 %H:%M（北京时间）")
 
 
+def _law_text(law: Any) -> str:
+    """"互联网信息服务管理办法 第十五条" → "，并违反《互联网信息服务管理办法》第十五条的规定"."""
+    if not isinstance(law, str) or not law.strip():
+        return ""
+    name, _, article = law.strip().partition(" ")
+    return f"，并违反《{name.strip('《》')}》{article.strip()}的规定"
+
+
 def evidence_summary(evidence: Any, limit: int = 5) -> str:
     items = json.loads(evidence) if isinstance(evidence, str) else evidence
     lines = []
@@ -97,7 +105,7 @@ def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: 
         "case_id": case["case_id"], "account": case.get("account_id") or "-",
         "provider": settings.enforcement.notice.provider, "appeal": settings.enforcement.notice.appeal,
         "product_zh": PRODUCT_ZH.get(product, product), "clause": case["clause"],
-        "law_text": f"，并违反《{case['law'].split(' ', 1)[0]}》的相关规定" if case.get("law") else "",
+        "law_text": _law_text(case.get("law")),
         "category": case["category"], "category_zh": category_zh(case["category"]),
         "subject": case["subject_id"], "subject_zh": SUBJECT_ZH.get(case["subject_type"], case["subject_type"]),
         "first_seen": _local(case.get("first_event") or case.get("first_seen")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -145,7 +146,9 @@ def make_plan(store: CaseStore, settings: Settings, *, by: str, now: datetime | 
     skipped: list[dict[str, str]] = []
     waiting: list[dict[str, str]] = []
     cases = store.list_cases()
-    for case in cases.to_dict("records"):
+    for record in cases.to_dict("records"):
+        # a DataFrame turns missing values into NaN; the policy and the notice want None
+        case = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
         cid, status = case["case_id"], case["status"]
         epoch = epochs.get(cid, 0)
         clause = f"§{case['clause']}"
