@@ -105,7 +105,7 @@ def show(ctx: click.Context, case_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(case, ensure_ascii=False, indent=2, default=str))
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(f"[bold]{case['case_id']}[/bold]  {case['status']}  severity {case['severity']}")
     console.print(f"rule      {case['rule_id']} — {case['rule_title']} (hash {case['rule_hash'][:12]})")
     console.print(f"clause    §{case['clause']}" + (f"; {case['law']}" if case.get("law") else ""))
