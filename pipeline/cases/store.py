@@ -342,11 +342,14 @@ def _iso(t: Any) -> str | None:
 
 
 def _evidence_item(r: Any) -> dict[str, Any]:
+    context = getattr(r, "context", None)
     return {
         "hit_key": str(r.hit_key),
         "source_file": r.source_file,
         "source_line": None if r.source_line is None or pd.isna(r.source_line) else int(r.source_line),
         "event_time": _iso(r.event_time),
+        # the matched record's own fields (object key and etag, requested uri, stream title)
+        **(json.loads(context) if isinstance(context, str) and context else {}),
         "matches": json.loads(r.evidence) if isinstance(r.evidence, str) else r.evidence,
     }
 

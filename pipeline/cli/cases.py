@@ -10,6 +10,7 @@ import click
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..cases.store import STATUSES, open_store
 from ..errors import PipelineError
@@ -77,8 +78,9 @@ def list_cases(ctx: click.Context, status: str | None, category: str | None, sev
     for col in ("case", "status", "sev", "clause", "category", "subject", "account", "hits", "evidence"):
         table.add_column(col, overflow="fold")
     for r in df.itertuples(index=False):
-        table.add_row(r.case_id, r.status, r.severity, "§" + r.clause, r.category, f"{r.subject_type} {r.subject_id}",
-                      r.account_id or "", str(r.hit_count), _evidence_summary(r.evidence))
+        cells = (r.case_id, r.status, r.severity, "§" + r.clause, r.category, f"{r.subject_type} {r.subject_id}",
+                 r.account_id or "", str(r.hit_count), _evidence_summary(r.evidence))
+        table.add_row(*(Text(c) for c in cells))  # Text: rule patterns like [a-z] are not markup
     Console(width=200).print(table)
 
 
@@ -107,25 +109,29 @@ def show(ctx: click.Context, case_id: str, as_json: bool) -> None:
         return
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"[bold]{case['case_id']}[/bold]  {case['status']}  severity {case['severity']}")
-    console.print(f"rule      {case['rule_id']} — {case['rule_title']} (hash {case['rule_hash'][:12]})")
-    console.print(f"clause    §{case['clause']}" + (f"; {case['law']}" if case.get("law") else ""))
-    console.print(f"category  {case['category']}")
-    console.print(f"subject   {case['subject_type']} {case['subject_id']}   account {case['account_id'] or '-'}")
-    console.print(f"seen      first {case['first_seen']}, last {case['last_seen']}; {case['hit_count']} hit(s)")
-    console.print(f"runs      {', '.join(case['run_ids'])}")
-    console.print(f"evidence  ({len(case['evidence'])} kept)")
+    console.print(f"rule      {case['rule_id']} — {case['rule_title']} (hash {case['rule_hash'][:12]})", markup=False)
+    console.print(f"clause    §{case['clause']}" + (f"; {case['law']}" if case.get("law") else ""), markup=False)
+    console.print(f"category  {case['category']}", markup=False)
+    console.print(f"subject   {case['subject_type']} {case['subject_id']}   account {case['account_id'] or '-'}", markup=False)
+    console.print(f"seen      first {case['first_seen']}, last {case['last_seen']}; {case['hit_count']} hit(s)", markup=False)
+    console.print(f"runs      {', '.join(case['run_ids'])}", markup=False)
+    console.print(f"evidence  ({len(case['evidence'])} kept)", markup=False)
     for item in case["evidence"]:
-        console.print(f"  {item.get('source_file')}:{item.get('source_line')}  {item.get('event_time') or ''}")
+        console.print(f"  {item.get('source_file')}:{item.get('source_line')}  {item.get('event_time') or ''}", markup=False)
+        record = {k: v for k, v in item.items()
+                  if k not in ("hit_key", "source_file", "source_line", "event_time", "matches")}
+        if record:
+            console.print("    " + "  ".join(f"{k}={v}" for k, v in record.items()), markup=False)
         for mt in item.get("matches", []):
             norm = f" → {mt['normalized']}" if mt.get("normalized") and mt["normalized"] != mt.get("text") else ""
-            console.print(f"    {mt.get('field')}: {mt.get('text')!r}{norm}  [{mt.get('kind')} {mt.get('pattern')}]")
+            console.print(f"    {mt.get('field')}: {mt.get('text')!r}{norm}  [{mt.get('kind')} {mt.get('pattern')}]", markup=False)
         for key in ("window_start", "window_end", "value", "threshold"):
             if key in item:
-                console.print(f"    {key}: {item[key]}")
-    console.print("history")
+                console.print(f"    {key}: {item[key]}", markup=False)
+    console.print("history", markup=False)
     for h in case["history"]:
         move = f" {h['from_status'] or ''}→{h['to_status']}" if h.get("to_status") else ""
-        console.print(f"  {h['at']}  {h['actor']}  {h['action']}{move}  {h.get('reason') or ''}")
+        console.print(f"  {h['at']}  {h['actor']}  {h['action']}{move}  {h.get('reason') or ''}", markup=False)
 
 
 @cases.command()

@@ -18,7 +18,13 @@ from ..rules import model as m
 from .evaluate import CompiledRules
 
 HIT_COLUMNS = ["rule_id", "subject_type", "subject_id", "account_id", "event_time",
-               "source_file", "source_line", "hit_key", "evidence"]
+               "source_file", "source_line", "hit_key", "evidence", "context"]
+
+# Fields of the matched record kept beside the evidence, so a reviewer (and the enforcement plan)
+# sees what was requested or stored, not only the matched span.
+CONTEXT_FIELDS = {"objects": ("bucket", "key", "etag", "size", "mime_type"),
+                  "logs": ("domain", "uri", "client_ip", "method", "status"),
+                  "streams": ("hub", "stream_key", "title")}
 
 # Which field of a log record a case is about, by the rule's `subject:` (default client_ip).
 LOG_SUBJECT_TYPES = {"client_ip": "client_ip", "domain": "domain", "account_id": "account"}
@@ -86,8 +92,19 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame) -> pd.DataFrame:
             if "source_line" in df.columns else None,
             "hit_key": keys.iloc[rows].to_numpy(),
             "evidence": [by_row.get(int(r), "[]") for r in rows],
+            "context": _context(df, compiled.source, rows),
         }))
     return pd.concat(frames, ignore_index=True) if frames else empty_hits()
+
+
+def _context(df: pd.DataFrame, source: str, rows: np.ndarray) -> list[str]:
+    cols = [c for c in CONTEXT_FIELDS.get(source, ()) if c in df.columns]
+    sub = df.iloc[rows][cols]
+    out = []
+    for rec in sub.to_dict("records"):
+        out.append(orjson.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()
+                                 if v is not None and not pd.isna(v)}).decode())
+    return out
 
 
 def _evidence_by_row(ev: pd.DataFrame) -> dict[int, str]:
