@@ -306,6 +306,22 @@ class CaseStore:
             self._history(db, cid, by, action or to_status, current, to_status, reason, None, now)
         return {"case_id": cid, "from": current, "to": to_status}
 
+    def held_days(self) -> dict[Any, list[str]]:
+        """UTC days of access logs that unfinished cases cite: day → case ids. Purging keeps them."""
+        from datetime import date, timedelta
+
+        rows = self.db.all("SELECT case_id, first_event, last_event FROM cases WHERE status IN "
+                           "('open', 'confirmed', 'enforced') AND source LIKE '%logs%' AND first_event IS NOT NULL")
+        out: dict[date, list[str]] = {}
+        for r in rows:
+            first = pd.Timestamp(r["first_event"]).tz_convert("UTC").date()
+            last = pd.Timestamp(r["last_event"] or r["first_event"]).tz_convert("UTC").date()
+            day = first
+            while day <= last:
+                out.setdefault(day, []).append(r["case_id"])
+                day += timedelta(days=1)
+        return out
+
     def list_cases(self, *, status: str | None = None, category: str | None = None, severity: str | None = None,
                    account: str | None = None, rule: str | None = None, subject_type: str | None = None) -> pd.DataFrame:
         where, args = [], []

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..cases.store import open_store
 from ..errors import SourceError, StoreError
 from ..query import read_audit, run_query, verify_audit
 from ..sources.bindings import load_bindings, owners
@@ -77,14 +78,22 @@ def verify_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def purge_cmd(ctx: click.Context, dry_run: bool, actor: str | None) -> None:
     """Delete partitions past retention.days, except days under a legal hold."""
-    report = purge(get_settings(ctx), dry_run=dry_run, actor=actor)
+    settings = get_settings(ctx)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        by_cases = store.held_days()  # open cases hold the days of logs they cite
+    finally:
+        store.close()
+    report = purge(settings, dry_run=dry_run, actor=actor, extra_holds=by_cases)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"cutoff {report.cutoff}: {verb} {len(report.deleted)} partition(s), "
                f"kept {len(report.kept_held)} under hold")
     for day in report.deleted:
         click.echo(f"{verb}: {day}")
     for day in report.kept_held:
-        click.echo(f"held: {day}")
+        cases = by_cases.get(day, [])
+        click.echo(f"held: {day}" + (f" (open case(s) {', '.join(cases[:3])}{' …' if len(cases) > 3 else ''})"
+                                     if cases else ""))
 
 
 @logs.group("hold")
