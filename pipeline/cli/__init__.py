@@ -20,6 +20,12 @@ from ..logging import setup_logging
 class _Group(click.Group):
     """Turns PipelineError (and anything unexpected) into one line and an exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `--config PATH` is accepted anywhere on the line (`compliance scan --config x.yaml` too)
+        if ctx.parent is None:
+            args = _config_first(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -37,6 +43,27 @@ class _Group(click.Group):
             click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
                        "(the traceback is in <state_dir>/pipeline.log; please report it)", err=True)
             sys.exit(1)
+
+
+def _config_first(args: list[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--config" and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 @click.group(cls=_Group)

@@ -65,6 +65,7 @@ def list_cases(ctx: click.Context, status: str | None, category: str | None, sev
                account: str | None, rule: str | None, fmt: str, limit: int | None) -> None:
     """List cases, most severe first."""
     df = _load(ctx, status=status, category=category, severity=severity, account=account, rule=rule)
+    total = len(df)
     if limit is not None:
         df = df.head(limit)
     if fmt == "json":
@@ -74,7 +75,7 @@ def list_cases(ctx: click.Context, status: str | None, category: str | None, sev
     if fmt == "csv":
         click.echo(df[EXPORT_COLUMNS].assign(run_ids=df["run_ids"].map(",".join)).to_csv(index=False), nl=False)
         return
-    table = Table(title=f"{len(df)} case(s)")
+    table = Table(title=f"{len(df)} case(s)" if len(df) == total else f"{len(df)} of {total} case(s)")
     for col in ("case", "status", "sev", "clause", "category", "subject", "account", "hits", "evidence"):
         table.add_column(col, overflow="fold")
     for r in df.itertuples(index=False):

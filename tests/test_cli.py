@@ -1,0 +1,45 @@
+"""The command line as a user meets it: one readable line per problem, exit codes, --config anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+
+def test_config_option_is_accepted_after_the_subcommand(root: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    before = runner.invoke(main, ["--config", str(root / "config.yaml"), "rules", "lint"])
+    after = runner.invoke(main, ["rules", "lint", "--config", str(root / "config.yaml")])
+    assert before.exit_code == after.exit_code == 0
+    assert before.stdout == after.stdout and "rules OK" in after.stdout
+
+
+def test_unknown_setting_is_one_line_with_place_and_valid_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("scan:\n  max_evidense: 5\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["--config", str(cfg), "scan"])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{cfg}:2:3" in lines[0] and "max_evidence" in lines[0]
+
+
+def test_broken_rule_file_gives_one_line_per_problem(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.yaml").write_text(
+        "rules:\n  - id: objects.x.y\n    title: t\n    clause: '3.1'\n    category: c\n    severity: hgh\n"
+        "    source: objects\n    match: {keywords: [a], fields: [kee]}\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["rules", "lint", str(rules)])
+    assert res.exit_code == 1
+    problems = [ln for ln in res.stderr.splitlines() if ln.startswith(str(rules))]
+    assert len(problems) == 2 and "Traceback" not in res.output
+    assert any("bad.yaml:6:15" in p and "severity" in p for p in problems)
+    assert any("bad.yaml:8:" in p and "unknown field 'kee'" in p for p in problems)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.yaml"), "cases", "list"])
+    assert res.exit_code == 2 and "config file not found" in res.stderr
