@@ -55,12 +55,8 @@ def _postgres_available() -> str | None:
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
-    """A fresh, empty case store URL on each engine (PostgreSQL: a schema of its own, dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cases.db'}"
-        return
+def _postgres_schema() -> object:
+    """A URL of a fresh schema on the test server (dropped after), or a skip saying how to get one."""
     reason = _postgres_available()
     if reason is not None:
         pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({reason}); start it (pg_ctlcluster 15 main start) "
@@ -76,3 +72,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """A fresh, empty case store URL on each engine (PostgreSQL: a schema of its own, dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cases.db'}"
+        return
+    yield from _postgres_schema()  # type: ignore[misc]
+
+
+@pytest.fixture()
+def postgres_url() -> object:
+    """A fresh schema on the PostgreSQL test server."""
+    yield from _postgres_schema()  # type: ignore[misc]

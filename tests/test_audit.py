@@ -123,3 +123,25 @@ def test_cli_audit_verify_exits_non_zero_naming_the_seq(settings: Settings, monk
     _write(settings, lines)
     result = CliRunner().invoke(main, ["audit", "verify"])
     assert result.exit_code == 1 and "seq 5 (line 5)" in result.output
+
+
+def test_shared_chain_in_a_postgresql_case_store(tmp_path, postgres_url: str) -> None:
+    """With the case store on PostgreSQL the chain lives there; tampering is caught the same way."""
+    store_url = postgres_url
+    from pipeline.cases.store import open_store
+    from pipeline.config import load_settings
+    from pipeline.query.audit import append_audit, read_audit, verify_audit
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("state_dir: state\n", encoding="utf-8")
+    settings = load_settings(str(cfg)).model_copy(update={"case_store": store_url})
+    for i in range(3):
+        append_audit(settings, "alice", "query", {"n": i, "authority": "网安"})
+    assert [e["seq"] for e in read_audit(settings)] == [1, 2, 3]
+    assert verify_audit(settings).ok and not (tmp_path / "state" / "audit" / "audit.jsonl").exists()
+    store = open_store(settings.state_path, store_url)
+    line = store.db.scalar("SELECT line FROM audit_log WHERE seq = 2")
+    store.db.execute("UPDATE audit_log SET line = ? WHERE seq = 2", (line.replace('"n":1', '"n":7'),))
+    store.close()
+    report = verify_audit(settings)
+    assert not report.ok and report.first_bad_seq == 2 and "edited" in (report.problem or "")

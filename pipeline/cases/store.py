@@ -89,6 +89,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX actions_status ON actions(status);
     CREATE INDEX actions_case ON actions(case_id)
     """,
+    # 3: the audit log, when the case store is shared (PostgreSQL); one canonical JSON line an entry
+    """
+    CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, line TEXT NOT NULL);
+    CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)
+    """,
 ]
 
 

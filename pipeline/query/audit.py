@@ -1,4 +1,5 @@
-"""The hash-chained, append-only audit log (``<state_dir>/audit/audit.jsonl``).
+"""The hash-chained, append-only audit log (``<state_dir>/audit/audit.jsonl``, or the case store's
+``audit_log`` table when the case store is PostgreSQL, so that a team shares one chain).
 
 Each line is one entry: ``seq, ts, actor, action, details, prev_hash, hash``, where ``hash`` is the
 SHA-256 of the canonical JSON of the entry without ``hash`` (``prev_hash`` included), so editing,
@@ -89,6 +90,8 @@ def append_audit(settings: Settings, actor: str | None, action: str, details: di
     """Append one entry and return it (with its seq and hash). ``details`` must be JSON-able."""
     # A round trip fixes the exact form that will be hashed and read back.
     details = json.loads(json.dumps(details, default=str, ensure_ascii=False))
+    if _shared(settings):
+        return _append_db(settings, actor, action, details)
     path = audit_path(settings)
     with _locked(settings):
         last = _last_line(path)
@@ -138,6 +141,8 @@ class AuditReport:
 
 def read_audit(settings: Settings) -> list[dict[str, Any]]:
     """Every entry, in file order (unchecked: use verify_audit to trust them)."""
+    if _shared(settings):
+        return [json.loads(line) for line in _db_lines(settings)]
     path = audit_path(settings)
     if not path.exists():
         return []
@@ -164,20 +169,80 @@ def _problem(raw: bytes, expected: int, prev: str) -> tuple[str | None, str]:
 
 def verify_audit(settings: Settings) -> AuditReport:
     """Walk the chain from the first entry; stop at the first entry that breaks it."""
-    path = audit_path(settings)
     prev, count = GENESIS, 0
-    if path.exists():
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                problem, prev = _problem(raw, count + 1, prev)
-                if problem is not None:
-                    return AuditReport(count, count + 1, number, problem)
-                count += 1
-    head_path = audit_dir(settings) / "head.json"
-    if head_path.exists():
-        head = json.loads(head_path.read_text(encoding="utf-8"))
+    head: dict[str, Any] | None = None
+    if _shared(settings):
+        lines: Iterator[bytes] | list[bytes] = [line.encode("utf-8") for line in _db_lines(settings)]
+        head = _db_head(settings)
+    else:
+        path = audit_path(settings)
+        lines = open(path, "rb") if path.exists() else []
+        head_path = audit_dir(settings) / "head.json"
+        if head_path.exists():
+            head = json.loads(head_path.read_text(encoding="utf-8"))
+    try:
+        for number, raw in enumerate(lines, start=1):
+            problem, prev = _problem(raw, count + 1, prev)
+            if problem is not None:
+                return AuditReport(count, count + 1, number, problem)
+            count += 1
+    finally:
+        if hasattr(lines, "close"):
+            lines.close()
+    if head is not None:
         if head.get("seq") != count or head.get("hash") != (prev if count else None):
             return AuditReport(count, count + 1, count + 1,
                                f"the log ends at seq {count} but its head records seq {head.get('seq')} "
                                "(entries were cut off the end)")
     return AuditReport(count)
+
+
+# -- the shared chain in a PostgreSQL case store ----------------------------------------------------
+
+def _shared(settings: Settings) -> bool:
+    return bool(settings.case_store) and str(settings.case_store).startswith(("postgresql://", "postgres://"))
+
+
+def _store(settings: Settings) -> Any:
+    from ..cases.store import open_store  # the case store holds the chain when it is shared
+
+    return open_store(settings.state_path, settings.case_store)
+
+
+def _append_db(settings: Settings, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    store = _store(settings)
+    try:
+        with store.transaction() as db:  # serialized with every other writer of the store
+            last = db.one("SELECT line FROM audit_log ORDER BY seq DESC LIMIT 1")
+            if last is None:
+                seq, prev = 1, GENESIS
+            else:
+                previous = json.loads(last["line"])
+                seq, prev = int(previous["seq"]) + 1, str(previous["hash"])
+            entry: dict[str, Any] = {
+                "seq": seq, "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "actor": actor or default_actor(), "action": action, "details": details, "prev_hash": prev,
+            }
+            entry["hash"] = entry_hash(entry)
+            db.execute("INSERT INTO audit_log (seq, line) VALUES (?, ?)", (seq, canonical(entry).decode("utf-8")))
+            db.execute("DELETE FROM audit_head WHERE id = 1")
+            db.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (seq, entry["hash"]))
+        return entry
+    finally:
+        store.close()
+
+
+def _db_lines(settings: Settings) -> list[str]:
+    store = _store(settings)
+    try:
+        return [r["line"] for r in store.db.all("SELECT line FROM audit_log ORDER BY seq")]
+    finally:
+        store.close()
+
+
+def _db_head(settings: Settings) -> dict[str, Any] | None:
+    store = _store(settings)
+    try:
+        return store.db.one("SELECT seq, hash FROM audit_head WHERE id = 1")
+    finally:
+        store.close()
