@@ -199,3 +199,21 @@ rules:
         load_rules(str(make(tmp_path, text, "agg.yaml")))
     out = str(exc.value)
     assert "aggregate rules need source: logs" in out and "window" in out
+
+
+def test_every_starter_rule_category_has_a_chinese_label_for_notices(root: Path) -> None:
+    """Customers read notices in Chinese: no category of the shipped rules may fall back to its code."""
+    from pipeline.enforcement.notices import category_zh
+
+    rs = load_rules(str(root / "rules"))
+    missing = sorted({r.category for r in rs.rules
+                      if not r.category.startswith("site_") and category_zh(r.category) == r.category})
+    assert missing == []
+
+
+def test_shipped_rules_load_and_their_inline_tests_pass(root: Path) -> None:
+    from pipeline.matchers.selftest import run_rule_tests
+
+    outcomes = run_rule_tests(load_rules(str(root / "rules")))
+    failed = [o.line() for o in outcomes if not o.passed]
+    assert outcomes and failed == []

@@ -29,6 +29,8 @@ CATEGORY_ZH = {
     "attack_malware": "病毒、木马、恶意代码", "attack_phishing": "钓鱼、网络诈骗", "attack": "危害网络安全的行为",
     "abuse_bandwidth": "占用大量带宽资源", "abuse_traffic_spike": "异常流量", "abuse": "滥用资源",
     "licence_missing": "缺少经营许可", "filing_missing": "未备案", "spam": "垃圾信息",
+    "filing_limited": "备案被限制接入或已注销", "filing_entity_mismatch": "备案主体与实名认证主体不一致",
+    "filing_declared_mismatch": "申报的备案号有误或不属于该域名", "filing": "备案问题",
 }
 TZ_CN = timezone(timedelta(hours=8))
 
