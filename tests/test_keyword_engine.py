@@ -15,7 +15,8 @@ from pipeline.errors import PipelineError, RuleError
 from pipeline.matchers.keyword_engine import BACKENDS, KeywordHits, build_backend
 from pipeline.normalize import normalize
 
-BACKEND_NAMES = ["pyahocorasick", "reference"]
+BACKEND_NAMES = ["ahocorasick-rs", "pyahocorasick", "reference"]
+FAST_BACKENDS = [name for name in BACKEND_NAMES if name != "reference"]
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
 
 
@@ -117,9 +118,16 @@ def test_unknown_backend_lists_the_valid_ones() -> None:
     assert set(BACKEND_NAMES) <= set(BACKENDS.names())
 
 
-def test_fast_backend_refuses_to_be_pickled() -> None:
+def test_every_backend_is_tested() -> None:
+    assert sorted(BACKENDS.names()) == sorted(BACKEND_NAMES)
+
+
+@pytest.mark.parametrize("name", FAST_BACKENDS)
+def test_fast_backend_refuses_to_be_pickled(name: str) -> None:
+    backend = build_backend(["赌场"], backend=name)
     with pytest.raises(TypeError, match="never pickled"):
-        pickle.dumps(build_backend(["赌场"]))
+        pickle.dumps(backend)
+    assert backend.find(["赌场"]).as_tuples() == [(0, 0, 0, 2)]   # still usable after the attempt
 
 
 def test_no_patterns_no_hits(backend: str) -> None:
@@ -143,9 +151,10 @@ pattern_st = st.text(alphabet=st.sampled_from(CHARS), min_size=1, max_size=4)
 @settings(max_examples=400, deadline=None)
 def test_fast_agrees_with_reference(texts: list[str | None], patterns: list[str], norm: bool) -> None:
     assume(all(normalize(p) for p in patterns) if norm else True)
-    fast = build_backend(patterns, normalize=norm, backend="pyahocorasick").find(texts)
     ref = build_backend(patterns, normalize=norm, backend="reference").find(texts)
-    assert fast.as_tuples() == ref.as_tuples()
+    for name in FAST_BACKENDS:
+        fast = build_backend(patterns, normalize=norm, backend=name).find(texts)
+        assert fast.as_tuples() == ref.as_tuples(), name
 
 
 @given(st.lists(text_st, min_size=1, max_size=8), st.data())
@@ -159,9 +168,10 @@ def test_fast_agrees_with_reference_on_planted_substrings(texts: list[str], data
     j = data.draw(st.integers(i + 1, len(text)))
     pattern = text[i:j]
     assume(normalize(pattern))
-    fast = build_backend([pattern], backend="pyahocorasick").find(texts)
     ref = build_backend([pattern], backend="reference").find(texts)
-    assert fast.as_tuples() == ref.as_tuples()
+    for name in FAST_BACKENDS:
+        fast = build_backend([pattern], backend=name).find(texts)
+        assert fast.as_tuples() == ref.as_tuples(), name
 
 
 def test_real_access_log_uris_agree() -> None:
@@ -171,25 +181,40 @@ def test_real_access_log_uris_agree() -> None:
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:3000]
     patterns = ["wp-admin", "php", "robots.txt", "admin", "xmlrpc", "select", "union", "etc/passwd",
                 "Mozilla", "bot", "jpg", "favicon"]
-    fast = build_backend(patterns).find(lines)
     ref = build_backend(patterns, backend="reference").find(lines)
-    assert fast.as_tuples() == ref.as_tuples()
+    for name in FAST_BACKENDS:
+        assert build_backend(patterns, backend=name).find(lines).as_tuples() == ref.as_tuples(), name
+    fast = build_backend(patterns).find(lines)
     assert len(fast) > 1000
     # every hit's evidence is the pattern itself up to case (no evasions in this benign log)
     for r, p, s, e in fast.as_tuples()[:500]:
         assert lines[r][s:e].lower() == patterns[p].lower()
 
 
+@pytest.mark.parametrize("name", FAST_BACKENDS)
 @pytest.mark.parametrize("norm", [True, False])
-def test_arrow_python_and_list_inputs_agree(norm: bool) -> None:
+def test_arrow_python_and_list_inputs_agree(norm: bool, name: str) -> None:
     import pyarrow as pa
 
     rows = ["x 賭 場", None, "CASINO_1.png", "", "赌场赌场", "java"]
     want = build_backend(["赌场", "casino", "av"], normalize=norm, backend="reference").find(rows).as_tuples()
     assert want  # the inputs do hit
-    backend = build_backend(["赌场", "casino", "av"], normalize=norm)
+    backend = build_backend(["赌场", "casino", "av"], normalize=norm, backend=name)
     sliced = pa.chunked_array([pa.array(["pad", *rows[:3]], pa.large_string()).slice(1),
                                pa.array(rows[3:], pa.large_string())])
     for texts in (rows, pd.Series(rows, dtype="string[python]"), pd.Series(rows, dtype="str"),
                   pd.Series(rows, dtype=pd.ArrowDtype(pa.string())), pd.Series(sliced, dtype=pd.ArrowDtype(pa.large_string()))):
         assert backend.find(texts).as_tuples() == want
+
+
+def test_rs_backend_gives_the_same_hits_beyond_the_dfa_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.matchers import keyword_rs
+
+    patterns = ["赌场", "casino", "av", "六合彩", "賭場"]
+    rows = ["去赌场所 CASINO", "java av-1", "⑥合彩", None]
+    dfa = build_backend(patterns, backend="ahocorasick-rs").find(rows).as_tuples()
+    monkeypatch.setattr(keyword_rs, "DFA_MAX_KEYS", 0)
+    nfa = build_backend(patterns, backend="ahocorasick-rs")
+    assert isinstance(nfa, keyword_rs.RustAhoCorasickBackend)
+    assert nfa.find(rows).as_tuples() == dfa == build_backend(patterns, backend="reference").find(rows).as_tuples()
+    assert len(dfa) == 5

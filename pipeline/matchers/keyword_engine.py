@@ -147,4 +147,4 @@ def _is_word_char(ch: str) -> bool:
 
 
 # Importing the backends registers them.
-from . import keyword_aho, keyword_reference  # noqa: E402,F401
+from . import keyword_aho, keyword_reference, keyword_rs  # noqa: E402,F401

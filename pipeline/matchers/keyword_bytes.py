@@ -1,0 +1,155 @@
+"""What every byte-level keyword backend shares: one scan of a whole batch as UTF-8 bytes, and the
+mapping of byte hits back to rows and original character offsets, with the boundary rules.
+
+A backend only says how to compile the distinct keys (UTF-8 bytes) and how to find every
+occurrence, overlapping ones included, of every key in a buffer (``ByteScanBackend._compile`` /
+``_scan``). UTF-8 is self-synchronizing, so a key never matches from the middle of a character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..normalize.batch import join_rows, normalize_batch
+from ..normalize.table import CJK, WORD, load_table
+
+if TYPE_CHECKING:
+    from .keyword_engine import TextColumn
+
+# (key id, start byte, end byte) of every occurrence, int64 arrays of equal length
+ByteHits = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class ByteToChar:
+    """Maps byte offsets of a UTF-8 buffer to character offsets.
+
+    Counts continuation bytes with popcounts over 64-byte words, so that building it costs a
+    few passes over the bytes and no per-character array; each query costs a look-up.
+    """
+
+    def __init__(self, utf8: bytes) -> None:
+        raw = np.frombuffer(utf8, dtype=np.uint8)
+        cont = np.zeros((len(raw) + 64) // 64 * 64, dtype=bool)
+        np.equal(raw & 0xC0, 0x80, out=cont[: len(raw)])
+        self._words = np.packbits(cont, bitorder="little").view("<u8")
+        self._before = np.concatenate(([0], np.cumsum(np.bitwise_count(self._words), dtype=np.int64)))
+
+    def __call__(self, b: np.ndarray) -> np.ndarray:
+        w = b >> 6
+        mask = (np.uint64(1) << (b & 63).astype(np.uint64)) - np.uint64(1)
+        return b - self._before[w] - np.bitwise_count(self._words[w] & mask).astype(np.int64)
+
+
+class ByteScanBackend:
+    """Base of the byte-level backends; subclasses implement ``_compile`` and ``_scan``.
+
+    Never pickled: the compiled matcher is built inside each worker process and reused there
+    (pyahocorasick leaks on every pickle, ahocorasick-rs cannot be pickled at all).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, patterns: Sequence[str], *, normalize: bool = True) -> None:
+        self.normalize = normalize
+        self.n_patterns = len(patterns)
+        groups = group_patterns(patterns, normalize=normalize)
+        self._check_start = groups.check_start
+        self._check_end = groups.check_end
+        keys = [k.encode("utf-8", "surrogatepass") for k in groups.keys]
+        self._key_bytes = np.array([len(k) for k in keys], dtype=np.int64)
+        sizes = np.array([len(m) for m in groups.members], dtype=np.int64)
+        self._member_offsets = np.concatenate(([0], np.cumsum(sizes)))
+        self._members = np.array([i for m in groups.members for i in m], dtype=np.int32)
+        self._single = bool((sizes == 1).all())
+        self._table = load_table()
+        self._ready = bool(keys)
+        if keys:
+            self._compile(keys)
+
+    def _compile(self, keys: list[bytes]) -> None:
+        """Build the matcher for the distinct keys; key id = index in ``keys``."""
+        raise NotImplementedError
+
+    def _scan(self, utf8: bytes) -> ByteHits | None:
+        """Every occurrence of every key in ``utf8``, overlapping ones included; None if none."""
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("keyword backends are built inside each worker process, never pickled")
+
+    def find(self, texts: pd.Series | Sequence[str | None]) -> KeywordHits:
+        rows = as_text_column(texts)
+        if len(rows) == 0 or not self._ready:
+            return KeywordHits.empty()
+        if self.normalize:
+            return self._find_normalized(rows)
+        return self._find_raw(rows)
+
+    def _expand(self, gid: np.ndarray, *cols: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One hit per pattern a key stands for."""
+        if self._single:
+            return (self._members[gid], *cols)
+        counts = self._member_offsets[gid + 1] - self._member_offsets[gid]
+        firsts = np.repeat(self._member_offsets[gid], counts)
+        ramp = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        return (self._members[firsts + ramp], *(np.repeat(c, counts) for c in cols))
+
+    def _find_normalized(self, rows: TextColumn) -> KeywordHits:
+        batch = normalize_batch(rows, self._table)
+        utf8 = batch.text().encode("utf-8", "surrogatepass")
+        scanned = self._scan(utf8)
+        if scanned is None:
+            return KeywordHits.empty()
+        gid, start_b, end_b = scanned
+        to_char = ByteToChar(utf8)
+        ks = to_char(start_b)   # first normalized character of the hit
+        ke = to_char(end_b)     # one past its last
+        codes, ocls, cls = batch.codes, batch.orig_cls, self._table.cls
+
+        def blocks(k: np.ndarray) -> np.ndarray:
+            # a letter / digit that does not come from a CJK character of the original
+            return ((cls[codes[k]] & WORD) != 0) & ((ocls[batch.to_orig(k)] & CJK) == 0)
+
+        ok = np.ones(len(gid), dtype=bool)
+        cs = self._check_start[gid]
+        if cs.any():
+            ok[cs] &= ~blocks(ks[cs] - 1)
+        ce = self._check_end[gid]
+        if ce.any():
+            ok[ce] &= ~blocks(ke[ce])
+        gid, ks, ke = gid[ok], ks[ok], ke[ok]
+        o_start = batch.to_orig(ks)
+        o_last = batch.to_orig(ke - 1)
+        row = np.searchsorted(batch.row_seps, o_start, side="right") - 1
+        inside = o_last < batch.row_seps[row + 1]
+        gid, row, o_start, o_last = gid[inside], row[inside], o_start[inside], o_last[inside]
+        base = batch.row_seps[row] + 1
+        pattern, row, start, end = self._expand(gid, row, o_start - base, o_last + 1 - base)
+        return KeywordHits.build(row, pattern, start, end)
+
+    def _find_raw(self, rows: TextColumn) -> KeywordHits:
+        joined, seps = join_rows(rows)
+        utf8 = joined.encode("utf-8", "surrogatepass")
+        scanned = self._scan(utf8)
+        if scanned is None:
+            return KeywordHits.empty()
+        gid, start_b, end_b = scanned
+        to_char = ByteToChar(utf8)
+        cs = to_char(start_b)
+        ce = to_char(end_b)
+        row = np.searchsorted(seps, cs, side="right") - 1
+        row = np.minimum(row, len(seps) - 2)
+        inside = (cs > seps[row]) & (ce <= seps[row + 1])
+        gid, row, cs, ce = gid[inside], row[inside], cs[inside], ce[inside]   # patterns may contain "\n"
+        base = seps[row] + 1
+        pattern, row, start, end = self._expand(gid, row, cs - base, ce - base)
+        return KeywordHits.build(row, pattern, start, end)
+
+
+# Imported last: keyword_engine imports the backends, which subclass ByteScanBackend, so this
+# module must have defined it before keyword_engine runs, whichever module is imported first.
+from .keyword_engine import KeywordHits, as_text_column, group_patterns  # noqa: E402
