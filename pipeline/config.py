@@ -58,6 +58,8 @@ class ScanSettings(_Model):
     max_evidence: int = Field(20, ge=1)
     progress: Literal["auto", "always", "never"] = "auto"
     auto_resolve: bool = False
+    # a name registered in pipeline.matchers.keyword_engine.BACKENDS ("reference" is for tests only)
+    keyword_backend: Literal["pyahocorasick", "ahocorasick-rs"] = "pyahocorasick"
 
 
 class RetentionSettings(_Model):

@@ -59,6 +59,7 @@ class ScanContext:
     ruleset: RuleSet
     domain_owner: dict[str, str] = field(default_factory=dict)
     hub_owner: dict[str, str] = field(default_factory=dict)
+    keyword_backend: str = "pyahocorasick"
 
 
 @dataclass
@@ -123,15 +124,15 @@ def plan_tasks(settings: Settings) -> list[ScanTask]:
     return tasks
 
 
-_COMPILED: dict[tuple[str, str], CompiledRules] = {}
+_COMPILED: dict[tuple[str, str, str], CompiledRules] = {}
 
 
-def compiled_for(ruleset: RuleSet, source: str) -> CompiledRules:
-    """This process's compiled rules for a source, built once per rule-set digest."""
-    key = (ruleset.digest, source)
+def compiled_for(ruleset: RuleSet, source: str, backend: str = "pyahocorasick") -> CompiledRules:
+    """This process's compiled rules for a source, built once per rule-set digest and keyword backend."""
+    key = (ruleset.digest, source, backend)
     if key not in _COMPILED:
         _COMPILED.clear() if len(_COMPILED) > 8 else None
-        _COMPILED[key] = CompiledRules(ruleset.for_source(source), source)
+        _COMPILED[key] = CompiledRules(ruleset.for_source(source), source, backend=backend)
     return _COMPILED[key]
 
 
@@ -152,7 +153,7 @@ def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     reader = REGISTRIES[task.source].get(task.format)
     result: ReadResult = reader(task.path, **dict(task.extras))
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
-    compiled = compiled_for(ctx.ruleset, task.source)
+    compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
     hits = record_hits(compiled, records) if compiled.rules else empty_hits()
     parts = {rule.id: aggregate.partials(rule, records, compiled.match_mask(rule, records))
              for rule in compiled.rules if rule.aggregate is not None}
@@ -292,7 +293,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
     b = load_bindings(settings.sources.bindings, settings.resolve)
-    return ScanContext(ruleset, owners(b, "domain"), owners(b, "hub"))
+    return ScanContext(ruleset, owners(b, "domain"), owners(b, "hub"), settings.scan.keyword_backend)
 
 
 def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,

@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.matchers.evaluate import CompiledRules
 from pipeline.matchers.hits import record_hits
+from pipeline.matchers.keyword_engine import BACKENDS
 from pipeline.records import LOGS, OBJECTS, conform
 from pipeline.rules.loader import load_rules
 
@@ -75,12 +76,17 @@ def objects(rows: list[dict]) -> pd.DataFrame:
     return conform(df, OBJECTS)
 
 
-def matched(ruleset, df: pd.DataFrame, source: str = "objects") -> dict[str, list[int]]:
-    compiled = CompiledRules(ruleset.for_source(source), source)
+@pytest.fixture(params=BACKENDS.names())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def matched(ruleset, df: pd.DataFrame, source: str = "objects", backend: str = "pyahocorasick") -> dict[str, list[int]]:
+    compiled = CompiledRules(ruleset.for_source(source), source, backend=backend)
     return {rule.id: [int(i) for i in mask.nonzero()[0]] for rule, mask, _ in compiled.evaluate(df)}
 
 
-def test_keywords_regex_and_exceptions(ruleset) -> None:
+def test_keywords_regex_and_exceptions(ruleset, backend: str) -> None:
     df = objects([
         {"bucket": "b", "key": "promo/賭 場.png"},            # traditional + separator: hit
         {"bucket": "b", "key": "movies/赌场风云.mp4"},          # inside an allowed phrase: no hit
@@ -91,7 +97,7 @@ def test_keywords_regex_and_exceptions(ruleset) -> None:
         {"bucket": "b", "key": "x/casino_2026.png"},           # '_' is a boundary: hit
         {"bucket": "b", "key": None, "title": None},           # nulls never match
     ])
-    assert matched(ruleset, df)["objects.gambling.promotion"] == [0, 2, 4, 6]
+    assert matched(ruleset, df, backend=backend)["objects.gambling.promotion"] == [0, 2, 4, 6]
 
 
 def test_field_conditions_on_labels_and_hashes(ruleset) -> None:
@@ -107,9 +113,9 @@ def test_field_conditions_on_labels_and_hashes(ruleset) -> None:
     assert got["objects.hash.bad"] == [4]
 
 
-def test_evidence_carries_original_span_and_provenance(ruleset) -> None:
+def test_evidence_carries_original_span_and_provenance(ruleset, backend: str) -> None:
     df = objects([{"bucket": "b", "key": "k1", "title": "最新 賭\u200b場 開業", "account_id": "acc9", "etag": "e1"}])
-    hits = record_hits(CompiledRules(ruleset.for_source("objects"), "objects"), df)
+    hits = record_hits(CompiledRules(ruleset.for_source("objects"), "objects", backend=backend), df)
     assert len(hits) == 1
     row = hits.iloc[0]
     assert row["subject_type"] == "object" and row["subject_id"] == "b/k1" and row["account_id"] == "acc9"
@@ -121,7 +127,7 @@ def test_evidence_carries_original_span_and_provenance(ruleset) -> None:
     assert "最新 賭\u200b場 開業"[ev["span"][0]:ev["span"][1]] == ev["text"]
 
 
-def test_log_cidr_status_and_url_decoding(ruleset) -> None:
+def test_log_cidr_status_and_url_decoding(ruleset, backend: str) -> None:
     df = conform(pd.DataFrame([
         {"client_ip": "10.1.2.3", "status": 404, "uri": "/%E8%B5%8C%E5%9C%BA/x"},
         {"client_ip": "11.1.2.3", "status": 404, "uri": "/%E8%B5%8C%E5%9C%BA/x"},
@@ -129,4 +135,22 @@ def test_log_cidr_status_and_url_decoding(ruleset) -> None:
         {"client_ip": "10.1.2.3", "status": 200, "uri": "/赌场"},
         {"client_ip": "not-an-ip", "status": 500, "uri": "/赌场"},
     ]), LOGS)
-    assert matched(ruleset, df, "logs")["logs.attack.internal"] == [0, 2]
+    assert matched(ruleset, df, "logs", backend)["logs.attack.internal"] == [0, 2]
+
+
+def test_configured_keyword_backend_reaches_the_compiled_rules(ruleset, tmp_path: Path) -> None:
+    from pipeline.config import load_settings
+    from pipeline.errors import ConfigError
+    from pipeline.runner import compiled_for, scan_context
+
+    assert load_settings(None, environ={}).scan.keyword_backend == "pyahocorasick"
+    settings = load_settings(None, environ={"COMPLIANCE_SCAN__KEYWORD_BACKEND": "ahocorasick-rs"})
+    ctx = scan_context(settings, ruleset)
+    assert ctx.keyword_backend == "ahocorasick-rs"
+    compiled = compiled_for(ctx.ruleset, "objects", ctx.keyword_backend)
+    assert compiled.backend == "ahocorasick-rs"
+    assert {type(b).name for b in compiled._backends.values()} == {"ahocorasick-rs"}
+    assert compiled_for(ctx.ruleset, "objects").backend == "pyahocorasick"   # cached per backend
+    (tmp_path / "c.yaml").write_text("scan:\n  keyword_backend: hyperscan\n")
+    with pytest.raises(ConfigError, match="keyword_backend"):
+        load_settings(str(tmp_path / "c.yaml"), environ={})

@@ -88,8 +88,9 @@ def _parse_map(v: Any) -> dict[str, Any] | None:
 class CompiledRules:
     """A source's rules made ready to run: automata built, allow-words indexed. Build once per process."""
 
-    def __init__(self, rules: Sequence[m.Rule], source: str):
+    def __init__(self, rules: Sequence[m.Rule], source: str, *, backend: str = "pyahocorasick"):
         self.source = source
+        self.backend = backend
         self.rules = tuple(rules)
         self._patterns: dict[bool, list[str]] = {True: [], False: []}
         self._index: dict[bool, dict[str, int]] = {True: {}, False: {}}
@@ -110,7 +111,8 @@ class CompiledRules:
             if rule.allow_words:
                 self._allow[rule.id] = self._add(rule.allow_words, True)
         self._backends: dict[bool, KeywordBackend] = {
-            flag: build_backend(pats, normalize=flag) for flag, pats in self._patterns.items() if pats
+            flag: build_backend(pats, normalize=flag, backend=backend)
+            for flag, pats in self._patterns.items() if pats
         }
 
     def _add(self, words: Sequence[str], flag: bool) -> np.ndarray:
