@@ -200,17 +200,19 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     else:
         vcls, vout, vsrc = cls, out, src
 
-    # 2. context rules decide which separators go
+    # 2. context rules decide which separators go; one pass finds separators and expansions alike
     drop = _NO_POS
+    special = np.flatnonzero(vcls & (SEP | MULTI)) if present & (SEP | MULTI) else _NO_POS
+    special_cls = vcls[special]
     if present & SEP:
-        sep_pos = np.flatnonzero(vcls & SEP)
+        sep_pos = special[(special_cls & SEP) != 0]
         parts = []
         if present & CJK:
             parts.append(_separators_between_cjk(vcls, sep_pos))
         if present & LETTER:
             parts.append(_spelled_out_latin(vcls, vout, sep_pos))
         drop = np.sort(np.concatenate(parts)) if parts else _NO_POS
-    mpos = np.flatnonzero(vcls & MULTI) if present & MULTI else _NO_POS
+    mpos = special[(special_cls & MULTI) != 0] if present & MULTI else _NO_POS
     if len(drop):
         keep = np.ones(len(vcls), dtype=bool)
         keep[drop] = False
