@@ -9,7 +9,7 @@ occurrence, overlapping ones included, of every key in a buffer (``ByteScanBacke
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ class ByteScanBackend:
     (pyahocorasick leaks on every pickle, ahocorasick-rs cannot be pickled at all).
     """
 
-    name: ClassVar[str] = ""
+    name: str = ""
 
     def __init__(self, patterns: Sequence[str], *, normalize: bool = True) -> None:
         self.normalize = normalize
