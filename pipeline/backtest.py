@@ -167,7 +167,7 @@ def _day_bounds(start: datetime | None, end: datetime | None) -> tuple[date | No
 def _evaluate_retained(settings: Settings, ctx: ScanContext, start: datetime | None,
                        end: datetime | None) -> _Collected:
     """Log rules over the retained store's partitions in [start, end), one day at a time."""
-    compiled = compiled_for(ctx.ruleset, "logs")
+    compiled = compiled_for(ctx.ruleset, "logs", ctx.keyword_backend)
     out = _Collected([], {})
     first, last = _day_bounds(start, end)
     for part in partitions_between(settings, first, last):
