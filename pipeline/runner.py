@@ -131,7 +131,8 @@ def compiled_for(ruleset: RuleSet, source: str, backend: str = "pyahocorasick") 
     """This process's compiled rules for a source, built once per rule-set digest and keyword backend."""
     key = (ruleset.digest, source, backend)
     if key not in _COMPILED:
-        _COMPILED.clear() if len(_COMPILED) > 8 else None
+        if len(_COMPILED) > 8:  # rule sets change rarely; keep a few, not every one ever seen
+            _COMPILED.clear()
         _COMPILED[key] = CompiledRules(ruleset.for_source(source), source, backend=backend)
     return _COMPILED[key]
 
@@ -154,9 +155,13 @@ def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     result: ReadResult = reader(task.path, **dict(task.extras))
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
-    hits = record_hits(compiled, records) if compiled.rules else empty_hits()
-    parts = {rule.id: aggregate.partials(rule, records, compiled.match_mask(rule, records))
-             for rule in compiled.rules if rule.aggregate is not None}
+    if compiled.rules and not records.empty:
+        results, masks = compiled.evaluate_all(records)
+        hits = record_hits(compiled, records, results)
+        parts = {rule.id: aggregate.partials(rule, records, masks[rule.id])
+                 for rule in compiled.rules if rule.aggregate is not None}
+    else:
+        hits, parts = empty_hits(), {}
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
                       _volume(records, task.source))
 

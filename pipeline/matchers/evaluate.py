@@ -132,32 +132,43 @@ class CompiledRules:
 
     def evaluate(self, df: pd.DataFrame) -> list[tuple[m.Rule, np.ndarray, pd.DataFrame]]:
         """For each record rule: (rule, matched row mask, evidence rows of matched rows)."""
-        part = _Partition(df.reset_index(drop=True), self.source)
-        for flag, backend in self._backends.items():
-            for name in sorted(self._fields[flag]):
-                part.hits[(flag, name)] = backend.find(part.text(name))
-        out = []
-        for rule in self.rules:
-            if rule.match is None or rule.aggregate is not None:
-                continue
-            res = self._eval(rule.match, rule, part)
-            mask = res.mask
-            for exc in rule.unless:
-                mask = mask & ~self._eval(exc, rule, part).mask
-            ev = res.evidence[mask[res.evidence["row"].to_numpy(dtype=np.int64)]] if len(res.evidence) else res.evidence
-            out.append((rule, mask, ev))
-        return out
+        return self.evaluate_all(df)[0]
 
     def match_mask(self, rule: m.Rule, df: pd.DataFrame) -> np.ndarray:
-        """Rows of ``df`` the rule's ``match`` (and ``unless``) selects — used by aggregate rules."""
+        """Rows of ``df`` an aggregate rule's ``match`` (and ``unless``) selects."""
+        return self._rule_mask(rule, self._scan(df))
+
+    def evaluate_all(self, df: pd.DataFrame) -> tuple[list[tuple[m.Rule, np.ndarray, pd.DataFrame]],
+                                                      dict[str, np.ndarray]]:
+        """Record rules' results and aggregate rules' row masks, from one scan of the partition's text."""
+        part = self._scan(df)
+        records = []
+        masks = {}
+        for rule in self.rules:
+            if rule.aggregate is not None:
+                masks[rule.id] = self._rule_mask(rule, part)
+            elif rule.match is not None:
+                res = self._eval(rule.match, rule, part)
+                mask = self._unless(rule, part, res.mask)
+                ev = res.evidence
+                if len(ev):
+                    ev = ev[mask[ev["row"].to_numpy(dtype=np.int64)]]
+                records.append((rule, mask, ev))
+        return records, masks
+
+    def _scan(self, df: pd.DataFrame) -> _Partition:
+        """Run each automaton once over each text field the rules search."""
         part = _Partition(df.reset_index(drop=True), self.source)
         for flag, backend in self._backends.items():
             for name in sorted(self._fields[flag]):
                 part.hits[(flag, name)] = backend.find(part.text(name))
-        if rule.match is None:
-            mask = np.ones(len(part.df), dtype=bool)
-        else:
-            mask = self._eval(rule.match, rule, part).mask
+        return part
+
+    def _rule_mask(self, rule: m.Rule, part: _Partition) -> np.ndarray:
+        mask = np.ones(len(part.df), dtype=bool) if rule.match is None else self._eval(rule.match, rule, part).mask
+        return self._unless(rule, part, mask)
+
+    def _unless(self, rule: m.Rule, part: _Partition, mask: np.ndarray) -> np.ndarray:
         for exc in rule.unless:
             mask = mask & ~self._eval(exc, rule, part).mask
         return mask

@@ -65,14 +65,15 @@ def hit_keys(df: pd.DataFrame, source: str) -> pd.Series:
     return _col(df, "source_file") + ":" + _col(df, "source_line")
 
 
-def record_hits(compiled: CompiledRules, df: pd.DataFrame) -> pd.DataFrame:
-    """Evaluate every record rule of ``compiled`` on ``df``; one row per (rule, matching record)."""
+def record_hits(compiled: CompiledRules, df: pd.DataFrame,
+                results: list[tuple[m.Rule, np.ndarray, pd.DataFrame]] | None = None) -> pd.DataFrame:
+    """One row per (record rule, matching record) of ``df``; ``results`` reuses an evaluation already made."""
     if df.empty:
         return empty_hits()
     df = df.reset_index(drop=True)
     frames = []
     times = keys = None
-    for rule, mask, evidence in compiled.evaluate(df):
+    for rule, mask, evidence in (compiled.evaluate(df) if results is None else results):
         rows = np.flatnonzero(mask)
         if not len(rows):
             continue

@@ -26,8 +26,9 @@ from loguru import logger
 
 from ..config import Settings
 from ..errors import SourceError
-from ..records import LOGS, QUARANTINE
+from ..records import LOGS
 from ..sources.base import LOG_FORMATS, ReadResult, expand
+from ..sources.logs_common import LOG_TABLES, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
 from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir,
@@ -73,20 +74,22 @@ class _Parsed:
     by_day: dict[date, pa.Table] = field(default_factory=dict)
 
 
-def _to_days(df: pd.DataFrame, bindings: dict[str, str]) -> dict[date, pa.Table]:
-    """Records → store-schema tables, one per UTC day, each already in store order."""
-    df = df[list(LOGS)]
-    table = pa.Table.from_pandas(df, schema=_CANONICAL, preserve_index=False, safe=False)
+def _to_days(table: pa.Table, bindings: dict[str, str]) -> dict[date, pa.Table]:
+    """Canonical Arrow records → store-schema tables, one per UTC day, each already in store order."""
+    # Sorting first and converting afterwards would convert the same bytes; converting first lets
+    # the one take below copy each column once, already in the store's types.
+    table = table.select(list(LOGS)).cast(_CANONICAL, safe=False)
     # Domain names are case-insensitive: one canonical spelling makes equality queries exact.
     domain = pc.utf8_lower(table["domain"])
     table = table.set_column(table.schema.get_field_index("domain"), "domain", domain)
     if bindings:
-        bound = pa.array(pd.Series(domain.to_pandas()).map(bindings), type=pa.string())
+        names = pa.array(list(bindings), type=pa.string())
+        bound = pc.take(pa.array(list(bindings.values()), type=pa.string()), pc.index_in(domain, value_set=names))
         account = pc.coalesce(table["account_id"], bound)
         table = table.set_column(table.schema.get_field_index("account_id"), "account_id", account)
     keys, rank = ipkey.keys_for(table["client_ip"])
     table = table.append_column(IP_KEY, keys)
-    micros = table["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+    micros = table["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
     day_numbers = micros // _US_PER_DAY
     # One stable integer sort (day, IP, time) instead of a filter per day and a string sort per day.
     order = np.lexsort((micros, rank, day_numbers))
@@ -99,16 +102,14 @@ def _to_days(df: pd.DataFrame, bindings: dict[str, str]) -> dict[date, pa.Table]
     return {date.fromordinal(epoch + int(day_sorted[a])): table.slice(a, b - a) for a, b in zip(starts, ends)}
 
 
-def _write_quarantine(settings: Settings, sha: str, frames: list[pd.DataFrame]) -> None:
-    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-    if frame is None:
+def _write_quarantine(settings: Settings, sha: str, rows: list[Quarantined]) -> None:
+    if not rows:
         return
     table = pa.table({
-        "source_file": pa.array(frame["source_file"].astype("string"), type=pa.string()),
-        "source_line": pa.array(frame["source_line"].astype("Int64"), type=pa.int64()),
-        "reason": pa.array(frame["reason"].astype("string"), type=pa.string()),
-        "raw": pa.array([r if isinstance(r, bytes) else (None if r is None else str(r).encode())
-                         for r in frame["raw"]], type=pa.binary()),
+        "source_file": pa.array([r[0] for r in rows], type=pa.string()),
+        "source_line": pa.array([r[1] for r in rows], type=pa.int64()),
+        "reason": pa.array([r[2] for r in rows], type=pa.string()),
+        "raw": pa.array([r[3] for r in rows], type=pa.binary()),
     })
     folder = quarantine_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,27 +118,40 @@ def _write_quarantine(settings: Settings, sha: str, frames: list[pd.DataFrame]) 
     tmp.replace(folder / f"{sha}.parquet")
 
 
-def _parse(settings: Settings, path: str, fmt: str, sha: str, *, domain: str | None,
-           account_id: str | None, bindings: dict[str, str]) -> _Parsed:
+def _raw(value: object) -> bytes | None:
+    return value if isinstance(value, bytes) else (None if value is None or value is pd.NA else str(value).encode())
+
+
+def _read(path: str, fmt: str, *, domain: str | None, account_id: str | None) -> LogTable:
+    """The file as Arrow records: straight from the parser when it has an Arrow variant."""
+    if fmt in LOG_TABLES:
+        return LOG_TABLES.get(fmt)(path, domain=domain, account_id=account_id)
     reader = LOG_FORMATS.get(fmt)
     result: ReadResult = reader(path, domain=domain, account_id=account_id)  # type: ignore[call-arg]
+    q = result.quarantine
+    quarantine = tuple((str(f), int(line), str(reason), _raw(raw)) for f, line, reason, raw
+                       in zip(q["source_file"], q["source_line"], q["reason"], q["raw"]))
+    records = pa.Table.from_pandas(result.records[list(LOGS)], schema=_CANONICAL, preserve_index=False, safe=False)
+    return LogTable(records, quarantine, result.rows_read)  # type: ignore[arg-type]
+
+
+def _parse(settings: Settings, path: str, fmt: str, sha: str, *, domain: str | None,
+           account_id: str | None, bindings: dict[str, str]) -> _Parsed:
+    result = _read(path, fmt, domain=domain, account_id=account_id)
     records = result.records
-    no_ts = records["ts"].isna()
-    quarantine = [result.quarantine]
-    if no_ts.any():
+    quarantine = list(result.quarantine)
+    no_ts = pc.is_null(records["ts"])
+    if pc.any(no_ts).as_py():
         # A row without a time belongs to no day; keep it, accounted for, in quarantine.
-        bad = records[no_ts]
-        quarantine.append(pd.DataFrame({
-            "source_file": bad["source_file"], "source_line": bad["source_line"],
-            "reason": "no timestamp, cannot be placed in a day partition",
-            "raw": [json.dumps(r, default=str).encode() for r in bad.to_dict("records")],
-        }, columns=list(QUARANTINE)))
-        records = records[~no_ts]
-    rows_quarantined = sum(len(q) for q in quarantine)
+        for row in records.filter(no_ts).to_pylist():
+            quarantine.append((str(row["source_file"]), int(row["source_line"]),
+                               "no timestamp, cannot be placed in a day partition",
+                               json.dumps(row, default=str).encode()))
+        records = records.filter(pc.invert(no_ts))
     _write_quarantine(settings, sha, quarantine)
     checkpoint("quarantine-written")
-    parsed = _Parsed(path, fmt, sha, result.rows_read, rows_quarantined)
-    if len(records):
+    parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine))
+    if records.num_rows:
         parsed.by_day = _to_days(records, bindings)
     return parsed
 
@@ -205,7 +219,8 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
     binding_map = {k.lower(): v for k, v in (bindings or {}).items()}
     files: list[tuple[str, str]] = []
     for path, fmt in sources:
-        LOG_FORMATS.get(fmt)  # an unknown format fails before any work, listing the valid ones
+        if fmt not in LOG_TABLES:
+            LOG_FORMATS.get(fmt)  # an unknown format fails before any work, listing the valid ones
         files.extend((f, fmt) for f in expand(str(path)))
     if not files:
         raise SourceError("no log files to ingest", hint="pass paths, or list sources.logs in config.yaml")

@@ -11,8 +11,9 @@ which are neither records nor quarantine. Blank lines are data lines and are qua
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..records import LOGS, TS, conform
+from ..registry import Registry
 from .base import ReadResult, open_bytes, quarantine_frame
 
 MAX_LINE_BYTES = 64 * 1024
@@ -31,16 +33,30 @@ Reject = tuple[int, str]  # (index into the file's lines, reason)
 
 @dataclass(frozen=True)
 class Lines:
-    """The data lines of one file that are valid UTF-8 text, newline stripped, in file order."""
+    """The data lines of one file that are valid UTF-8 text, in file order.
+
+    ``view`` holds each line with its terminator, zero-copy over ``data``; ``text`` (the lines
+    without it) is a copy, made only for the parsers that ask for it.
+    """
 
     path: str
-    text: pa.LargeStringArray
+    view: pa.LargeStringArray
     line_no: np.ndarray                      # 1-based physical line number of each element
     rejected: tuple[tuple[int, str, bytes], ...]  # (line number, reason, raw bytes) found while splitting
-    rows_read: int                           # data lines: len(text) + len(rejected)
+    rows_read: int                           # data lines: len(view) + len(rejected)
+    data: bytes = b""                        # the file's (decompressed) bytes
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # byte offset of each line
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))    # newline and one CR excluded
+
+    @cached_property
+    def text(self) -> pa.LargeStringArray:
+        return pc.utf8_rtrim(self.view, characters="\r\n")
+
+    def __len__(self) -> int:
+        return len(self.view)
 
     def raw(self, i: int) -> bytes:
-        return str(self.text[i].as_py()).encode("utf-8")
+        return self.data[int(self.starts[i]):int(self.ends[i])].rstrip(b"\r\n")
 
 
 def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -115,20 +131,20 @@ def read_lines(path: str, *, directive_prefix: bytes | None = None
         mask[invalid] = False
         binary = binary.filter(pa.array(mask))
         keep = keep[mask]
-    text = pc.utf8_rtrim(binary.cast(pa.large_string()), characters="\r\n")
+    view = binary.cast(pa.large_string())
     # Whitespace-only lines carry no data either; rare, so one vectorized test finds them.
-    spaces = pc.utf8_is_space(text)
+    spaces = pc.utf8_is_space(view)
     if pc.any(spaces).as_py():
         sp = indices(spaces)
         for j in sp:
             rejected.append((int(keep[j]) + 1, "blank line", data[starts[keep[j]]:ends[keep[j]]]))
         mask = np.ones(len(keep), dtype=bool)
         mask[sp] = False
-        text = text.filter(pa.array(mask))
+        view = view.filter(pa.array(mask))
         keep = keep[mask]
     rejected.sort()
-    lines = Lines(path=path, text=text, line_no=keep + 1, rejected=tuple(rejected),
-                  rows_read=len(text) + len(rejected))
+    lines = Lines(path=path, view=view, line_no=keep + 1, rejected=tuple(rejected),
+                  rows_read=len(view) + len(rejected), data=data, starts=starts[keep], ends=ends[keep])
     return lines, directives
 
 
@@ -263,14 +279,63 @@ def _pandas(col: pa.Array | pa.ChunkedArray, dtype: str) -> pd.Series:
     return col.to_pandas(types_mapper={col.type: mapper[dtype]}.get).astype(dtype)
 
 
-def assemble(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,
-             rows_read: int | None = None) -> ReadResult:
-    """Build the ReadResult from canonical columns aligned with ``lines.text``.
+# The Arrow type of each canonical dtype; strings stay large (64-bit offsets) as the parsers make them.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.large_string(), "Int64": pa.int64(), "Float64": pa.float64(), TS: pa.timestamp("ns", "UTC"),
+}
+LOGS_ARROW: pa.Schema = pa.schema([pa.field(name, ARROW_TYPES[dtype]) for name, dtype in LOGS.items()])
+
+Quarantined = tuple[str, int, str, bytes]  # (source file, line number, reason, raw bytes)
+
+
+@dataclass(frozen=True)
+class LogTable:
+    """One file read into Arrow columns (``LOGS_ARROW``): what the store ingests without pandas.
+
+    Same accounting as ``ReadResult``: ``rows_read == records.num_rows + len(quarantine)``.
+    """
+
+    records: pa.Table
+    quarantine: tuple[Quarantined, ...]
+    rows_read: int
+
+    def __post_init__(self) -> None:
+        if self.rows_read != self.records.num_rows + len(self.quarantine):
+            raise AssertionError(f"row accounting broken: read {self.rows_read}, parsed {self.records.num_rows}, "
+                                 f"quarantined {len(self.quarantine)}")
+
+    def to_result(self) -> ReadResult:
+        """The same rows as the canonical pandas frame every other caller reads."""
+        frame = {name: _pandas(self.records.column(name), dtype) for name, dtype in LOGS.items()}
+        records = conform(pd.DataFrame(frame), LOGS)
+        return ReadResult(records=records, quarantine=quarantine_frame(list(self.quarantine)),
+                          rows_read=self.rows_read)
+
+
+TableReader = Callable[..., LogTable]
+# Formats that can hand the store Arrow columns directly; ingest falls back to LOG_FORMATS otherwise.
+LOG_TABLES: Registry[TableReader] = Registry("log format")
+
+
+def _arrow(col: pa.Array | pa.ChunkedArray, dtype: str) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    target = ARROW_TYPES[dtype]
+    if col.type == target:
+        return col
+    if dtype == TS and pa.types.is_timestamp(col.type) and col.type.tz is None:
+        col = pc.assume_timezone(col, "UTC")
+    return col.cast(target)
+
+
+def assemble_table(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,
+                   rows_read: int | None = None) -> LogTable:
+    """Build the LogTable from canonical columns aligned with ``lines.text``.
 
     ``failures`` maps an index into ``lines.text`` to its quarantine reason; those rows are
     dropped from the records. Provenance columns are added here.
     """
-    n = len(lines.text)
+    n = len(lines)
     quarantined = [(lines.path, ln, reason, raw) for ln, reason, raw in lines.rejected]
     if failures:
         for i, reason in failures.items():
@@ -283,18 +348,25 @@ def assemble(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[in
     else:
         line_no = lines.line_no
     m = len(line_no)
-    frame: dict[str, pd.Series] = {}
+    arrays: list[pa.Array] = []
     for name, dtype in LOGS.items():
         if name == "source_file":
-            frame[name] = pd.Series([lines.path] * m, dtype="string")
+            arrays.append(constant(lines.path, m))
         elif name == "source_line":
-            frame[name] = pd.Series(line_no, dtype="Int64")
+            arrays.append(pa.array(np.asarray(line_no, dtype=np.int64)))
         elif name in columns:
-            frame[name] = _pandas(columns[name], dtype)
-    records = conform(pd.DataFrame(frame), LOGS)
+            arrays.append(_arrow(columns[name], dtype))
+        else:
+            arrays.append(pa.nulls(m, ARROW_TYPES[dtype]))
     quarantined.sort(key=lambda row: row[1])
     total = rows_read if rows_read is not None else lines.rows_read
-    return ReadResult(records=records, quarantine=quarantine_frame(quarantined), rows_read=total)
+    return LogTable(pa.Table.from_arrays(arrays, schema=LOGS_ARROW), tuple(quarantined), total)
+
+
+def assemble(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,
+             rows_read: int | None = None) -> ReadResult:
+    """``assemble_table`` as the canonical pandas frame."""
+    return assemble_table(lines, columns, failures, rows_read=rows_read).to_result()
 
 
 def indices(mask: pa.Array | np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import LOG_FORMATS, ReadResult
-from .logs_layout import Field, Layout, canonical, read_layout
+from .logs_common import LOG_TABLES, LogTable
+from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("common", (
     Field("client_ip"), Field(None, label="ident"), Field(None, label="user"),
@@ -14,10 +15,16 @@ LAYOUT = Layout("common", (
 ))
 
 
-@LOG_FORMATS.register("common")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+@LOG_TABLES.register("common")
+def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
     """Parse one common log; referer and user agent are absent from the format (null)."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
-    return read_layout(path, (LAYOUT,), build)
+    return read_layout_table(path, (LAYOUT,), build)
+
+
+@LOG_FORMATS.register("common")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """``read_table`` as the canonical pandas frame."""
+    return read_table(path, domain=domain, account_id=account_id).to_result()

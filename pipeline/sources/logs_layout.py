@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import ReadResult
-from .logs_common import (assemble, nth, bad_values, constant, dash_to_null, fill, parse_times, read_lines,
+from .logs_tokens import cut, spans
+from .logs_common import (Lines, LogTable, assemble_table, nth, bad_values, constant, dash_to_null, fill, parse_times, read_lines,
                           request_columns, split_uri, to_float, to_int)
 
 # kind → (strict pattern, capturing pattern body); quoted and bracketed kinds are special-cased.
@@ -308,14 +309,46 @@ def diagnose(text: str, layouts: tuple[Layout, ...]) -> str:
 Build = Callable[[dict[str, pa.Array], dict[int, str]], tuple[dict[str, pa.Array], dict[int, str]]]
 
 
-def read_layout(path: str, layouts: tuple[Layout, ...], build: Build) -> ReadResult:
+def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """``parse`` over a file's lines, cutting the strict lines of the first layout by byte position
+    (``logs_tokens``) when its fields end the line; the other lines go through the tiers."""
+    first = layouts[0]
+    n = len(lines)
+    if first.tail or n == 0:
+        return parse(lines.text, layouts)
+    kinds = [f.kind for f in first.fields]
+    strict = {i: rf'^\[[^\]\s"]+ [^\]\s"]+\]$' if kind == "clftime" else f"^(?:{_KINDS[kind][0]})$"
+              for i, kind in enumerate(kinds) if kind != "quoted"}
+    ok, columns = cut(lines, kinds, strict)
+    names = sorted({name for lay in layouts for name in lay.names})
+    cols = {str(f.name): columns[i] for i, f in enumerate(first.fields) if f.name}
+    if ok.all():
+        return {name: _as_large(cols.get(name), n) for name in names}, np.zeros(0, dtype=np.int64)
+    if ok.mean() < 0.5:
+        return parse(lines.text, layouts)
+    rest = np.flatnonzero(~ok)
+    text = spans(pa.py_buffer(lines.data), lines.starts[rest], lines.ends[rest])
+    text = pc.utf8_rtrim(text, characters="\r\n")
+    rest_cols, rest_bad = _parse_tiers(text, layouts)
+    mask = pa.array(~ok)
+    out = {name: pc.replace_with_mask(_as_large(cols.get(name), n), mask, _as_large(rest_cols.get(name), len(rest)))
+           for name in names}
+    return out, rest[rest_bad]
+
+
+def read_layout_table(path: str, layouts: tuple[Layout, ...], build: Build) -> LogTable:
     """Read a file of one of ``layouts``: split, parse, diagnose failures, convert with ``build``."""
     lines, _ = read_lines(path)
-    cols, bad = parse(lines.text, layouts)
-    failures = {int(i): diagnose(str(lines.text[int(i)].as_py()), layouts) for i in bad}
+    cols, bad = parse_lines(lines, layouts)
+    failures = {int(i): diagnose(lines.raw(int(i)).decode("utf-8"), layouts) for i in bad}
     out, more = build(cols, failures)
     failures.update(more)
-    return assemble(lines, out, failures)
+    return assemble_table(lines, out, failures)
+
+
+def read_layout(path: str, layouts: tuple[Layout, ...], build: Build) -> ReadResult:
+    """``read_layout_table`` as the canonical pandas frame."""
+    return read_layout_table(path, layouts, build).to_result()
 
 
 def canonical(cols: dict[str, pa.Array], failures: dict[int, str], *, domain: str | None,

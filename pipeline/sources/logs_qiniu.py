@@ -7,7 +7,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import LOG_FORMATS, ReadResult
-from .logs_layout import Field, Layout, canonical, read_layout
+from .logs_common import LOG_TABLES, LogTable
+from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("qiniu-kodo", (
     Field("client_ip"), Field(None, label="logname"), Field(None, label="user"),
@@ -18,10 +19,16 @@ LAYOUT = Layout("qiniu-kodo", (
 ), tail=True)
 
 
-@LOG_FORMATS.register("qiniu-kodo")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+@LOG_TABLES.register("qiniu-kodo")
+def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
     """Parse one Kodo bucket log; ``domain`` fills requests whose target is not an absolute URL."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
-    return read_layout(path, (LAYOUT,), build)
+    return read_layout_table(path, (LAYOUT,), build)
+
+
+@LOG_FORMATS.register("qiniu-kodo")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """``read_table`` as the canonical pandas frame."""
+    return read_table(path, domain=domain, account_id=account_id).to_result()

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import LOG_FORMATS, ReadResult
-from .logs_layout import Field, Layout, canonical, read_layout
+from .logs_common import LOG_TABLES, LogTable
+from .logs_layout import Field, Layout, canonical, read_layout_table
 
 _BASE = (
     Field(None, label="bucket owner"), Field("bucket", label="bucket"), Field("time", "clftime"),
@@ -29,8 +30,8 @@ WITH_HOST = Layout("s3-access", _BASE + (Field(None, label="version ID"), Field(
 SHORT = Layout("s3-access (without host header)", _BASE, tail=True)
 
 
-@LOG_FORMATS.register("s3-access")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+@LOG_TABLES.register("s3-access")
+def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
     """Parse one S3 server access log; domain is the Host header, else ``domain``, else the bucket."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         # S3 writes "-" where no status was sent (a dropped connection): a record without status.
@@ -41,4 +42,10 @@ def read(path: str, *, domain: str | None = None, account_id: str | None = None)
         out["domain"] = pc.coalesce(out["domain"], cols["bucket"])
         return out, more
 
-    return read_layout(path, (WITH_HOST, SHORT), build)
+    return read_layout_table(path, (WITH_HOST, SHORT), build)
+
+
+@LOG_FORMATS.register("s3-access")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """``read_table`` as the canonical pandas frame."""
+    return read_table(path, domain=domain, account_id=account_id).to_result()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import LOG_FORMATS, ReadResult
-from .logs_layout import Field, Layout, canonical, read_layout
+from .logs_common import LOG_TABLES, LogTable
+from .logs_layout import Field, Layout, canonical, read_layout_table
 
 _BASE = (
     Field("time", "stamp14", "timestamp"), Field("client_ip"), Field("domain"), Field("uri", label="path"),
@@ -22,11 +23,17 @@ OLD = Layout("tencent-cdn (12 fields)", _BASE)
 BEIJING = " +0800"  # the files carry no offset; Tencent writes them in China Standard Time
 
 
-@LOG_FORMATS.register("tencent-cdn")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+@LOG_TABLES.register("tencent-cdn")
+def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
     """Parse one CDN offline log, old (12 fields) or new (15 fields) layout, line by line."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id,
                          time_format="%Y%m%d%H%M%S %z", time_suffix=BEIJING)
 
-    return read_layout(path, (NEW, OLD), build)
+    return read_layout_table(path, (NEW, OLD), build)
+
+
+@LOG_FORMATS.register("tencent-cdn")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """``read_table`` as the canonical pandas frame."""
+    return read_table(path, domain=domain, account_id=account_id).to_result()
