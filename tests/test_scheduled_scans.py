@@ -133,3 +133,21 @@ def test_scan_into_each_case_store(data: Path, tmp_path: Path, store_url: str, d
     df = store.list_cases()
     assert set(zip(df["rule_id"], df["subject_id"])) == want
     store.close()
+
+
+def test_scan_on_an_existing_cluster_by_address(data: Path, tmp_path: Path, dask_client,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """dask.scheduler / DASK_SCHEDULER_ADDRESS: the scan connects to a running scheduler instead of starting one."""
+    d = fresh(data, tmp_path)
+    address = dask_client.scheduler.address
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    settings = load_settings(str(d / "config.yaml"))
+    assert settings.scheduler_address == address
+    report = scan(settings)  # no client passed: the runner connects by address
+    assert report.cases_new > 0 and report.rows_read == report.rows_parsed + report.rows_quarantined
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError) as exc:
+        scan(load_settings(str(d / "config.yaml")), full=True)
+    assert "cannot reach the Dask scheduler" in str(exc.value)
