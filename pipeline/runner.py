@@ -71,6 +71,7 @@ class FileResult:
     quarantine: pd.DataFrame
     partials: dict[str, pd.DataFrame] = field(default_factory=dict)  # aggregate rule id → partials
     volume: pd.DataFrame | None = None  # logs: per-domain traffic; objects: objects per bucket
+    error: PipelineError | None = None  # bad input: returned, not raised, so Dask neither retries nor logs it
 
 
 @dataclass
@@ -150,6 +151,13 @@ def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataF
 
 def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
+    try:
+        return _scan_file(task, ctx)
+    except PipelineError as exc:
+        return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), error=exc)
+
+
+def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     load_formats(task.source)
     reader = REGISTRIES[task.source].get(task.format)
     result: ReadResult = reader(task.path, **dict(task.extras))
@@ -207,8 +215,9 @@ def dask_client(settings: Settings) -> Iterator[Any]:
         finally:
             client.close()
         return
+    # workers' own logs stay quiet: errors reach the user once, as one line, through the client
     with LocalCluster(n_workers=settings.dask.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -230,10 +239,10 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
         bar = progress.add_task("scan", total=len(futures))
         try:
             for fut in as_completed(futures):
-                try:
-                    yield fut.result()
-                except PipelineError:
-                    raise
+                result = fut.result()
+                if result.error is not None:
+                    raise result.error
+                yield result
                 progress.advance(bar)
         finally:
             for f in futures:

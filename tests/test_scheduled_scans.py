@@ -151,3 +151,20 @@ def test_scan_on_an_existing_cluster_by_address(data: Path, tmp_path: Path, dask
     with pytest.raises(PipelineError) as exc:
         scan(load_settings(str(d / "config.yaml")), full=True)
     assert "cannot reach the Dask scheduler" in str(exc.value)
+
+
+def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path) -> None:
+    import gzip
+
+    good = tmp_path / "objects.csv"
+    good.write_text("bucket,key\nb,promo/赌场.png\n", encoding="utf-8")
+    packed = gzip.compress(good.read_bytes() * 200)
+    (tmp_path / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("state_dir: state\nsources:\n  objects:\n    - {path: objects.csv, format: csv}\n"
+                   "    - {path: cut.csv.gz, format: csv}\n", encoding="utf-8")
+    res = cli(cfg, "scan")
+    assert res.returncode == 2
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "cut.csv.gz" in errors[0] and "truncated" in errors[0]
+    assert "Traceback" not in res.stderr and "Compute Failed" not in res.stderr
