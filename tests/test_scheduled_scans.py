@@ -153,7 +153,7 @@ def test_scan_on_an_existing_cluster_by_address(data: Path, tmp_path: Path, dask
     assert "cannot reach the Dask scheduler" in str(exc.value)
 
 
-def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path) -> None:
+def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path, root: Path) -> None:
     import gzip
 
     good = tmp_path / "objects.csv"
@@ -161,7 +161,8 @@ def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path) -> None:
     packed = gzip.compress(good.read_bytes() * 200)
     (tmp_path / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
     cfg = tmp_path / "config.yaml"
-    cfg.write_text("state_dir: state\nsources:\n  objects:\n    - {path: objects.csv, format: csv}\n"
+    cfg.write_text(f"rules: {root / 'rules'}\nstate_dir: state\nsources:\n  objects:\n"
+                   "    - {path: objects.csv, format: csv}\n"
                    "    - {path: cut.csv.gz, format: csv}\n", encoding="utf-8")
     res = cli(cfg, "scan")
     assert res.returncode == 2
