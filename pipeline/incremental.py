@@ -8,8 +8,6 @@ modification time match the last scan's record, or when its content hash does.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PipelineError
+from .files import file_lock, sha256_file
 
 SCAN_LOCK_KEY = 0x7363616E  # advisory lock id of "a scan is running" on a shared PostgreSQL store
 
@@ -29,41 +28,33 @@ class ScanLocked(PipelineError):
 
 @contextmanager
 def scan_lock(state_dir: Path, store: Any = None) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / "scan.lock"
-    fh = open(path, "a+")
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        with file_lock(state_dir / "scan.lock", blocking=False) as fh:
             fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise ScanLocked(f"another scan is running ({holder})",
-                             hint="this run did nothing; the next scheduled run will pick up the work") from None
-        if store is not None and getattr(store, "dialect", "") == "postgresql":
-            if not store.db.scalar("SELECT pg_try_advisory_lock(?)",
-                                   (SCAN_LOCK_KEY,)):
-                raise ScanLocked("another scan is running against the same PostgreSQL case store",
-                                 hint="this run did nothing; the next scheduled run will pick up the work")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            if store is not None and getattr(store, "dialect", "") == "postgresql":
-                store.db.scalar("SELECT pg_advisory_unlock(?)", (SCAN_LOCK_KEY,))
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}\n")
+            fh.flush()
+            with _shared_store_lock(store):
+                yield
+    except BlockingIOError:
+        holder = (state_dir / "scan.lock").read_text().strip() or "another process"
+        raise ScanLocked(f"another scan is running ({holder})",
+                         hint="this run did nothing; the next scheduled run will pick up the work") from None
+
+
+@contextmanager
+def _shared_store_lock(store: Any) -> Iterator[None]:
+    """On a PostgreSQL case store, scans on other machines are excluded too (session advisory lock)."""
+    if store is None or getattr(store, "dialect", "") != "postgresql":
+        yield
+        return
+    if not store.db.scalar("SELECT pg_try_advisory_lock(?)", (SCAN_LOCK_KEY,)):
+        raise ScanLocked("another scan is running against the same PostgreSQL case store",
+                         hint="this run did nothing; the next scheduled run will pick up the work")
+    try:
+        yield
     finally:
-        fh.close()
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        store.db.scalar("SELECT pg_advisory_unlock(?)", (SCAN_LOCK_KEY,))
 
 
 def fingerprint(path: str, known: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:

@@ -12,7 +12,6 @@ Any part of the package appends through ``append_audit``; appends are serialized
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import hashlib
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..files import file_lock
 from ..errors import Location, StoreError
 
 GENESIS = "0" * 64
@@ -55,14 +55,8 @@ def default_actor() -> str:
 
 @contextlib.contextmanager
 def _locked(settings: Settings) -> Iterator[None]:
-    folder = audit_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with file_lock(audit_dir(settings) / ".lock"):
+        yield
 
 
 def _last_line(path: Path) -> bytes | None:

@@ -7,7 +7,6 @@ why. Adding and releasing a hold are recorded in the audit log.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -15,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from ..config import Settings
+from ..files import file_lock
 from ..errors import Location, StoreError
 from .layout import store_root, write_json_atomic
 
@@ -51,14 +51,8 @@ def _path(settings: Settings) -> Path:
 
 @contextlib.contextmanager
 def _locked(settings: Settings) -> Iterator[None]:
-    root = store_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".holds.lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with file_lock(store_root(settings) / ".holds.lock"):
+        yield
 
 
 def hold_list(settings: Settings, *, include_released: bool = True) -> list[Hold]:

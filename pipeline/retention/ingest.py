@@ -31,8 +31,9 @@ from ..sources.base import LOG_FORMATS, ReadResult, expand
 from ..sources.logs_common import LOG_TABLES, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
-from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir,
-                     sha256_file, store_lock, write_json_atomic)
+from ..files import sha256_file
+from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock,
+                     write_json_atomic)
 from .partition import read_partition, write_version
 
 try:  # the parsers register their formats on import

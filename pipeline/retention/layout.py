@@ -19,8 +19,6 @@ A version folder is complete before the pointer names it, and the pointer is rep
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -34,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import Settings
+from ..files import file_lock
 from ..errors import Location, StoreError
 from ..records import LOGS
 
@@ -76,17 +75,6 @@ def quarantine_dir(settings: Settings) -> Path:
     return store_root(settings) / "quarantine"
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes as stored (local path or fsspec URL)."""
-    import fsspec
-
-    digest = hashlib.sha256()
-    with fsspec.open(str(path), "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary sibling, fsync it, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,14 +99,8 @@ def fsync_dir(path: Path) -> None:
 @contextlib.contextmanager
 def store_lock(settings: Settings) -> Iterator[None]:
     """Exclusive lock for writers of the store; the kernel drops it if the holder is killed."""
-    root = store_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with file_lock(store_root(settings) / ".lock"):
+        yield
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 
 from ..config import Settings
 from ..faults import checkpoint
+from ..files import sha256_file
 from .layout import (IP_KEY, MANIFEST, POINTER, SCHEMA_VERSION, STORE_SCHEMA, TMP_PREFIX, Partition,
-                     days_dir, fsync_dir, sha256_file)
+                     days_dir, fsync_dir)
 
 ROW_GROUP_ROWS = 50_000     # small enough that one IP's rows touch one or two groups of a day
 FILE_ROWS = 2_000_000       # a big day is split into several files so none grows without bound

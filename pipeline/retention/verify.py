@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 
 from ..config import Settings
 from .ingest import ingested
-from .layout import DAY_RE, MANIFEST, POINTER, TMP_PREFIX, days_dir, leftovers, read_pointer, sha256_file
+from ..files import sha256_file
+from .layout import DAY_RE, MANIFEST, POINTER, TMP_PREFIX, days_dir, leftovers, read_pointer
 from .purge import purged_days
 
 
