@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from .base import LOG_FORMATS, ReadResult
-from .logs_common import assemble, constant, fill, indices, read_lines, split_uri
+from .logs_common import LOG_TABLES, LogTable, assemble_table, constant, fill, indices, read_lines, split_uri
 
 SCHEMA = pa.schema([
     ("ts", pa.string()), ("client_ip", pa.string()), ("domain", pa.string()), ("method", pa.string()),
@@ -98,8 +98,8 @@ def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
     return out, [int(i) for i in indices(lost)]
 
 
-@LOG_FORMATS.register("jsonl")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+@LOG_TABLES.register("jsonl")
+def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
     """Parse one JSON-lines log; ``domain`` / ``account_id`` fill records that lack them."""
     lines, _ = read_lines(path)
     good: list[tuple[int, pa.Table]] = []
@@ -127,4 +127,10 @@ def read(path: str, *, domain: str | None = None, account_id: str | None = None)
     out["account_id"] = fill(cols["account_id"], account_id, n) if account_id else cols["account_id"]
     if n == 0:
         out = {k: constant(None, 0) if v.type == pa.string() else v for k, v in out.items()}
-    return assemble(lines, out, failures)
+    return assemble_table(lines, out, failures)
+
+
+@LOG_FORMATS.register("jsonl")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """``read_table`` as the canonical pandas frame."""
+    return read_table(path, domain=domain, account_id=account_id).to_result()

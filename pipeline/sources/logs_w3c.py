@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import LOG_FORMATS, ReadResult
-from .logs_common import (assemble, bad_values, constant, dash_to_null, fill, nth, parse_times,
-                          read_lines, to_float, to_int)
+from .logs_common import (LOG_TABLES, LogTable, assemble_table, bad_values, constant, dash_to_null, fill, nth,
+                          parse_times, read_lines, to_float, to_int)
 
 # canonical field → the W3C names that carry it, first present wins
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -50,8 +50,8 @@ def _segment(text: pa.Array, names: list[str], header_line: int) -> tuple[dict[s
     return cols, failures
 
 
-@LOG_FORMATS.register("w3c")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+@LOG_TABLES.register("w3c")
+def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
     """Parse one W3C / CloudFront log; ``rows_read`` counts data lines only (no ``#`` lines)."""
     lines, directives = read_lines(path, directive_prefix=b"#")
     headers = [(ln, text.split(":", 1)[1].split()) for ln, text in directives if text.startswith("#Fields:")]
@@ -78,7 +78,13 @@ def read(path: str, *, domain: str | None = None, account_id: str | None = None)
         take = pa.array(np.where(np.isin(np.arange(n), order), full, len(order)))
         cols = {k: pa.concat_arrays([p[1][k].cast(pa.large_string()) for p in pieces] + [pad]).take(take)
                 for k in SOURCES}
-    return assemble(lines, _canonical(cols, failures, domain, account_id), failures)
+    return assemble_table(lines, _canonical(cols, failures, domain, account_id), failures)
+
+
+@LOG_FORMATS.register("w3c")
+def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+    """``read_table`` as the canonical pandas frame."""
+    return read_table(path, domain=domain, account_id=account_id).to_result()
 
 
 def _canonical(cols: dict[str, pa.Array], failures: dict[int, str], domain: str | None,
