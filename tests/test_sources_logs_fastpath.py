@@ -300,6 +300,11 @@ def check_file(fmt: str, lines: list[Line], body: bytes) -> None:
         assert source == path and reason
         assert raw.rstrip(b"\r\n") == data_lines[no].raw.rstrip(b"\r\n"), f"line {no} quarantined with other bytes"
     assert set(table.records.column("source_file").to_pylist()) <= {path}
+    # A line the parser could not cut must not slip through as an empty record.
+    if fmt != "w3c":  # a W3C header may simply not carry date or c-ip
+        assert table.records.column("ts").null_count == 0
+    if fmt in LAYOUT_FORMATS:
+        assert table.records.column("client_ip").null_count == 0
 
     # (b) the fast path changes nothing
     assert_same_table(table, reference)
@@ -330,3 +335,73 @@ def test_generated_files(fmt: str) -> None:
 
 def test_every_format_has_an_arrow_reader() -> None:
     assert set(LOG_TABLES.names()) == set(LOG_FORMATS.names())
+
+
+# --- explicit cases: what the generator found worth keeping, and the shapes it must never break ---
+
+def read_both(fmt: str, path: Path) -> tuple[LogTable, LogTable]:
+    table = LOG_TABLES.get(fmt)(str(path))
+    with tiers_only():
+        reference = LOG_TABLES.get(fmt)(str(path))
+    assert_same_table(table, reference)
+    return table, reference
+
+
+def test_mostly_clean_file_with_one_damaged_line_of_each_kind(tmp_path: Path) -> None:
+    good = '10.0.0.{0} - - [01/Nov/2026:05:45:00 +0545] "GET /p{0} HTTP/1.1" 200 5 "-" "UA"'
+    lines = [good.format(i).encode() for i in range(1, 13)]
+    lines[2] = b'10.0.0.3 - - [01/Nov/2026:05:45:00 +0545] "GET /say \\"hi\\" HTTP/1.1" 200 5 "-" "UA"'
+    lines[4] = lines[4].replace(b'"UA"', b'"U\xffA"')
+    lines[6] += b"\r"                                   # CR CR LF: both CRs are line ending
+    lines[7] = lines[7].replace(b" ", b"  ", 1)
+    lines[8] = lines[8].replace(b"/p9", b"/p9\tx")
+    lines[9] = lines[9].replace(b"+0545", b"+08:00")
+    lines[11] = lines[11][:-1]                           # the last line lost its closing quote
+    path = tmp_path / "mixed.log"
+    path.write_bytes(b"\r\n".join(lines))
+    table, _ = read_both("combined", path)
+    rows = {r["source_line"]: r for r in table.records.to_pylist()}
+    assert [q[1:3] for q in table.quarantine] == [(5, "invalid UTF-8"), (8, "does not match the combined layout")]
+    assert sorted(rows) == [1, 2, 3, 4, 6, 7, 9, 10, 11, 12]
+    assert all(rows[no]["client_ip"] == f"10.0.0.{no}" for no in rows)
+    assert rows[3]["uri"] == '/say "hi"' and rows[9]["uri"] == "/p9\tx"
+    assert rows[7]["user_agent"] == "UA" and rows[12]["user_agent"] == "UA"
+    assert str(rows[1]["ts"]) == "2026-11-01 00:00:00+00:00"          # +05:45 is Nepal, not a typo
+    assert str(rows[10]["ts"]) == "2026-10-31 21:45:00+00:00"         # +08:00 read as +0800
+
+
+def test_over_long_and_blank_lines_keep_their_neighbours_numbers(tmp_path: Path) -> None:
+    good = '20260101000000 1.2.3.{0} www.test.com /x 0 22 2 200 - 1.5 "UA" "-" GET HTTP/1.1 hit'
+    lines = [good.format(i) for i in range(1, 8)]
+    lines[1] = lines[1].replace("/x", "/" + "a" * MAX_LINE_BYTES)
+    lines[3] = " \t "
+    lines[5] = lines[5].rsplit(" ", 3)[0]                # the older 12-field layout
+    path = tmp_path / "cdn.log"
+    path.write_text("\n".join(lines))
+    table, _ = read_both("tencent-cdn", path)
+    assert [q[1:3] for q in table.quarantine] == [
+        (2, f"line longer than {MAX_LINE_BYTES} bytes ({len(lines[1])})"), (4, "blank line")]
+    assert table.records.column("source_line").to_pylist() == [1, 3, 5, 6, 7]
+    assert table.records.column("client_ip").to_pylist() == ["1.2.3.1", "1.2.3.3", "1.2.3.5", "1.2.3.6", "1.2.3.7"]
+    assert table.records.column("cache_status").to_pylist() == ["HIT", "HIT", "HIT", None, "HIT"]
+
+
+def test_w3c_and_jsonl_read_arrow_tables(tmp_path: Path) -> None:
+    w3c = tmp_path / "cf.log"
+    w3c.write_text("#Fields: date time c-ip sc-status\n2019-12-04\t21:02:31\t1.1.1.1\t200\n"
+                   "#Fields: c-ip date time sc-status time-taken\n2.2.2.2\t2019-12-04\t21:02:32\t404\t0.5\r\n"
+                   "3.3.3.3\t2019-12-04\t21:02:33\t200\n")
+    table = LOG_TABLES.get("w3c")(str(w3c), domain="cf.example")
+    assert table.records.schema == LOGS_ARROW and table.rows_read == 3
+    assert table.records.column("source_line").to_pylist() == [2, 4]
+    assert table.records.column("request_time_ms").to_pylist() == [None, 500.0]
+    assert table.quarantine[0][1:3] == (5, "wrong field count: 4 fields, expected 5 (#Fields at line 3)")
+    jsonl = tmp_path / "j.log"
+    jsonl.write_bytes(b'{"ts":"2026-11-01T00:00:00Z","client_ip":"1.1.1.1","uri":"/a?b"}\n{"ts":1}\n\xff\n')
+    table = LOG_TABLES.get("jsonl")(str(jsonl), account_id="acct-1")
+    assert table.records.to_pylist()[0] | {"ts": None} == {
+        "ts": None, "client_ip": "1.1.1.1", "domain": None, "method": None, "uri": "/a?b", "path": "/a",
+        "query": "b", "status": None, "bytes_sent": None, "referer": None, "user_agent": None,
+        "request_time_ms": None, "cache_status": None, "account_id": "acct-1", "source_file": str(jsonl),
+        "source_line": 1}
+    assert [q[1:3] for q in table.quarantine] == [(2, "field 'ts' must be a string, got 1"), (3, "invalid UTF-8")]
