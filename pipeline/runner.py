@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -57,6 +57,8 @@ class ScanContext:
     """What every task needs besides its file: the rules and who owns which domain / hub."""
 
     ruleset: RuleSet
+    # incremental scans: objects put at or before this time (per bucket) were scanned already
+    put_time_scanned: dict[str, str] = field(default_factory=dict)
     domain_owner: dict[str, str] = field(default_factory=dict)
     hub_owner: dict[str, str] = field(default_factory=dict)
     keyword_backend: str = "pyahocorasick"
@@ -72,6 +74,7 @@ class FileResult:
     partials: dict[str, pd.DataFrame] = field(default_factory=dict)  # aggregate rule id → partials
     volume: pd.DataFrame | None = None  # logs: per-domain traffic; objects: objects per bucket
     error: PipelineError | None = None  # bad input: returned, not raised, so Dask neither retries nor logs it
+    rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
 
 
 @dataclass
@@ -88,6 +91,8 @@ class ScanReport:
     cases_reopened: int = 0
     cases_resolved: int = 0
     files_skipped: int = 0
+    rows_already_scanned: int = 0
+    put_time_max: dict[str, str] = field(default_factory=dict)  # bucket → newest put_time seen this run
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -163,15 +168,26 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     result: ReadResult = reader(task.path, **dict(task.extras))
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
-    if compiled.rules and not records.empty:
-        results, masks = compiled.evaluate_all(records)
-        hits = record_hits(compiled, records, results)
-        parts = {rule.id: aggregate.partials(rule, records, masks[rule.id])
+    fresh = _not_yet_scanned(records, task.source, ctx)
+    if compiled.rules and not fresh.empty:
+        results, masks = compiled.evaluate_all(fresh)
+        hits = record_hits(compiled, fresh, results)
+        parts = {rule.id: aggregate.partials(rule, fresh, masks[rule.id])
                  for rule in compiled.rules if rule.aggregate is not None}
     else:
         hits, parts = empty_hits(), {}
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
-                      _volume(records, task.source))
+                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh))
+
+
+def _not_yet_scanned(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataFrame:
+    """Objects put after their bucket's watermark (all of them on a full scan or a first scan)."""
+    if source != "objects" or not ctx.put_time_scanned or records.empty:
+        return records
+    marks = records["bucket"].astype("string").map(ctx.put_time_scanned)
+    marks = pd.to_datetime(marks, utc=True, format="ISO8601")
+    old = (records["put_time"].notna() & marks.notna() & (records["put_time"] <= marks)).to_numpy(dtype=bool)
+    return records[~old].reset_index(drop=True)
 
 
 def _volume(records: pd.DataFrame, source: str) -> pd.DataFrame | None:
@@ -182,7 +198,8 @@ def _volume(records: pd.DataFrame, source: str) -> pd.DataFrame | None:
                 .agg(requests=("ts", "size"), bytes_sent=("bytes_sent", "sum"), first_ts=("ts", "min"),
                      last_ts=("ts", "max")).reset_index())
     if source == "objects":
-        return records.groupby("bucket", dropna=True).size().rename("objects").reset_index()
+        return (records.groupby("bucket", dropna=True)
+                .agg(objects=("bucket", "size"), put_time_max=("put_time", "max")).reset_index())
     return None
 
 
@@ -194,8 +211,9 @@ def _combine_volume(frames: list[pd.DataFrame], source: str) -> pd.DataFrame:
                 .agg(requests=("requests", "sum"), bytes_sent=("bytes_sent", "sum"), first_ts=("first_ts", "min"),
                      last_ts=("last_ts", "max")).reset_index())
     if not frames:
-        return pd.DataFrame(columns=["bucket", "objects"])
-    return pd.concat(frames, ignore_index=True).groupby("bucket")["objects"].sum().reset_index()
+        return pd.DataFrame(columns=["bucket", "objects", "put_time_max"])
+    return (pd.concat(frames, ignore_index=True).groupby("bucket")
+            .agg(objects=("objects", "sum"), put_time_max=("put_time_max", "max")).reset_index())
 
 
 @contextmanager
@@ -278,6 +296,8 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
             tasks.append(task)
             files.append({**record, "source": task.source, "format": task.format})
     ctx = scan_context(settings, ruleset)
+    if not full:
+        ctx = replace(ctx, put_time_scanned=store.watermarks("objects"))
     run_id = store.begin_run(config_path, ruleset.digest)
     report = ScanReport(run_id)
     report.files_skipped = len(all_tasks) - len(tasks)
@@ -287,7 +307,8 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
         hits = _collect(settings, tasks, ctx, store, report, client)
         checkpoint("scan.before_apply")
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
-                                   files=[f for f in files if f["size"] >= 0])
+                                   files=[f for f in files if f["size"] >= 0],
+                                   watermarks={"objects": report.put_time_max})
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
             rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
@@ -307,7 +328,8 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
     b = load_bindings(settings.sources.bindings, settings.resolve)
-    return ScanContext(ruleset, owners(b, "domain"), owners(b, "hub"), settings.scan.keyword_backend)
+    return ScanContext(ruleset, domain_owner=owners(b, "domain"), hub_owner=owners(b, "hub"),
+                       keyword_backend=settings.scan.keyword_backend)
 
 
 def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,
@@ -322,6 +344,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
             report.rows_read += res.rows_read
             report.rows_parsed += res.rows_parsed
             report.rows_quarantined += len(res.quarantine)
+            report.rows_already_scanned += res.rows_already_scanned
             src = report.per_source.setdefault(res.task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
                                                                   "rows_quarantined": 0})
             src["files"] += 1
@@ -341,6 +364,11 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                     partials.setdefault(rule_id, []).append(part)
             if res.volume is not None and len(res.volume):
                 volumes[res.task.source].append(res.volume)
+                if res.task.source == "objects":
+                    for bucket, newest in zip(res.volume["bucket"], res.volume["put_time_max"]):
+                        if pd.notna(newest):
+                            iso = pd.Timestamp(newest).tz_convert("UTC").isoformat()
+                            report.put_time_max[str(bucket)] = max(iso, report.put_time_max.get(str(bucket), iso))
 
     if tasks and client is not None:
         consume(run_tasks(client, tasks, ctx, settings))

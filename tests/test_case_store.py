@@ -76,7 +76,7 @@ def test_filters_and_runs(store_url: str) -> None:
 def test_schema_is_migrated_once(store_url: str) -> None:
     CaseStore(store_url).close()
     store = CaseStore(store_url)
-    assert store.schema_versions() == [1, 2, 3]
+    assert store.schema_versions() == [1, 2, 3, 4]
 
 
 def test_transitions_are_checked_and_recorded(store_url: str) -> None:

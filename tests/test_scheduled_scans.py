@@ -59,13 +59,22 @@ def test_incremental_skips_unchanged_files_and_rescans_changed(data: Path, tmp_p
     csv = d / "objects" / "generic.csv"
     os.utime(csv)  # touched, same content: the content hash says unchanged
     assert scan(settings, client=dask_client).files == 0
+    import pandas as pd
+
+    listed = pd.read_csv(csv, dtype=str, on_bad_lines="skip", encoding_errors="replace")
+    old_bucket = listed["bucket"].dropna().iloc[0]
     with csv.open("a", encoding="utf-8") as fh:
         fh.write('"acct-9","new-bucket","promo/赌场开业.png",10,"image/png","e9","","2026-11-02T00:00:00Z",'
                  '"u","STANDARD","enabled","","","",""\n')
+        # put before the bucket's watermark: an incremental scan treats it as already scanned
+        fh.write(f'"acct-9","{old_bucket}","promo/赌场旧图.png",10,"image/png","e8","","2020-01-01T00:00:00Z",'
+                 '"u","STANDARD","enabled","","","",""\n')
     third = scan(settings, client=dask_client)
     assert third.files == 1 and third.cases_new == 1
+    assert third.rows_already_scanned == third.rows_parsed - 1
     full = scan(settings, client=dask_client, full=True)
-    assert full.files == first.files and full.cases_new == 0 and full.cases_updated == 0
+    assert full.files == first.files and full.rows_already_scanned == 0
+    assert full.cases_new == 1 and full.cases_updated == 0  # --full evaluates every object: the old one too
 
 
 def test_exit_codes(data: Path, tmp_path: Path) -> None:

@@ -94,6 +94,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, line TEXT NOT NULL);
     CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)
     """,
+    # 4: incremental object scans: the newest put_time already scanned, per bucket
+    """
+    CREATE TABLE watermarks (source TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
+                             PRIMARY KEY (source, scope))
+    """,
 ]
 
 
@@ -190,8 +195,14 @@ class CaseStore:
 
     # -- cases -------------------------------------------------------------------------------
 
+    def watermarks(self, source: str) -> dict[str, str]:
+        """scope → newest value already scanned (objects: bucket → put_time, ISO-8601 UTC)."""
+        return {r["scope"]: r["value"] for r in self.db.all("SELECT scope, value FROM watermarks WHERE source=?",
+                                                             (source,))}
+
     def apply_hits(self, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evidence: int,
-                   files: list[dict[str, Any]] | None = None) -> ApplyResult:
+                   files: list[dict[str, Any]] | None = None,
+                   watermarks: dict[str, dict[str, str]] | None = None) -> ApplyResult:
         """Fold a run's hits (pipeline.matchers.hits.HIT_COLUMNS) into cases, in one transaction.
 
         ``files`` (incremental scans) are remembered in the same transaction, so a run killed
@@ -219,6 +230,13 @@ class CaseStore:
                     db.execute("INSERT INTO scanned_files VALUES (?,?,?,?,?,?,?,?)",
                                (f["path"], f["size"], f["mtime_ns"], f["sha256"], f["source"], f["format"],
                                 run_id, now))
+            for source, marks in (watermarks or {}).items():
+                for scope, value in marks.items():
+                    old = db.scalar("SELECT value FROM watermarks WHERE source=? AND scope=?", (source, scope))
+                    if old is None:
+                        db.execute("INSERT INTO watermarks VALUES (?,?,?)", (source, scope, value))
+                    elif value > old:  # ISO-8601 UTC strings order like the times they name
+                        db.execute("UPDATE watermarks SET value=? WHERE source=? AND scope=?", (value, source, scope))
         return ApplyResult(new, updated, unchanged, reopened)
 
     def _apply_case(self, db: Database, run_id: str, cid: str, group: pd.DataFrame, rules: RuleSet,

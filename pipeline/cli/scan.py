@@ -48,6 +48,7 @@ def _print(report: Any) -> None:
     table = Table(title=f"scan {report.run_id}", show_header=False)
     for label, value in (("files scanned", report.files), ("files unchanged", report.files_skipped),
                          ("rows read", report.rows_read),
+                         ("objects already scanned", report.rows_already_scanned),
                          ("rows parsed", report.rows_parsed), ("rows quarantined", report.rows_quarantined),
                          ("rule hits", report.hits), ("cases new", report.cases_new),
                          ("cases updated", report.cases_updated), ("cases unchanged", report.cases_unchanged),
