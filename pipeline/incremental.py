@@ -17,7 +17,7 @@ from typing import Any
 from .errors import PipelineError
 from .files import file_lock, sha256_file
 
-SCAN_LOCK_KEY = 0x7363616E  # advisory lock id of "a scan is running" on a shared PostgreSQL store
+SCAN_LOCK_KEY = 0x7363616E  # advisory lock id of "a scan is running", in the case store's lock namespace
 
 
 class ScanLocked(PipelineError):
@@ -48,13 +48,13 @@ def _shared_store_lock(store: Any) -> Iterator[None]:
     if store is None or getattr(store, "dialect", "") != "postgresql":
         yield
         return
-    if not store.db.scalar("SELECT pg_try_advisory_lock(?)", (SCAN_LOCK_KEY,)):
+    if not store.db.try_lock(SCAN_LOCK_KEY):
         raise ScanLocked("another scan is running against the same PostgreSQL case store",
                          hint="this run did nothing; the next scheduled run will pick up the work")
     try:
         yield
     finally:
-        store.db.scalar("SELECT pg_advisory_unlock(?)", (SCAN_LOCK_KEY,))
+        store.db.unlock(SCAN_LOCK_KEY)
 
 
 def fingerprint(path: str, known: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:

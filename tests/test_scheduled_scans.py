@@ -178,3 +178,18 @@ def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path, root: Pa
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "cut.csv.gz" in errors[0] and "truncated" in errors[0]
     assert "Traceback" not in res.stderr and "Compute Failed" not in res.stderr
+
+
+def test_scans_sharing_a_postgresql_store_exclude_each_other(data: Path, tmp_path: Path, postgres_url: str) -> None:
+    """Two machines (here: two state folders) scanning into one PostgreSQL case store: one at a time."""
+    from pipeline.cases.store import CaseStore
+    from pipeline.incremental import SCAN_LOCK_KEY, ScanLocked
+
+    other_machine = CaseStore(postgres_url)
+    assert other_machine.db.try_lock(SCAN_LOCK_KEY)
+    d = fresh(data, tmp_path)
+    settings = load_settings(str(d / "config.yaml")).model_copy(update={"case_store": postgres_url})
+    with pytest.raises(ScanLocked):
+        scan(settings)
+    other_machine.db.unlock(SCAN_LOCK_KEY)
+    other_machine.close()

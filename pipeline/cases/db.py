@@ -8,6 +8,7 @@ transaction-scoped advisory lock, so two scans or a scan and a reviewer never in
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 
 from ..errors import StoreError
 
-WRITE_LOCK_KEY = 0x636F6D706C  # advisory lock id shared by every writer of one PostgreSQL case store
+WRITE_LOCK_KEY = 0x636F6D70  # advisory lock ids, within the store's own namespace (see Database.lock_space)
 
 DDL = {
     "sqlite": {"autoid": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
@@ -42,6 +43,10 @@ class Database:
                 raise StoreError(f"cannot connect to the case store {_redact(url)}: {str(exc).strip()}",
                                  hint="check case_store in the config and that PostgreSQL is running") from None
             self.dialect = "postgresql"
+            # advisory locks are database-wide: key them by database and schema, so that two case
+            # stores sharing a server (or a database, in different schemas) do not block each other
+            where = self.conn.execute("SELECT current_database() || '.' || current_schema()").fetchone()[0]
+            self.lock_space = zlib.crc32(str(where).encode()) - (1 << 31)
         elif url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +58,13 @@ class Database:
             raise StoreError(f"unsupported case store URL {_redact(url)!r}",
                              hint="use sqlite:///path/cases.db or postgresql://user@host:5432/db")
         self._depth = 0
+
+    def try_lock(self, key: int) -> bool:
+        """A session-level advisory lock in this store's namespace (PostgreSQL only)."""
+        return bool(self.scalar("SELECT pg_try_advisory_lock(?, ?)", (self.lock_space, key)))
+
+    def unlock(self, key: int) -> None:
+        self.scalar("SELECT pg_advisory_unlock(?, ?)", (self.lock_space, key))
 
     def close(self) -> None:
         self.conn.close()
@@ -107,7 +119,7 @@ class Database:
             self.conn.execute("BEGIN IMMEDIATE")
         else:
             self.conn.execute("BEGIN")
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self.lock_space, WRITE_LOCK_KEY))
         self._depth = 1
         try:
             yield self
