@@ -45,7 +45,8 @@ class Database:
             self.dialect = "postgresql"
             # advisory locks are database-wide: key them by database and schema, so that two case
             # stores sharing a server (or a database, in different schemas) do not block each other
-            where = self.conn.execute("SELECT current_database() || '.' || current_schema()").fetchone()[0]
+            row = self.conn.execute("SELECT current_database() || '.' || current_schema()").fetchone()
+            where = row[0] if row else url
             self.lock_space = zlib.crc32(str(where).encode()) - (1 << 31)
         elif url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])

@@ -8,6 +8,7 @@ import click
 
 from ..errors import RuleLoadError
 from ..rules.loader import load_rules
+from ..rules.model import RuleSet
 from . import get_settings, main
 
 
@@ -16,7 +17,7 @@ def rules() -> None:
     """Check rule files."""
 
 
-def _load(ctx: click.Context, path: str | None):  # type: ignore[no-untyped-def]
+def _load(ctx: click.Context, path: str | None) -> RuleSet:
     root = path or get_settings(ctx).rules_dir
     try:
         return load_rules(root)

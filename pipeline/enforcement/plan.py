@@ -149,7 +149,7 @@ def make_plan(store: CaseStore, settings: Settings, *, by: str, now: datetime | 
     for record in cases.to_dict("records"):
         # a DataFrame turns missing values into NaN; the policy and the notice want None
         case = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-        cid, status = case["case_id"], case["status"]
+        cid, status = str(case["case_id"]), str(case["status"])
         epoch = epochs.get(cid, 0)
         clause = f"§{case['clause']}"
         if status == "dismissed":
@@ -160,7 +160,7 @@ def make_plan(store: CaseStore, settings: Settings, *, by: str, now: datetime | 
             continue
         if status not in ("open", "confirmed"):
             continue
-        decision = decide(es, case["category"], case["severity"])
+        decision = decide(es, str(case["category"]), str(case["severity"]))
         if decision is None:
             skipped.append({"case_id": cid, "reason": f"no policy entry for {case['category']} × {case['severity']}"})
             continue

@@ -343,7 +343,7 @@ def generate_logs(out_dir: Path, *, lines: int, seed: int, days: int = 2, start:
                 rows[i] = _tencent(evs[i], old=True).encode()
         bad = _malformed(key, evs[len(evs) // 2])
         slots = sorted(rng.choice(np.arange(1, len(rows)), size=len(bad), replace=False).tolist(), reverse=True)
-        planted_at = {}
+        planted_at: dict[str, list[int]] = {}
         for slot, line in zip(slots, bad):
             rows.insert(slot, line)
         header: list[bytes] = []

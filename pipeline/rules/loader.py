@@ -455,9 +455,10 @@ def _parse_tests(ctx: _Ctx, node: yaml.Node, aggregate: bool) -> tuple[m.RuleTes
             ctx.error(tnode, "record must be a mapping of field: value (records: a list of them)")
             continue
         if "repeat" in items:
-            recs = _repeat(ctx, items["repeat"][1], recs)
-            if recs is None:
+            repeated = _repeat(ctx, items["repeat"][1], recs)
+            if repeated is None:
                 continue
+            recs = repeated
         bad = sorted({str(k) for r in recs for k in r if str(k) not in known})
         if bad:
             ctx.error(tnode, f"test record has unknown field(s) {', '.join(bad)}",

@@ -106,13 +106,16 @@ class RowReasons:
 
     def flag(self, mask: np.ndarray | pd.Series, make: Callable[[int], str]) -> None:
         """Give every row in ``mask`` not already flagged the reason ``make(position)``."""
-        m = np.asarray(mask, dtype=bool) & np.equal(self.reason, None)
+        m = np.asarray(mask, dtype=bool) & self._unflagged()
         for pos in np.flatnonzero(m):
             self.reason[pos] = make(int(pos))
 
+    def _unflagged(self) -> np.ndarray:
+        return np.array([r is None for r in self.reason], dtype=bool)
+
     @property
     def bad(self) -> np.ndarray:
-        return ~np.equal(self.reason, None)
+        return ~self._unflagged()
 
 
 def blank_to_na(col: pd.Series) -> pd.Series:
@@ -345,11 +348,11 @@ def read_delimited(lines: Lines, path: str, *, names: list[str], first: int, del
                 reason = f"unterminated quoted field (closing it at line {b + 1} fails: {exc})"
         bad.append((path, a + 1, reason, lines.raw(a)))
         todo[a] = False
-    for i in np.flatnonzero(slow & todo):
+    for i in np.flatnonzero(slow & todo).tolist():
         try:
-            slow_rows.append((int(i), int(i), csv_record(lines.raw(i).decode("utf-8"), delimiter)))
+            slow_rows.append((i, i, csv_record(lines.raw(i).decode("utf-8"), delimiter)))
         except csv.Error as exc:
-            bad.append((path, int(i) + 1, f"malformed line: {exc}", lines.raw(i)))
+            bad.append((path, i + 1, f"malformed line: {exc}", lines.raw(i)))
         todo[i] = False
 
     fast = _arrow_rows(lines, np.flatnonzero(todo), path, names, delimiter, quoting, what, bad)
