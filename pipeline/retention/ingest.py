@@ -8,6 +8,7 @@ rows only to the days whose manifest does not list it yet, so every row is store
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -27,11 +28,10 @@ from loguru import logger
 from ..config import Settings
 from ..errors import SourceError
 from ..records import LOGS
-from ..sources.base import LOG_FORMATS, ReadResult, expand
+from ..sources.base import LOG_FORMATS, ReadResult, expand, read_stored
 from ..sources.logs_common import LOG_TABLES, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
-from ..files import sha256_file
 from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock,
                      write_json_atomic)
 from .partition import read_partition, write_version
@@ -127,10 +127,14 @@ def _raw(value: object) -> bytes | None:
     return value if isinstance(value, bytes) else (None if value is None or value is pd.NA else str(value).encode())
 
 
-def _read(path: str, fmt: str, *, domain: str | None, account_id: str | None) -> LogTable:
-    """The file as Arrow records: straight from the parser when it has an Arrow variant."""
+def _read(path: str, fmt: str, stored: bytes, *, domain: str | None, account_id: str | None) -> LogTable:
+    """The file as Arrow records: straight from the parser when it has an Arrow variant.
+
+    ``stored`` is the file's bytes as read for its hash; the Arrow parsers take them as they are,
+    so the file is read once.
+    """
     if fmt in LOG_TABLES:
-        return LOG_TABLES.get(fmt)(path, domain=domain, account_id=account_id)
+        return LOG_TABLES.get(fmt)(path, data=stored, domain=domain, account_id=account_id)
     reader = LOG_FORMATS.get(fmt)
     result: ReadResult = reader(path, domain=domain, account_id=account_id)  # type: ignore[call-arg]
     q = result.quarantine
@@ -140,9 +144,9 @@ def _read(path: str, fmt: str, *, domain: str | None, account_id: str | None) ->
     return LogTable(records, quarantine, result.rows_read)  # type: ignore[arg-type]
 
 
-def _parse(settings: Settings, path: str, fmt: str, sha: str, *, domain: str | None,
+def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: bytes, *, domain: str | None,
            account_id: str | None, bindings: dict[str, str]) -> _Parsed:
-    result = _read(path, fmt, domain=domain, account_id=account_id)
+    result = _read(path, fmt, stored, domain=domain, account_id=account_id)
     records = result.records
     quarantine = list(result.quarantine)
     no_ts = pc.is_null(records["ts"])
@@ -251,13 +255,16 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
             batch, batch_rows = [], 0
 
         for path, fmt in _iterate(files, _progress_enabled(settings, len(files))):
-            sha = sha256_file(path)
+            stored = read_stored(path)
+            sha = hashlib.sha256(stored).hexdigest()
             if sha in done or any(p.sha256 == sha for p in batch):
                 logger.info("{} already ingested (same SHA-256 as {}), nothing added", path,
                             done.get(sha, {}).get("file", "a file in this run"))
                 skipped.append(path)
                 continue
-            parsed = _parse(settings, path, fmt, sha, domain=domain, account_id=account_id, bindings=binding_map)
+            parsed = _parse(settings, path, fmt, sha, stored, domain=domain, account_id=account_id,
+                            bindings=binding_map)
+            del stored  # the parsed columns no longer need the file's bytes: free them before the next file
             totals["files"] += 1
             totals["read"] += parsed.rows_read
             totals["quarantined"] += parsed.rows_quarantined

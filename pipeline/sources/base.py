@@ -58,16 +58,24 @@ def quarantine_frame(rows: list[tuple[str, int, str, bytes]]) -> pd.DataFrame:
     return conform(df, QUARANTINE)
 
 
-def open_bytes(path: str) -> bytes:
-    """Read a whole file (local or fsspec URL); gunzip it when it is gzip, whatever its name.
+def read_stored(path: str) -> bytes:
+    """A file's bytes as stored (local or fsspec URL), still compressed if it is gzip.
 
-    A truncated gzip stream raises SourceError naming the file.
+    For callers that need the stored bytes themselves (a content hash) and then their text:
+    ``gunzip(path, read_stored(path))`` equals ``open_bytes(path)`` with one read of the file.
     """
     try:
         with fsspec.open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read()
     except FileNotFoundError:
         raise SourceError(f"no such file: {path}", hint="check the path in the config or on the command line") from None
+
+
+def gunzip(path: str, data: bytes) -> bytes:
+    """``data`` (the stored bytes of ``path``) decompressed when it is gzip, whatever the file's name.
+
+    A truncated gzip stream raises SourceError naming the file.
+    """
     if data[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(data)
@@ -75,6 +83,14 @@ def open_bytes(path: str) -> bytes:
             raise SourceError(f"{path}: gzip stream is corrupt or truncated ({exc})",
                               hint="re-fetch the file; nothing from it was used") from None
     return data
+
+
+def open_bytes(path: str) -> bytes:
+    """Read a whole file (local or fsspec URL); gunzip it when it is gzip, whatever its name.
+
+    A truncated gzip stream raises SourceError naming the file.
+    """
+    return gunzip(path, read_stored(path))
 
 
 def open_text_stream(path: str) -> io.BufferedIOBase:

@@ -18,12 +18,13 @@ LAYOUT = Layout("combined", (
 
 
 @LOG_TABLES.register("combined")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one combined log; ``domain`` / ``account_id`` fill those columns (the format lacks them)."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
-    return read_layout_table(path, (LAYOUT,), build)
+    return read_layout_table(path, (LAYOUT,), build, data=data)
 
 
 @LOG_FORMATS.register("combined")

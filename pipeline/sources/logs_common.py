@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..records import LOGS, TS, conform
 from ..registry import Registry
-from .base import ReadResult, open_bytes, quarantine_frame
+from .base import ReadResult, gunzip, open_bytes, quarantine_frame
 
 MAX_LINE_BYTES = 64 * 1024
 _CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in cache
@@ -89,14 +89,16 @@ def _invalid_utf8(arr: pa.Array, first: int) -> list[int]:
     return _invalid_utf8(arr.slice(0, half), first) + _invalid_utf8(arr.slice(half), first + half)
 
 
-def read_lines(path: str, *, directive_prefix: bytes | None = None
+def read_lines(path: str, *, data: bytes | None = None, directive_prefix: bytes | None = None
                ) -> tuple[Lines, list[tuple[int, str]]]:
     """Split a file into data lines; reject over-long, blank and non-UTF-8 lines.
 
-    Lines starting with ``directive_prefix`` are directives, not data lines; they are returned
-    as ``(line number, text)`` pairs for the formats whose header they carry.
+    ``data``, when given, is the file's bytes as stored (gzip or not), already read by the caller
+    (ingest hashes them): the file is then not read again. Lines starting with
+    ``directive_prefix`` are directives, not data lines; they are returned as
+    ``(line number, text)`` pairs for the formats whose header they carry.
     """
-    data = open_bytes(path)
+    data = open_bytes(path) if data is None else gunzip(path, data)
     starts, ends = _line_bounds(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     lengths = ends - starts

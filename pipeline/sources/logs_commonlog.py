@@ -16,12 +16,13 @@ LAYOUT = Layout("common", (
 
 
 @LOG_TABLES.register("common")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one common log; referer and user agent are absent from the format (null)."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
-    return read_layout_table(path, (LAYOUT,), build)
+    return read_layout_table(path, (LAYOUT,), build, data=data)
 
 
 @LOG_FORMATS.register("common")

@@ -99,9 +99,10 @@ def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
 
 
 @LOG_TABLES.register("jsonl")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one JSON-lines log; ``domain`` / ``account_id`` fill records that lack them."""
-    lines, _ = read_lines(path)
+    lines, _ = read_lines(path, data=data)
     good: list[tuple[int, pa.Table]] = []
     bad: list[int] = []
     _bisect(lines.text, 0, good, bad)

@@ -342,9 +342,12 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
     return out, rest[rest_bad]
 
 
-def read_layout_table(path: str, layouts: tuple[Layout, ...], build: Build) -> LogTable:
-    """Read a file of one of ``layouts``: split, parse, diagnose failures, convert with ``build``."""
-    lines, _ = read_lines(path)
+def read_layout_table(path: str, layouts: tuple[Layout, ...], build: Build, *, data: bytes | None = None
+                      ) -> LogTable:
+    """Read a file of one of ``layouts``: split, parse, diagnose failures, convert with ``build``.
+
+    ``data``: the file's stored bytes when the caller has read them already (see ``read_lines``)."""
+    lines, _ = read_lines(path, data=data)
     cols, bad = parse_lines(lines, layouts)
     failures = {int(i): diagnose(lines.raw(int(i)).decode("utf-8"), layouts) for i in bad}
     out, more = build(cols, failures)

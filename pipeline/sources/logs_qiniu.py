@@ -20,12 +20,13 @@ LAYOUT = Layout("qiniu-kodo", (
 
 
 @LOG_TABLES.register("qiniu-kodo")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one Kodo bucket log; ``domain`` fills requests whose target is not an absolute URL."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
-    return read_layout_table(path, (LAYOUT,), build)
+    return read_layout_table(path, (LAYOUT,), build, data=data)
 
 
 @LOG_FORMATS.register("qiniu-kodo")

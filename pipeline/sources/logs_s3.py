@@ -31,7 +31,8 @@ SHORT = Layout("s3-access (without host header)", _BASE, tail=True)
 
 
 @LOG_TABLES.register("s3-access")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one S3 server access log; domain is the Host header, else ``domain``, else the bucket."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         # S3 writes "-" where no status was sent (a dropped connection): a record without status.
@@ -42,7 +43,7 @@ def read_table(path: str, *, domain: str | None = None, account_id: str | None =
         out["domain"] = pc.coalesce(out["domain"], cols["bucket"])
         return out, more
 
-    return read_layout_table(path, (WITH_HOST, SHORT), build)
+    return read_layout_table(path, (WITH_HOST, SHORT), build, data=data)
 
 
 @LOG_FORMATS.register("s3-access")

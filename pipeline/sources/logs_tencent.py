@@ -24,13 +24,14 @@ BEIJING = " +0800"  # the files carry no offset; Tencent writes them in China St
 
 
 @LOG_TABLES.register("tencent-cdn")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one CDN offline log, old (12 fields) or new (15 fields) layout, line by line."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]
         return canonical(cols, failures, domain=domain, account_id=account_id,
                          time_format="%Y%m%d%H%M%S %z", time_suffix=BEIJING)
 
-    return read_layout_table(path, (NEW, OLD), build)
+    return read_layout_table(path, (NEW, OLD), build, data=data)
 
 
 @LOG_FORMATS.register("tencent-cdn")

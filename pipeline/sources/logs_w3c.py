@@ -51,9 +51,10 @@ def _segment(text: pa.Array, names: list[str], header_line: int) -> tuple[dict[s
 
 
 @LOG_TABLES.register("w3c")
-def read_table(path: str, *, domain: str | None = None, account_id: str | None = None) -> LogTable:
+def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+               account_id: str | None = None) -> LogTable:
     """Parse one W3C / CloudFront log; ``rows_read`` counts data lines only (no ``#`` lines)."""
-    lines, directives = read_lines(path, directive_prefix=b"#")
+    lines, directives = read_lines(path, data=data, directive_prefix=b"#")
     headers = [(ln, text.split(":", 1)[1].split()) for ln, text in directives if text.startswith("#Fields:")]
     n = len(lines.text)
     segment = np.searchsorted(np.array([ln for ln, _ in headers], dtype=np.int64), lines.line_no, side="right") - 1
