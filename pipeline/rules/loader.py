@@ -23,6 +23,7 @@ from yaml.constructor import SafeConstructor
 from ..errors import Location, RuleError, RuleLoadError
 from ..records import LOGS, OBJECTS, STREAMS
 from . import model as m
+from .condition import ConditionError, compile_condition, wildcard_regex
 
 # Fields a rule may name, per source. ICP rules name checks, not fields.
 SOURCE_FIELDS: dict[str, set[str]] = {
@@ -35,7 +36,7 @@ MAP_FIELDS = {"labels"}  # fields holding JSON objects, addressable as labels.<n
 CHECKS = ("unfiled_domain_serving", "filing_limited", "licence_missing",
           "entity_mismatch", "declared_filing_mismatch")
 
-RULE_KEYS = ("id", "title", "description", "clause", "law", "category", "severity", "source",
+RULE_KEYS = ("id", "title", "description", "clause", "law", "category", "severity", "source", "selections", "condition",
              "subject", "match", "unless", "aggregate", "check", "params", "tests", "enabled",
              "author", "references")
 REQUIRED_RULE_KEYS = ("id", "title", "clause", "category", "severity", "source")
@@ -249,6 +250,15 @@ def _p_hash_list(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Node, y
 def _p_field(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]]) -> m.Matcher | None:
     fnode = items["field"][1]
     name = _value(fnode)
+    if "matches" in items:  # case-insensitive wildcards over the whole value: an anchored RE2 regex
+        extra = [k for k in items if k in m.FIELD_OPS]
+        if extra:
+            ctx.error(node, f"matches cannot be combined with {extra[0]}")
+            return None
+        globs = _str_list(ctx, items["matches"][1], "matches")
+        if globs is None or not isinstance(name, str) or not _check_field(ctx, fnode, name):
+            return None
+        return m.Regex(wildcard_regex(list(globs)), (name,))
     ops = [k for k in items if k in m.FIELD_OPS]
     if len(ops) != 1:
         ctx.error(node, f"a field condition needs exactly one operator, found {len(ops)}",
@@ -311,7 +321,7 @@ MATCHER_KINDS: dict[str, tuple[tuple[str, ...], Parser]] = {
     "keywords_file": (("keywords_file", "fields", "normalize"), _p_keywords_file),
     "regex": (("regex", "fields"), _p_regex),
     "hash_list": (("hash_list", "field"), _p_hash_list),
-    "field": (("field", *m.FIELD_OPS), _p_field),
+    "field": (("field", *m.FIELD_OPS, "matches"), _p_field),
     "any": (("any",), _p_bool("any")),
     "all": (("all",), _p_bool("all")),
     "not": (("not",), _p_bool("not")),
@@ -367,6 +377,34 @@ def _parse_unless(ctx: _Ctx, node: yaml.Node) -> tuple[tuple[str, ...], tuple[m.
         if parsed is not None:
             others.append(parsed)
     return tuple(allow), tuple(others)
+
+
+def _parse_selections(ctx: _Ctx, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]],
+                      match: m.Matcher | None) -> m.Matcher | None:
+    """``selections`` + ``condition``: named matchers combined by an expression (see rules/condition.py)."""
+    if match is not None or "match" in items:
+        ctx.error(items["match"][0], "give either match or selections + condition, not both")
+        return None
+    if "selections" not in items or "condition" not in items:
+        ctx.error(node, "selections and condition go together")
+        return None
+    sel = _mapping(ctx, items["selections"][1], "selections")
+    if sel is None or not sel:
+        ctx.error(items["selections"][1], "selections is a mapping of name: matcher")
+        return None
+    parsed = {name: parse_matcher(ctx, vnode) for name, (_, vnode) in sel.items()}
+    if any(v is None for v in parsed.values()):
+        return None
+    cnode = items["condition"][1]
+    text = _value(cnode)
+    if not isinstance(text, str) or not text.strip():
+        ctx.error(cnode, "condition is an expression over the selection names, e.g. \"a and not b\"")
+        return None
+    try:
+        return compile_condition(text, {k: v for k, v in parsed.items() if v is not None})
+    except ConditionError as exc:
+        ctx.error(cnode, f"condition: {exc}", hint="operators: and, or, not, ( ), 1 of NAME*, all of them")
+        return None
 
 
 def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
@@ -533,6 +571,8 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
     if not re.fullmatch(r"\d+(\.\d+)*", str(v["clause"])):
         ctx.error(items["clause"][1], f"clause {v['clause']!r} must be a clause number of the terms, e.g. \"3.1.3.5.4\"")
     match = parse_matcher(ctx, items["match"][1]) if "match" in items else None
+    if "selections" in items or "condition" in items:
+        match = _parse_selections(ctx, node, items, match)
     allow, unless = _parse_unless(ctx, items["unless"][1]) if "unless" in items else ((), ())
     aggregate = _parse_aggregate(ctx, items["aggregate"][1]) if "aggregate" in items else None
     check = v.get("check")
@@ -549,7 +589,7 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
         pnode = items["params"][1] if "params" in items else node
         for message, hint in params_problems(check, str(v["category"]), v.get("params")):
             ctx.error(pnode, message, hint=hint)
-    if "match" not in items and aggregate is None and check is None:
+    if match is None and "selections" not in items and aggregate is None and check is None:
         ctx.error(node, "rule needs match (or aggregate, or check)")
     subject = v.get("subject")
     if subject is not None:
