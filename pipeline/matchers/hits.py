@@ -12,6 +12,8 @@ import orjson
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..normalize import normalize
 from ..rules import model as m
@@ -81,7 +83,6 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
             times, keys = event_times(df, compiled.source), hit_keys(df, compiled.source)
         assert keys is not None
         stype, sid = subjects(df, compiled.source, rule)
-        by_row = _evidence_by_row(evidence)
         frames.append(pd.DataFrame({
             "rule_id": rule.id,
             "subject_type": stype,
@@ -92,18 +93,31 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
             "source_line": pd.to_numeric(df["source_line"], errors="coerce").iloc[rows].to_numpy()
             if "source_line" in df.columns else None,
             "hit_key": keys.iloc[rows].to_numpy(),
-            "evidence": [by_row.get(int(r), "[]") for r in rows],
+            "evidence": _evidence_for(evidence, rows),
             "context": _context(df, compiled.source, rows),
         }))
     return pd.concat(frames, ignore_index=True) if frames else empty_hits()
 
 
 def _context(df: pd.DataFrame, source: str, rows: np.ndarray) -> list[str]:
+    """The context JSON object of each of ``rows``, byte for byte what ``orjson.dumps`` gives for
+    the dict of its non-missing context fields, written column-wise: each distinct value is
+    dumped once and Arrow joins the pieces (a dict per row cost more than the scan did)."""
     cols = [c for c in CONTEXT_FIELDS.get(source, ()) if c in df.columns]
-    # column-wise to Python values: a per-row pandas record costs ~5 µs per field
-    values = [_py_values(df[c].iloc[rows]) for c in cols]
-    return [orjson.dumps({k: v for k, v in zip(cols, rec) if v is not None}).decode()
-            for rec in zip(*values)] if cols else ["{}"] * len(rows)
+    if not cols or not len(rows):
+        return ["{}"] * len(rows)
+    pieces = [_json_pieces(df[c].iloc[rows], f"{_json(c)}:") for c in cols]
+    # a missing value is a null piece, which the join skips: the key is left out, as orjson would
+    body = pc.binary_join_element_wise(*pieces, _s(","), null_handling="skip")
+    return _concat("{", body, "}").to_pylist()
+
+
+def _json_pieces(col: pd.Series, prefix: str) -> pa.Array:
+    """``prefix`` + the JSON of each value, null where the value is missing (NA, NaN, NaT)."""
+    codes, uniques = pd.factorize(col)
+    values = _py_values(pd.Series(uniques))
+    dumped = pa.array([prefix + _json(v) for v in values], type=pa.large_string())
+    return dumped.take(pa.array(codes, mask=codes < 0))
 
 
 def _py_values(col: pd.Series) -> list[object]:
@@ -116,29 +130,77 @@ def _py_values(col: pd.Series) -> list[object]:
     return values
 
 
-def _evidence_by_row(ev: pd.DataFrame) -> dict[int, str]:
-    """Leaf evidence grouped per row, as a JSON list of matches.
+def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """Each of ``rows``' leaf evidence as a JSON list of matches ("[]" for a row without any).
 
     Written as JSON text piece by piece, byte for byte what ``orjson.dumps`` gives for the list
     of dicts: a partition can hold 100k hits, and a dict per hit cost more than the scan did.
+    Each distinct head (field, kind, pattern) and text is dumped once; Arrow joins the pieces.
     """
-    if ev.empty:
-        return {}
-    heads: dict[tuple[str, str, str], tuple[str, str]] = {}
+    if ev.empty or not len(rows):
+        return ["[]"] * len(rows)
+    ev_row = ev["row"].to_numpy(dtype=np.int64)
+    order = np.argsort(ev_row, kind="stable")   # a row's matches keep their order
+    ev_row = ev_row[order]
+    ev = ev.iloc[order]
+
+    # one code per distinct (field, kind, pattern)
+    parts = [pd.factorize(ev[c], use_na_sentinel=False) for c in ("field", "kind", "pattern")]
+    combined = np.zeros(len(ev), dtype=np.int64)
+    for codes, uniques in parts:
+        combined = combined * len(uniques) + codes
+    head_ids, head_of = np.unique(combined, return_inverse=True)
+    heads, tails = [], []
+    for hid in head_ids.tolist():
+        fld, kind, pattern = _unravel(hid, parts)
+        heads.append(f'{{"field":{_json(fld)},"kind":{_json(kind)},"pattern":{_json(pattern)},"text":')
+        # the automaton matched the normalized pattern, so that is the normalized form of the span
+        tails.append(f',"normalized":{_json(_normalized(pattern))}}}' if kind == "keywords" else "}")
+    index = pa.array(head_of.astype(np.int64))
+    text_codes, text_uniques = pd.factorize(ev["text"], use_na_sentinel=False)
+    texts = pa.array([_json(t) for t in text_uniques.tolist()], type=pa.large_string())
+
     spans = ev["start"].notna().to_numpy(dtype=bool) & ev["end"].notna().to_numpy(dtype=bool)
-    out: dict[int, list[str]] = {}
-    for row, fld, kind, pattern, text, has_span, start, end in zip(
-            ev["row"].tolist(), ev["field"].tolist(), ev["kind"].tolist(), ev["pattern"].tolist(),
-            ev["text"].tolist(), spans.tolist(), ev["start"].tolist(), ev["end"].tolist()):
-        parts = heads.get((fld, kind, pattern))
-        if parts is None:
-            head = (f'{{"field":{_json(fld)},"kind":{_json(kind)},"pattern":{_json(pattern)},"text":')
-            # the automaton matched the normalized pattern, so that is the normalized form of the span
-            tail = f',"normalized":{_json(_normalized(pattern))}}}' if kind == "keywords" else "}"
-            parts = heads[(fld, kind, pattern)] = (head, tail)
-        span = f',"span":[{int(start)},{int(end)}]' if has_span else ""
-        out.setdefault(int(row), []).append(parts[0] + _json(text) + span + parts[1])
-    return {r: "[" + ",".join(items) + "]" for r, items in out.items()}
+    span = pa.nulls(len(ev), pa.large_string()).fill_null(_s(""))
+    if spans.any():
+        start = pd.to_numeric(ev["start"][spans]).to_numpy().astype(np.int64)
+        end = pd.to_numeric(ev["end"][spans]).to_numpy().astype(np.int64)
+        with_span = _concat(',"span":[', pa.array(start).cast(pa.large_string()), ",",
+                            pa.array(end).cast(pa.large_string()), "]")
+        where = np.full(len(ev), -1, dtype=np.int64)
+        where[spans] = np.arange(int(spans.sum()))
+        span = with_span.take(pa.array(where, mask=where < 0)).fill_null(_s(""))
+    items = _concat(pa.array(heads, pa.large_string()).take(index),
+                    texts.take(pa.array(text_codes.astype(np.int64))),
+                    span, pa.array(tails, pa.large_string()).take(index))
+
+    firsts = np.flatnonzero(np.concatenate(([True], ev_row[1:] != ev_row[:-1])))
+    offsets = np.append(firsts, len(ev_row)).astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), _s(","))
+    lists = _concat("[", joined, "]").to_pylist()
+    have = ev_row[firsts]
+    at = np.minimum(np.searchsorted(have, rows), len(have) - 1)
+    found = (have[at] == rows).tolist()
+    return [lists[i] if ok else "[]" for i, ok in zip(at.tolist(), found)]
+
+
+def _s(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _concat(*parts: str | pa.Array) -> pa.Array:
+    """Element-wise concatenation of large-string arrays and constant strings."""
+    return pc.binary_join_element_wise(*(_s(p) if isinstance(p, str) else p for p in parts), _s(""))
+
+
+def _unravel(hid: int, parts: list[tuple[np.ndarray, object]]) -> list[object]:
+    """The (field, kind, pattern) values of a combined factorize code."""
+    values: list[object] = []
+    for _, uniques in reversed(parts):
+        n = len(uniques)  # type: ignore[arg-type]
+        values.append(uniques[hid % n])  # type: ignore[index]
+        hid //= n
+    return values[::-1]
 
 
 def _json(value: object) -> str:
