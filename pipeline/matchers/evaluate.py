@@ -220,9 +220,7 @@ class CompiledRules:
         h = pd.concat(frames, ignore_index=True)
         mask = np.zeros(n, dtype=bool)
         mask[h["row"].to_numpy(dtype=np.int64)] = True
-        texts = {name: part.text(name).to_numpy(dtype=object) for name in h["field"].unique()}
-        h["text"] = [texts[f][r][s:e] for f, r, s, e in
-                     zip(h["field"].tolist(), h["row"].tolist(), h["start"].tolist(), h["end"].tolist())]
+        h["text"] = _spans(part, h)
         names = self._patterns[node.normalize]
         h["pattern"] = [names[p] for p in h["pattern"].tolist()]
         h["kind"] = "keywords"
@@ -247,6 +245,21 @@ class CompiledRules:
         ev = pd.DataFrame({"row": rows, "field": fields, "kind": "regex", "pattern": node.pattern,
                            "text": texts, "start": starts, "end": ends}) if rows else _empty_evidence()
         return _Result(mask, ev[EVIDENCE_COLUMNS] if rows else ev)
+
+
+def _spans(part: _Partition, h: pd.DataFrame) -> list[str]:
+    """The original text of each hit; only the rows with hits become Python strings."""
+    out: list[str] = [""] * len(h)
+    fields = h["field"].to_numpy(dtype=object)
+    rows = h["row"].to_numpy(dtype=np.int64)
+    starts, ends = h["start"].to_numpy(dtype=np.int64), h["end"].to_numpy(dtype=np.int64)
+    for name in pd.unique(fields):
+        at = np.flatnonzero(fields == name)
+        hit_rows, which = np.unique(rows[at], return_inverse=True)
+        texts = part.text(name).iloc[hit_rows].tolist()
+        for i, t, s, e in zip(at.tolist(), which.tolist(), starts[at].tolist(), ends[at].tolist()):
+            out[i] = texts[t][s:e]
+    return out
 
 
 def _suppress_allowed(h: pd.DataFrame, all_hits: KeywordHits, allow: np.ndarray) -> pd.DataFrame:

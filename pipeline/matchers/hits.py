@@ -145,7 +145,8 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> list[str]:
     ev = ev.iloc[order]
 
     # one code per distinct (field, kind, pattern)
-    parts = [pd.factorize(ev[c], use_na_sentinel=False) for c in ("field", "kind", "pattern")]
+    parts = [(codes, uniques.tolist()) for codes, uniques in
+             (pd.factorize(ev[c], use_na_sentinel=False) for c in ("field", "kind", "pattern"))]
     combined = np.zeros(len(ev), dtype=np.int64)
     for codes, uniques in parts:
         combined = combined * len(uniques) + codes
@@ -193,13 +194,12 @@ def _concat(*parts: str | pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(*(_s(p) if isinstance(p, str) else p for p in parts), _s(""))
 
 
-def _unravel(hid: int, parts: list[tuple[np.ndarray, object]]) -> list[object]:
+def _unravel(hid: int, parts: list[tuple[np.ndarray, list[object]]]) -> list[object]:
     """The (field, kind, pattern) values of a combined factorize code."""
     values: list[object] = []
     for _, uniques in reversed(parts):
-        n = len(uniques)  # type: ignore[arg-type]
-        values.append(uniques[hid % n])  # type: ignore[index]
-        hid //= n
+        values.append(uniques[hid % len(uniques)])
+        hid //= len(uniques)
     return values[::-1]
 
 
