@@ -9,6 +9,7 @@ and the expansions), since only the few characters where hits start and end are 
 from __future__ import annotations
 
 import codecs
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -252,7 +253,7 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     present |= ROWSEP
 
     # 1. characters that fold to nothing are dropped first: context rules look through them
-    deleted = np.flatnonzero(cls & DEL) if present & DEL else _NO_POS
+    deleted = np.flatnonzero((cls & DEL) != 0) if present & DEL else _NO_POS
     if len(deleted):
         visible = np.ones(len(cls), dtype=bool)
         visible[deleted] = False
@@ -265,7 +266,8 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     drop = _NO_POS
     sep_rules = bool(present & SEP) and bool(present & (CJK | LETTER))
     wanted = (SEP if sep_rules else 0) | (MULTI if present & MULTI else 0)
-    special = np.flatnonzero(vcls & wanted) if wanted else _NO_POS
+    # nonzero over a bool array is ~4x faster than over uint8
+    special = np.flatnonzero((vcls & wanted) != 0) if wanted else _NO_POS
     special_cls = vcls[special]
     if sep_rules:
         sep_pos = special[(special_cls & SEP) != 0] if wanted != SEP else special
@@ -294,8 +296,9 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
 def _fold(table: FoldTable, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(class flags, single-character fold) of every code; ``take`` beats fancy indexing ~1.5x."""
     if src.dtype == np.uint16:
-        cls16, single16 = table.narrow
-        return np.take(cls16, src), np.take(single16, src)
+        packed = np.take(table.narrow, src)
+        flags = packed.view(np.uint8)[2::4] if sys.byteorder == "little" else packed >> 16
+        return flags.astype(np.uint8), packed.astype(np.uint16)
     return np.take(table.cls, src), np.take(table.single, src)
 
 

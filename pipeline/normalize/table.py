@@ -82,13 +82,14 @@ class FoldTable:
         return int(self.cls[ord(ch)])
 
     @functools.cached_property
-    def narrow(self) -> tuple[np.ndarray, np.ndarray]:
-        """(class flags, single fold) of the 65,536 UTF-16 code units: a quarter of a megabyte
-        that stays in cache, where the full tables are 5.5 MB."""
-        cls = self.cls[:0x10000].copy()
+    def narrow(self) -> np.ndarray:
+        """The 65,536 UTF-16 code units' single fold (low 16 bits) and class flags (bits 16-23)
+        in one uint32 table: a quarter of a megabyte that stays in cache, read with one gather
+        where the full tables take two over 5.5 MB."""
+        cls = self.cls[:0x10000].astype(np.uint32)
         single = self.single[:0x10000]
         cls[single > 0xFFFF] |= WIDE
-        return cls, single.astype(np.uint16)
+        return (single & 0xFFFF) | (cls << 16)
 
 
 @functools.cache
