@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from .logs_common import Lines
 
-_BLOCK_LINES = 1 << 16   # lines per scan: keeps the position arrays small and reused
+_BLOCK_LINES = 1 << 13   # lines per scan (~1.5 MB of text): its temporaries stay small, cached and reused
 _SPACE, _QUOTE = 32, 34
 
 
@@ -65,10 +65,6 @@ def plan(kinds: list[str]) -> Plan:
     return Plan(quotes=len(pieces) - 1, parts=parts, quoted=quoted)
 
 
-def _positions(buf: np.ndarray, byte: int) -> np.ndarray:
-    return np.flatnonzero(buf == byte)
-
-
 def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: Plan, n_fields: int
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Field spans of the lines ``[starts, ends)`` (absolute offsets; ``buf`` begins at ``base``).
@@ -76,25 +72,36 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
     Returns (ok, field starts, field ends), the spans of shape (fields, lines); spans of lines that
     are not strict are empty and placed at the line's start, so they never break the ordering.
     """
-    n = len(starts)
-    quotes = _positions(buf, _QUOTE) + base
-    spaces = _positions(buf, _SPACE) + base
-    q_first = np.searchsorted(quotes, starts)
-    ok = np.searchsorted(quotes, ends) - q_first == p.quotes
-    fs = np.repeat(starts[None, :], n_fields, axis=0)
+    lo_line = starts - base
+    hi_line = ends - base
+    # Quotes and spaces in one sorted list: between two quotes of a strict line lie only spaces,
+    # so the k-th space of a part is found by index arithmetic, not by a search per token.
+    delim = np.flatnonzero((buf == _SPACE) | (buf == _QUOTE))
+    q_idx = np.flatnonzero(buf[delim] == _QUOTE)      # where each quote sits in ``delim``
+    quotes = delim[q_idx]
+    # A sentinel past the block keeps every index below valid; searches never count it.
+    delim = np.append(delim, len(buf))
+    last_d = len(delim) - 1
+    q_first = np.searchsorted(quotes, lo_line)
+    ok = np.searchsorted(quotes, hi_line) - q_first == p.quotes
+    fs = np.repeat(lo_line[None, :], n_fields, axis=0)
     fe = fs.copy()
     if not ok.any():
-        return ok, fs, fe
-    q_at = [quotes[np.minimum(q_first + j, len(quotes) - 1)] for j in range(p.quotes)]
+        return ok, fs + base, fe + base
+    q_at = [np.minimum(q_first + j, len(quotes) - 1) for j in range(p.quotes)]  # index into ``quotes``
     for k, tokens in p.parts.items():
-        lo = starts if k == 0 else q_at[k - 1] + 1
-        hi = ends if k == p.quotes else q_at[k]
-        s_lo = np.searchsorted(spaces, lo)
-        ok &= np.searchsorted(spaces, hi) - s_lo == len(tokens) - 1
-        last = len(spaces) - 1
+        if k == 0:
+            lo, first = lo_line, np.searchsorted(delim, lo_line)
+        else:
+            lo, first = quotes[q_at[k - 1]] + 1, q_idx[q_at[k - 1]] + 1
+        if k == p.quotes:
+            hi, stop = hi_line, np.searchsorted(delim, hi_line)
+        else:
+            hi, stop = quotes[q_at[k]], q_idx[q_at[k]]
+        ok &= stop - first == len(tokens) - 1
         for j, tok in enumerate(tokens):
-            t_start = lo if j == 0 else spaces[np.clip(s_lo + j - 1, 0, last)] + 1
-            t_end = hi if j == len(tokens) - 1 else spaces[np.clip(s_lo + j, 0, last)]
+            t_start = lo if j == 0 else delim[np.minimum(first + (j - 1), last_d)] + 1
+            t_end = hi if j == len(tokens) - 1 else delim[np.minimum(first + j, last_d)]
             if tok.field is None:
                 ok &= t_start == t_end
             else:
@@ -102,12 +109,24 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
                     fs[tok.field] = t_start
                 fe[tok.field] = t_end
     for k, index in p.quoted.items():
-        fs[index] = q_at[k - 1] + 1
-        fe[index] = q_at[k]
+        fs[index] = quotes[q_at[k - 1]] + 1
+        fe[index] = quotes[q_at[k]]
     bad = ~ok
-    fs[:, bad] = starts[bad]
-    fe[:, bad] = starts[bad]
+    fs[:, bad] = lo_line[bad]
+    fe[:, bad] = lo_line[bad]
+    fs += base
+    fe += base
     return ok, fs, fe
+
+
+def _every_other(n: int) -> pa.Array:
+    return pa.array(np.arange(0, 2 * n, 2, dtype=np.int64))
+
+
+def _from_interleaved(data: pa.Buffer, offsets: np.ndarray, take: pa.Array) -> pa.LargeStringArray:
+    """Elements ``take`` of the string array whose offsets are ``offsets`` (over ``data``): one copy."""
+    both = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), data])
+    return both.take(take)
 
 
 def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
@@ -121,8 +140,7 @@ def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStri
     offsets[0:2 * n:2] = starts
     offsets[1:2 * n:2] = ends
     offsets[2 * n] = ends[-1] if n else 0
-    both = pa.Array.from_buffers(pa.large_string(), 2 * n, [None, pa.py_buffer(offsets), data])
-    return both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))
+    return _from_interleaved(data, offsets, _every_other(n))
 
 
 def cut(lines: Lines, kinds: list[str], strict: dict[int, str]) -> tuple[np.ndarray, list[pa.Array]]:
@@ -135,14 +153,23 @@ def cut(lines: Lines, kinds: list[str], strict: dict[int, str]) -> tuple[np.ndar
     buf = np.frombuffer(lines.data, dtype=np.uint8)
     n = len(lines)
     ok = np.zeros(n, dtype=bool)
-    fs = np.zeros((len(kinds), n), dtype=np.int64)
-    fe = np.zeros((len(kinds), n), dtype=np.int64)
+    # Each block's spans go straight into the interleaved offsets ``spans`` would build: no
+    # whole-file arrays of field starts and ends (16 bytes a field a line) in between.
+    interleaved = [np.empty(2 * n + 1, dtype=np.int64) for _ in kinds]
     for a in range(0, n, _BLOCK_LINES):
         b = min(a + _BLOCK_LINES, n)
         lo, hi = int(lines.starts[a]), int(lines.ends[b - 1])
-        ok[a:b], fs[:, a:b], fe[:, a:b] = _block(buf[lo:hi], lo, lines.starts[a:b], lines.ends[a:b], p, len(kinds))
+        ok[a:b], fs, fe = _block(buf[lo:hi], lo, lines.starts[a:b], lines.ends[a:b], p, len(kinds))
+        for offsets, starts, ends in zip(interleaved, fs, fe):
+            offsets[2 * a:2 * b:2] = starts
+            offsets[2 * a + 1:2 * b:2] = ends
     data = pa.py_buffer(lines.data)
-    columns = [spans(data, fs[i], fe[i]) for i in range(len(kinds))]
+    every_other = _every_other(n)
+    columns = []
+    for offsets in interleaved:
+        offsets[2 * n] = offsets[2 * n - 1] if n else 0
+        columns.append(_from_interleaved(data, offsets, every_other))
+    del interleaved
     for i, pattern in strict.items():
         if ok.any():
             ok &= np.asarray(pc.match_substring_regex(columns[i], pattern).to_numpy(zero_copy_only=False),
