@@ -9,9 +9,8 @@ Normalization, boundaries and offsets are shared with the other byte backends (`
 from __future__ import annotations
 
 import ahocorasick
-import numpy as np
 
-from .keyword_bytes import ByteHits, ByteScanBackend, ByteToChar
+from .keyword_bytes import ByteHits, ByteScanBackend, ByteToChar, hit_array
 from .keyword_engine import BACKENDS
 
 __all__ = ["AhoCorasickBackend", "ByteToChar"]
@@ -39,7 +38,7 @@ class AhoCorasickBackend(ByteScanBackend):
         found = list(self._automaton.iter(utf8.decode("latin-1")))
         if not found:
             return None
-        arr = np.array(found, dtype=np.int64)
+        arr = hit_array(found, 2)
         gid = arr[:, 1]
         end_b = arr[:, 0] + 1
         return gid, end_b - self._key_bytes[gid], end_b

@@ -8,6 +8,7 @@ occurrence, overlapping ones included, of every key in a buffer (``ByteScanBacke
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 
 # (key id, start byte, end byte) of every occurrence, int64 arrays of equal length
 ByteHits = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def hit_array(found: Sequence[tuple[int, ...]], width: int) -> np.ndarray:
+    """A list of equal-length int tuples as an int64 array of ``width`` columns; flattening the
+    tuples first is twice as fast as ``np.array`` on the list."""
+    flat = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=width * len(found))
+    return flat.reshape(-1, width)
 
 
 class ByteToChar:

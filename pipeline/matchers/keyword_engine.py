@@ -54,12 +54,17 @@ class KeywordHits:
         end = np.asarray(end, dtype=np.int64)
         if len(row) == 0:
             return cls.empty()
-        order = np.lexsort((end, pattern, start, row))
-        row, pattern, start, end = row[order], pattern[order], start[order], end[order]
+        if row.min() >= 0 and row.max() < 2**31 and start.min() >= 0 and end.max() < 2**32 and end.min() >= 0:
+            # two 64-bit keys sort and compare faster than four
+            keys = [(row << 32) | start, (pattern.astype(np.int64) << 32) | end]
+        else:
+            keys = [row, start, pattern.astype(np.int64), end]
+        order = np.lexsort(keys[::-1])
+        sorted_keys = [k[order] for k in keys]
         fresh = np.ones(len(row), dtype=bool)
-        fresh[1:] = ((row[1:] != row[:-1]) | (pattern[1:] != pattern[:-1])
-                     | (start[1:] != start[:-1]) | (end[1:] != end[:-1]))
-        return cls(row[fresh], pattern[fresh], start[fresh], end[fresh])
+        fresh[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in sorted_keys])
+        keep = order[fresh]
+        return cls(row[keep], pattern[keep], start[keep], end[keep])
 
     def as_tuples(self) -> list[tuple[int, int, int, int]]:
         """(row, pattern, start, end) per hit, for tests and debugging."""

@@ -8,9 +8,8 @@ Its automata cannot be pickled: each worker process builds its own.
 from __future__ import annotations
 
 import ahocorasick_rs
-import numpy as np
 
-from .keyword_bytes import ByteHits, ByteScanBackend
+from .keyword_bytes import ByteHits, ByteScanBackend, hit_array
 from .keyword_engine import BACKENDS
 
 # A DFA scans ~1.5x faster than the contiguous NFA but weighs ~2.5 KB per key (10k keys: 27 MB,
@@ -38,5 +37,5 @@ class RustAhoCorasickBackend(ByteScanBackend):
         found = self._automaton.find_matches_as_indexes(utf8, overlapping=True)
         if not found:
             return None
-        arr = np.array(found, dtype=np.int64)
+        arr = hit_array(found, 3)
         return arr[:, 0], arr[:, 1], arr[:, 2]
