@@ -178,7 +178,7 @@ class CompiledRules:
         if isinstance(node, m.AnyOf) or isinstance(node, m.AllOf):
             results = [self._eval(c, rule, part) for c in node.children]
             masks = np.vstack([r.mask for r in results])
-            mask = masks.any(axis=0) if isinstance(node, m.AnyOf) else masks.all(axis=0)
+            mask = np.asarray(masks.any(axis=0) if isinstance(node, m.AnyOf) else masks.all(axis=0))
             evs = [r.evidence for r in results if len(r.evidence)]
             ev = pd.concat(evs, ignore_index=True) if evs else _empty_evidence()
             return _Result(mask, ev)
