@@ -28,7 +28,7 @@ from loguru import logger
 from ..config import Settings
 from ..errors import SourceError
 from ..records import LOGS
-from ..sources.base import LOG_FORMATS, ReadResult, expand, read_stored
+from ..sources.base import LOG_FORMATS, ReadResult, Stored, expand, read_stored
 from ..sources.logs_common import LOG_TABLES, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
@@ -127,7 +127,7 @@ def _raw(value: object) -> bytes | None:
     return value if isinstance(value, bytes) else (None if value is None or value is pd.NA else str(value).encode())
 
 
-def _read(path: str, fmt: str, stored: bytes, *, domain: str | None, account_id: str | None) -> LogTable:
+def _read(path: str, fmt: str, stored: Stored, *, domain: str | None, account_id: str | None) -> LogTable:
     """The file as Arrow records: straight from the parser when it has an Arrow variant.
 
     ``stored`` is the file's bytes as read for its hash; the Arrow parsers take them as they are,
@@ -144,7 +144,7 @@ def _read(path: str, fmt: str, stored: bytes, *, domain: str | None, account_id:
     return LogTable(records, quarantine, result.rows_read)  # type: ignore[arg-type]
 
 
-def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: bytes, *, domain: str | None,
+def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *, domain: str | None,
            account_id: str | None, bindings: dict[str, str]) -> _Parsed:
     result = _read(path, fmt, stored, domain=domain, account_id=account_id)
     records = result.records

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import gzip
 import io
+import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,12 +59,32 @@ def quarantine_frame(rows: list[tuple[str, int, str, bytes]]) -> pd.DataFrame:
     return conform(df, QUARANTINE)
 
 
-def read_stored(path: str) -> bytes:
+Stored = bytes | mmap.mmap  # a file's bytes as stored: read into memory, or mapped when local
+
+
+def read_stored(path: str) -> Stored:
     """A file's bytes as stored (local or fsspec URL), still compressed if it is gzip.
 
     For callers that need the stored bytes themselves (a content hash) and then their text:
     ``gunzip(path, read_stored(path))`` equals ``open_bytes(path)`` with one read of the file.
+    A local file is mapped read-only rather than copied: its pages come from the page cache
+    without a copy or a fresh allocation per page. The file must not be truncated while in use
+    (log files are read once rotated, never while being written).
     """
+    local = path[len("file://"):] if path.startswith("file://") else path
+    if "://" not in local:
+        try:
+            with open(local, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size == 0:
+                    return b""
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise SourceError(f"no such file: {path}",
+                              hint="check the path in the config or on the command line") from None
+    return _read_all(path)
+
+
+def _read_all(path: str) -> bytes:
     try:
         with fsspec.open(path, "rb") as fh:
             return fh.read()
@@ -71,7 +92,7 @@ def read_stored(path: str) -> bytes:
         raise SourceError(f"no such file: {path}", hint="check the path in the config or on the command line") from None
 
 
-def gunzip(path: str, data: bytes) -> bytes:
+def gunzip(path: str, data: Stored) -> Stored:
     """``data`` (the stored bytes of ``path``) decompressed when it is gzip, whatever the file's name.
 
     A truncated gzip stream raises SourceError naming the file.
@@ -90,7 +111,9 @@ def open_bytes(path: str) -> bytes:
 
     A truncated gzip stream raises SourceError naming the file.
     """
-    return gunzip(path, read_stored(path))
+    data = gunzip(path, _read_all(path))
+    assert isinstance(data, bytes)
+    return data
 
 
 def open_text_stream(path: str) -> io.BufferedIOBase:

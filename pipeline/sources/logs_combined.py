@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import LOG_TABLES, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
@@ -18,7 +18,7 @@ LAYOUT = Layout("combined", (
 
 
 @LOG_TABLES.register("combined")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one combined log; ``domain`` / ``account_id`` fill those columns (the format lacks them)."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..records import LOGS, TS, conform
 from ..registry import Registry
-from .base import ReadResult, gunzip, open_bytes, quarantine_frame
+from .base import ReadResult, Stored, gunzip, quarantine_frame, read_stored
 
 MAX_LINE_BYTES = 64 * 1024
 _CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in cache
@@ -44,7 +44,7 @@ class Lines:
     line_no: np.ndarray                      # 1-based physical line number of each element
     rejected: tuple[tuple[int, str, bytes], ...]  # (line number, reason, raw bytes) found while splitting
     rows_read: int                           # data lines: len(view) + len(rejected)
-    data: bytes = b""                        # the file's (decompressed) bytes
+    data: Stored = b""                       # the file's (decompressed) bytes, or the file mapped
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # byte offset of each line
     ends: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))    # newline and one CR excluded
 
@@ -59,7 +59,7 @@ class Lines:
         return self.data[int(self.starts[i]):int(self.ends[i])].rstrip(b"\r\n")
 
 
-def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _line_bounds(data: Stored) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive, newline and a preceding CR excluded) of every physical line."""
     buf = np.frombuffer(data, dtype=np.uint8)
     found = [np.flatnonzero(buf[i:i + _CHUNK] == 10) + i for i in range(0, len(buf), _CHUNK)]
@@ -89,7 +89,7 @@ def _invalid_utf8(arr: pa.Array, first: int) -> list[int]:
     return _invalid_utf8(arr.slice(0, half), first) + _invalid_utf8(arr.slice(half), first + half)
 
 
-def read_lines(path: str, *, data: bytes | None = None, directive_prefix: bytes | None = None
+def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes | None = None
                ) -> tuple[Lines, list[tuple[int, str]]]:
     """Split a file into data lines; reject over-long, blank and non-UTF-8 lines.
 
@@ -98,7 +98,7 @@ def read_lines(path: str, *, data: bytes | None = None, directive_prefix: bytes 
     ``directive_prefix`` are directives, not data lines; they are returned as
     ``(line number, text)`` pairs for the formats whose header they carry.
     """
-    data = open_bytes(path) if data is None else gunzip(path, data)
+    data = gunzip(path, read_stored(path) if data is None else data)
     starts, ends = _line_bounds(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     lengths = ends - starts

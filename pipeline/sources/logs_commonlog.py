@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import LOG_TABLES, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
@@ -16,7 +16,7 @@ LAYOUT = Layout("common", (
 
 
 @LOG_TABLES.register("common")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one common log; referer and user agent are absent from the format (null)."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]

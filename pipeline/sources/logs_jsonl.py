@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import LOG_TABLES, LogTable, assemble_table, constant, fill, indices, read_lines, split_uri
 
 SCHEMA = pa.schema([
@@ -99,7 +99,7 @@ def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
 
 
 @LOG_TABLES.register("jsonl")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one JSON-lines log; ``domain`` / ``account_id`` fill records that lack them."""
     lines, _ = read_lines(path, data=data)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import ReadResult
+from .base import ReadResult, Stored
 from .logs_tokens import cut, spans
 from .logs_common import (Lines, LogTable, assemble_table, nth, bad_values, constant, dash_to_null, fill, parse_times, read_lines,
                           request_columns, split_uri, to_float, to_int)
@@ -342,7 +342,7 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
     return out, rest[rest_bad]
 
 
-def read_layout_table(path: str, layouts: tuple[Layout, ...], build: Build, *, data: bytes | None = None
+def read_layout_table(path: str, layouts: tuple[Layout, ...], build: Build, *, data: Stored | None = None
                       ) -> LogTable:
     """Read a file of one of ``layouts``: split, parse, diagnose failures, convert with ``build``.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import LOG_TABLES, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
@@ -20,7 +20,7 @@ LAYOUT = Layout("qiniu-kodo", (
 
 
 @LOG_TABLES.register("qiniu-kodo")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one Kodo bucket log; ``domain`` fills requests whose target is not an absolute URL."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]

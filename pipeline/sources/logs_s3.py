@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import LOG_TABLES, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
@@ -31,7 +31,7 @@ SHORT = Layout("s3-access (without host header)", _BASE, tail=True)
 
 
 @LOG_TABLES.register("s3-access")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one S3 server access log; domain is the Host header, else ``domain``, else the bucket."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]

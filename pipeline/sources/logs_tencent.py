@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import LOG_TABLES, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
@@ -24,7 +24,7 @@ BEIJING = " +0800"  # the files carry no offset; Tencent writes them in China St
 
 
 @LOG_TABLES.register("tencent-cdn")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one CDN offline log, old (12 fields) or new (15 fields) layout, line by line."""
     def build(cols: dict[str, pa.Array], failures: dict[int, str]):  # type: ignore[no-untyped-def]

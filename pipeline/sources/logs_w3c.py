@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import LOG_FORMATS, ReadResult
+from .base import LOG_FORMATS, ReadResult, Stored
 from .logs_common import (LOG_TABLES, LogTable, assemble_table, bad_values, constant, dash_to_null, fill, nth,
                           parse_times, read_lines, to_float, to_int)
 
@@ -51,7 +51,7 @@ def _segment(text: pa.Array, names: list[str], header_line: int) -> tuple[dict[s
 
 
 @LOG_TABLES.register("w3c")
-def read_table(path: str, *, data: bytes | None = None, domain: str | None = None,
+def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one W3C / CloudFront log; ``rows_read`` counts data lines only (no ``#`` lines)."""
     lines, directives = read_lines(path, data=data, directive_prefix=b"#")
