@@ -112,8 +112,21 @@ def _context(df: pd.DataFrame, source: str, rows: np.ndarray) -> list[str]:
     return _concat("{", body, "}").to_pylist()
 
 
+# What orjson escapes in a string: the quote, the backslash and the C0 controls; nothing else.
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
 def _json_pieces(col: pd.Series, prefix: str) -> pa.Array:
     """``prefix`` + the JSON of each value, null where the value is missing (NA, NaN, NaT)."""
+    if isinstance(col.dtype, pd.StringDtype):
+        # text needing no escapes (nearly all of it) is quoted by Arrow; orjson writes the rest
+        arr = pa.array(col.array, type=pa.large_string())
+        quoted = _concat(prefix + '"', arr, '"')
+        needs = pc.fill_null(pc.match_substring_regex(arr, _NEEDS_ESCAPE), False)
+        if not pc.any(needs).as_py():
+            return quoted
+        escaped = [prefix + _json(v) for v in arr.filter(needs).to_pylist()]
+        return pc.replace_with_mask(quoted, needs, pa.array(escaped, pa.large_string()))
     codes, uniques = pd.factorize(col)
     values = _py_values(pd.Series(uniques))
     dumped = pa.array([prefix + _json(v) for v in values], type=pa.large_string())
