@@ -73,28 +73,31 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
     if df.empty:
         return empty_hits()
     df = df.reset_index(drop=True)
+    matched = [(rule, rows, evidence) for rule, mask, evidence in
+               (compiled.evaluate(df) if results is None else results) if len(rows := np.flatnonzero(mask))]
+    if not matched:
+        return empty_hits()
+    # subjects, keys and times only of the records some rule matched: usually a small share
+    union = np.unique(np.concatenate([rows for _, rows, _ in matched]))
+    sub = df.iloc[union].reset_index(drop=True)
+    times, keys = event_times(sub, compiled.source), hit_keys(sub, compiled.source)
+    accounts, files = _col(sub, "account_id"), _col(sub, "source_file")
+    lines = pd.to_numeric(sub["source_line"], errors="coerce") if "source_line" in sub.columns else None
     frames = []
-    times = keys = None
-    for rule, mask, evidence in (compiled.evaluate(df) if results is None else results):
-        rows = np.flatnonzero(mask)
-        if not len(rows):
-            continue
-        if times is None:
-            times, keys = event_times(df, compiled.source), hit_keys(df, compiled.source)
-        assert keys is not None
-        stype, sid = subjects(df, compiled.source, rule)
+    for rule, rows, evidence in matched:
+        at = np.searchsorted(union, rows)
+        stype, sid = subjects(sub, compiled.source, rule)
         frames.append(pd.DataFrame({
             "rule_id": rule.id,
             "subject_type": stype,
-            "subject_id": sid.iloc[rows].to_numpy(),
-            "account_id": _col(df, "account_id").iloc[rows].to_numpy(),
-            "event_time": times.iloc[rows].to_numpy(),
-            "source_file": _col(df, "source_file").iloc[rows].to_numpy(),
-            "source_line": pd.to_numeric(df["source_line"], errors="coerce").iloc[rows].to_numpy()
-            if "source_line" in df.columns else None,
-            "hit_key": keys.iloc[rows].to_numpy(),
+            "subject_id": sid.iloc[at].to_numpy(),
+            "account_id": accounts.iloc[at].to_numpy(),
+            "event_time": times.iloc[at].to_numpy(),
+            "source_file": files.iloc[at].to_numpy(),
+            "source_line": lines.iloc[at].to_numpy() if lines is not None else None,
+            "hit_key": keys.iloc[at].to_numpy(),
             "evidence": _evidence_for(evidence, rows),
-            "context": _context(df, compiled.source, rows),
+            "context": _context(sub, compiled.source, at),
         }))
     return pd.concat(frames, ignore_index=True) if frames else empty_hits()
 
