@@ -1,6 +1,7 @@
 """Vectorized normalization of a whole batch of rows at once, with the map back to the original.
 
-All rows are joined into one UTF-32 code array and folded by table look-ups; the context rules
+All rows are joined into one code array (UTF-16 units when the batch is all BMP and folds within
+it, else codepoints) and folded by table look-ups; the context rules
 (separators between CJK characters, spelled-out Latin words) are decided on numpy masks. No
 Python code runs per row or per character. The offset map is kept sparse (the deleted positions
 and the expansions), since only the few characters where hits start and end are ever mapped.
