@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..normalize.batch import join_rows, normalize_batch
+from ..normalize.batch import join_rows_utf8, normalize_batch
 from ..normalize.table import CJK, WORD, load_table
 
 if TYPE_CHECKING:
@@ -140,8 +140,7 @@ class ByteScanBackend:
         return KeywordHits.build(row, pattern, start, end)
 
     def _find_raw(self, rows: TextColumn) -> KeywordHits:
-        joined, seps = join_rows(rows)
-        utf8 = joined.encode("utf-8", "surrogatepass")
+        utf8, seps = join_rows_utf8(rows)
         scanned = self._scan(utf8)
         if scanned is None:
             return KeywordHits.empty()

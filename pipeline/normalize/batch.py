@@ -109,18 +109,36 @@ def _join_tail(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[str, n
     return joined, seps
 
 
+def join_rows_utf8(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[bytes, np.ndarray]:
+    """``join_rows`` encoded as UTF-8 (lone surrogates passed through), with the separators'
+    character positions; an Arrow array's UTF-8 is used as it is, never decoded."""
+    if isinstance(rows, (pa.Array, pa.ChunkedArray)):
+        utf8, lengths = _join_arrow_utf8(rows)
+        seps = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths + 1, out=seps[1:])
+        return b"\n" + utf8, seps
+    tail_joined, seps = _join_tail(rows)
+    return b"\n" + tail_joined.encode("utf-8", "surrogatepass"), seps
+
+
 def _join_arrow(rows: pa.Array | pa.ChunkedArray) -> tuple[str, np.ndarray]:
+    utf8, lengths = _join_arrow_utf8(rows)
+    return str(utf8, "utf-8"), lengths
+
+
+def _join_arrow_utf8(rows: pa.Array | pa.ChunkedArray) -> tuple[memoryview, np.ndarray]:
+    """The rows' UTF-8, each followed by "\n", and each row's length in characters."""
     arr = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.large_string())
     arr = pc.fill_null(arr, pa.scalar("", arr.type))
     lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
     if len(arr) == 0:
-        return "", lengths
+        return memoryview(b""), lengths
     with_nl = pc.binary_join_element_wise(arr, pa.scalar("", arr.type), pa.scalar("\n", arr.type))
     offsets = np.frombuffer(with_nl.buffers()[1], dtype=np.int32 if pa.types.is_string(arr.type) else np.int64)
     lo, hi = int(offsets[with_nl.offset]), int(offsets[with_nl.offset + len(with_nl)])
-    return str(memoryview(with_nl.buffers()[2])[lo:hi], "utf-8"), lengths
+    return memoryview(with_nl.buffers()[2])[lo:hi], lengths
 
 
 def _codes(tail_joined: str, narrow: bool) -> np.ndarray:
