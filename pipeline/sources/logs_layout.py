@@ -325,7 +325,8 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
     kinds = [f.kind for f in first.fields]
     strict = {i: rf'^\[[^\]\s"]+ [^\]\s"]+\]$' if kind == "clftime" else f"^(?:{_KINDS[kind][0]})$"
               for i, kind in enumerate(kinds) if kind != "quoted"}
-    ok, columns = cut(lines, kinds, strict)
+    named = {i for i, f in enumerate(first.fields) if f.name}
+    ok, columns = cut(lines, kinds, strict, keep=named)
     names = sorted({name for lay in layouts for name in lay.names})
     cols = {str(f.name): columns[i] for i, f in enumerate(first.fields) if f.name}
     if ok.all():

@@ -9,6 +9,7 @@ left to the layout's slower tiers.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from .logs_common import Lines
 
 _BLOCK_LINES = 1 << 13   # lines per scan (~1.5 MB of text): its temporaries stay small, cached and reused
 _SPACE, _QUOTE = 32, 34
+_OTHER_SPACE = (b"\t", b"\f", b"\r")  # RE2's \s is [\t\n\f\r ]
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,13 @@ def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStri
     return _from_interleaved(data, offsets, _every_other(n))
 
 
-def cut(lines: Lines, kinds: list[str], strict: dict[int, str]) -> tuple[np.ndarray, list[pa.Array]]:
+def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None
+        ) -> tuple[np.ndarray, list[pa.Array | None]]:
     """Every field of every line as a string column, and which lines are strict.
 
     ``strict`` maps a field index to the anchored pattern its text must match (what the layout's
     strict regex demands of it); quoted fields need none, their quotes already bound them.
+    ``keep`` names the fields whose columns the caller wants (all when None); the others are None.
     """
     p = plan(kinds)
     buf = np.frombuffer(lines.data, dtype=np.uint8)
@@ -163,15 +167,22 @@ def cut(lines: Lines, kinds: list[str], strict: dict[int, str]) -> tuple[np.ndar
         for offsets, starts, ends in zip(interleaved, fs, fe):
             offsets[2 * a:2 * b:2] = starts
             offsets[2 * a + 1:2 * b:2] = ends
+    # A bare token must hold no quote and no whitespace. Cutting already keeps quotes, spaces and
+    # newlines out of it; in a file without any other byte RE2's \s matches, "not empty" is the
+    # whole test, read off the offsets rather than by a regex over the column.
+    bare_is_plain = all(lines.data.find(byte) < 0 for byte in _OTHER_SPACE)
     data = pa.py_buffer(lines.data)
     every_other = _every_other(n)
-    columns = []
-    for offsets in interleaved:
+    columns: list[pa.Array | None] = []
+    for i, offsets in enumerate(interleaved):
         offsets[2 * n] = offsets[2 * n - 1] if n else 0
-        columns.append(_from_interleaved(data, offsets, every_other))
-    del interleaved
-    for i, pattern in strict.items():
-        if ok.any():
-            ok &= np.asarray(pc.match_substring_regex(columns[i], pattern).to_numpy(zero_copy_only=False),
-                             dtype=bool)
+        check = strict.get(i)
+        if check is not None and bare_is_plain and kinds[i] == "tok":
+            ok &= offsets[1:2 * n:2] > offsets[0:2 * n:2]
+            check = None
+        column = _from_interleaved(data, offsets, every_other) \
+            if check is not None or keep is None or i in keep else None
+        if check is not None and column is not None and ok.any():
+            ok &= np.asarray(pc.match_substring_regex(column, check).to_numpy(zero_copy_only=False), dtype=bool)
+        columns.append(column if keep is None or i in keep else None)
     return ok, columns
