@@ -19,6 +19,10 @@ from ..normalize import normalize
 from ..rules import model as m
 from .evaluate import CompiledRules
 
+# The dtype a list of str becomes in a DataFrame: the JSON columns are built in Arrow and
+# handed over as that dtype, as if they had been lists.
+_TEXT = pd.Series([""]).dtype
+
 HIT_COLUMNS = ["rule_id", "subject_type", "subject_id", "account_id", "event_time",
                "source_file", "source_line", "hit_key", "evidence", "context"]
 
@@ -96,23 +100,23 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
             "source_file": files.iloc[at].to_numpy(),
             "source_line": lines.iloc[at].to_numpy() if lines is not None else None,
             "hit_key": keys.iloc[at].to_numpy(),
-            "evidence": _evidence_for(evidence, rows),
-            "context": _context(sub, compiled.source, at),
+            "evidence": pd.array(_evidence_for(evidence, rows), dtype=_TEXT),
+            "context": pd.array(_context(sub, compiled.source, at), dtype=_TEXT),
         }))
     return pd.concat(frames, ignore_index=True) if frames else empty_hits()
 
 
-def _context(df: pd.DataFrame, source: str, rows: np.ndarray) -> list[str]:
+def _context(df: pd.DataFrame, source: str, rows: np.ndarray) -> pa.Array:
     """The context JSON object of each of ``rows``, byte for byte what ``orjson.dumps`` gives for
     the dict of its non-missing context fields, written column-wise: each distinct value is
     dumped once and Arrow joins the pieces (a dict per row cost more than the scan did)."""
     cols = [c for c in CONTEXT_FIELDS.get(source, ()) if c in df.columns]
     if not cols or not len(rows):
-        return ["{}"] * len(rows)
+        return pa.array(["{}"] * len(rows), pa.large_string())
     pieces = [_json_pieces(df[c].iloc[rows], f"{_json(c)}:") for c in cols]
     # a missing value is a null piece, which the join skips: the key is left out, as orjson would
     body = pc.binary_join_element_wise(*pieces, _s(","), null_handling="skip")
-    return _concat("{", body, "}").to_pylist()
+    return _concat("{", body, "}")
 
 
 # What orjson escapes in a string: the quote, the backslash and the C0 controls; nothing else.
@@ -146,7 +150,7 @@ def _py_values(col: pd.Series) -> list[object]:
     return values
 
 
-def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> list[str]:
+def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     """Each of ``rows``' leaf evidence as a JSON list of matches ("[]" for a row without any).
 
     Written as JSON text piece by piece, byte for byte what ``orjson.dumps`` gives for the list
@@ -154,7 +158,7 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> list[str]:
     Each distinct head (field, kind, pattern) and text is dumped once; Arrow joins the pieces.
     """
     if ev.empty or not len(rows):
-        return ["[]"] * len(rows)
+        return pa.array(["[]"] * len(rows), pa.large_string())
     ev_row = ev["row"].to_numpy(dtype=np.int64)
     order = np.argsort(ev_row, kind="stable")   # a row's matches keep their order
     ev_row = ev_row[order]
@@ -194,11 +198,11 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> list[str]:
     firsts = np.flatnonzero(np.concatenate(([True], ev_row[1:] != ev_row[:-1])))
     offsets = np.append(firsts, len(ev_row)).astype(np.int32)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), _s(","))
-    lists = _concat("[", joined, "]").to_pylist()
+    lists = _concat("[", joined, "]")
     have = ev_row[firsts]
     at = np.minimum(np.searchsorted(have, rows), len(have) - 1)
-    found = (have[at] == rows).tolist()
-    return [lists[i] if ok else "[]" for i, ok in zip(at.tolist(), found)]
+    found = have[at] == rows
+    return lists.take(pa.array(at, mask=~found)).fill_null(_s("[]"))
 
 
 def _s(text: str) -> pa.Scalar:
