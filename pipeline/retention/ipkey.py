@@ -46,11 +46,12 @@ def range_of(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[st
     return key_of(network.network_address), key_of(network.broadcast_address)
 
 
-def keys_for(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Keys for a column of IP strings (not-an-IP and null give null), and each row's rank in key order
-    (nulls last), so callers can sort on integers instead of strings.
+def key_codes(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The distinct keys of a column of IP strings (the last one null, for not-an-IP and null),
+    each row's index into them, and each row's rank in key order (nulls last).
 
-    Logs repeat few distinct addresses many times, so each distinct one is parsed once.
+    Logs repeat few distinct addresses many times, so each distinct one is parsed once; callers
+    that reorder rows take the keys once, in their final order.
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -63,4 +64,11 @@ def keys_for(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     rank[order] = np.arange(n)
     rank[n] = n
     codes = encoded.indices.fill_null(n).to_numpy(zero_copy_only=False)
-    return pa.array(keys + [None], type=pa.string()).take(pa.array(codes)), rank[codes]
+    return pa.array(keys + [None], type=pa.string()), codes, rank[codes]
+
+
+def keys_for(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Keys for a column of IP strings (not-an-IP and null give null), and each row's rank in key order
+    (nulls last), so callers can sort on integers instead of strings."""
+    distinct, codes, rank = key_codes(values)
+    return distinct.take(pa.array(codes)), rank
