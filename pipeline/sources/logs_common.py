@@ -176,6 +176,13 @@ def parse_times(col: pa.Array, fmt: str, *, suffix: str = "") -> pa.Array:
 def dash_to_null(col: pa.Array) -> pa.Array:
     """``-`` and empty strings → null (the logs' way of saying "absent")."""
     absent = pc.or_(pc.equal(col, "-"), pc.equal(col, ""))
+    if not pc.any(absent).as_py():
+        return col
+    if isinstance(col, pa.Array) and col.offset == 0 and len(col.buffers()) == 3:
+        # Only the validity changes: a new bitmap over the same offsets and bytes, instead of a
+        # copy of the column (user agents and referers are the bulk of a log's bytes).
+        keep = pc.and_(pc.is_valid(col), pc.invert(pc.fill_null(absent, False)))
+        return pa.Array.from_buffers(col.type, len(col), [keep.buffers()[1], *col.buffers()[1:]])
     return pc.if_else(absent, pa.scalar(None, col.type), col)
 
 

@@ -157,31 +157,39 @@ def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collect
     buf = np.frombuffer(lines.data, dtype=np.uint8)
     n = len(lines)
     ok = np.zeros(n, dtype=bool)
-    # Each block's spans go straight into the interleaved offsets ``spans`` would build: no
-    # whole-file arrays of field starts and ends (16 bytes a field a line) in between.
-    interleaved = [np.empty(2 * n + 1, dtype=np.int64) for _ in kinds]
+    # Spans are kept relative to their line, in the narrowest type that holds a line's length:
+    # fresh memory costs the kernel a page zeroed per page touched, and this is the largest
+    # temporary of a parse (the absolute offsets are rebuilt per field in one reused buffer).
+    longest = int((lines.ends - lines.starts).max()) if n else 0
+    rel = np.uint16 if longest < (1 << 16) else np.int32
+    rel_start = np.empty((len(kinds), n), dtype=rel)
+    rel_end = np.empty((len(kinds), n), dtype=rel)
     for a in range(0, n, _BLOCK_LINES):
         b = min(a + _BLOCK_LINES, n)
         lo, hi = int(lines.starts[a]), int(lines.ends[b - 1])
-        ok[a:b], fs, fe = _block(buf[lo:hi], lo, lines.starts[a:b], lines.ends[a:b], p, len(kinds))
-        for offsets, starts, ends in zip(interleaved, fs, fe):
-            offsets[2 * a:2 * b:2] = starts
-            offsets[2 * a + 1:2 * b:2] = ends
+        line_start = lines.starts[a:b]
+        ok[a:b], fs, fe = _block(buf[lo:hi], lo, line_start, lines.ends[a:b], p, len(kinds))
+        np.subtract(fs, line_start, out=rel_start[:, a:b], casting="unsafe")
+        np.subtract(fe, line_start, out=rel_end[:, a:b], casting="unsafe")
     # A bare token must hold no quote and no whitespace. Cutting already keeps quotes, spaces and
     # newlines out of it; in a file without any other byte RE2's \s matches, "not empty" is the
     # whole test, read off the offsets rather than by a regex over the column.
     bare_is_plain = all(lines.data.find(byte) < 0 for byte in _OTHER_SPACE)
     data = pa.py_buffer(lines.data)
     every_other = _every_other(n)
+    offsets = np.empty(2 * n + 1, dtype=np.int64)   # reused: each take copies out of it
     columns: list[pa.Array | None] = []
-    for i, offsets in enumerate(interleaved):
-        offsets[2 * n] = offsets[2 * n - 1] if n else 0
+    for i in range(len(kinds)):
         check = strict.get(i)
         if check is not None and bare_is_plain and kinds[i] == "tok":
-            ok &= offsets[1:2 * n:2] > offsets[0:2 * n:2]
+            ok &= rel_end[i] > rel_start[i]
             check = None
-        column = _from_interleaved(data, offsets, every_other) \
-            if check is not None or keep is None or i in keep else None
+        column = None
+        if check is not None or keep is None or i in keep:
+            np.add(lines.starts, rel_start[i], out=offsets[0:2 * n:2])
+            np.add(lines.starts, rel_end[i], out=offsets[1:2 * n:2])
+            offsets[2 * n] = offsets[2 * n - 1] if n else 0
+            column = _from_interleaved(data, offsets, every_other)
         if check is not None and column is not None and ok.any():
             ok &= np.asarray(pc.match_substring_regex(column, check).to_numpy(zero_copy_only=False), dtype=bool)
         columns.append(column if keep is None or i in keep else None)
