@@ -75,21 +75,29 @@ class _Parsed:
     by_day: dict[date, pa.Table] = field(default_factory=dict)
 
 
-def _to_days(table: pa.Table, bindings: dict[str, str]) -> dict[date, pa.Table]:
-    """Canonical Arrow records → store-schema tables, one per UTC day, each already in store order."""
-    # Sorting first and converting afterwards would convert the same bytes; converting first lets
-    # the one take below copy each column once, already in the store's types.
-    table = table.select(list(LOGS)).cast(_CANONICAL, safe=False)
+def _to_days(columns: dict[str, pa.ChunkedArray], bindings: dict[str, str]) -> dict[date, pa.Table]:
+    """Canonical Arrow columns → store-schema tables, one per UTC day, each already in store order.
+
+    Consumes ``columns``: each is dropped as soon as it is reordered, so that its reordered copy
+    can reuse the memory of the columns before it (fresh memory is what a big ingest pays most
+    for, in page faults) and a whole second copy of the file's rows never exists.
+    """
+    # Converting before sorting lets the one take below copy each column once, already in the
+    # store's types.
+    for name in list(columns):
+        if name in _CANONICAL.names:
+            columns[name] = columns[name].cast(_CANONICAL.field(name).type, safe=False)
+        else:
+            del columns[name]
     # Domain names are case-insensitive: one canonical spelling makes equality queries exact.
-    domain = pc.utf8_lower(table["domain"])
-    table = table.set_column(table.schema.get_field_index("domain"), "domain", domain)
+    domain = columns["domain"] = pc.utf8_lower(columns["domain"])
     if bindings:
         names = pa.array(list(bindings), type=pa.string())
         bound = pc.take(pa.array(list(bindings.values()), type=pa.string()), pc.index_in(domain, value_set=names))
-        account = pc.coalesce(table["account_id"], bound)
-        table = table.set_column(table.schema.get_field_index("account_id"), "account_id", account)
-    distinct_keys, key_code, rank = ipkey.key_codes(table["client_ip"])
-    micros = table["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+        columns["account_id"] = pc.coalesce(columns["account_id"], bound)
+    del domain
+    distinct_keys, key_code, rank = ipkey.key_codes(columns["client_ip"])
+    micros = columns["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
     day_numbers = micros // _US_PER_DAY
     # One stable integer sort (day, IP, time) instead of a filter per day and a string sort per day.
     if len(micros) and bool((np.diff(micros) >= 0).all()):
@@ -97,8 +105,11 @@ def _to_days(table: pa.Table, bindings: dict[str, str]) -> dict[date, pa.Table]:
         order = np.argsort((day_numbers - day_numbers[0]) * (int(rank.max()) + 1) + rank, kind="stable")
     else:
         order = np.lexsort((micros, rank, day_numbers))
+    index = pa.array(order)
+    arrays = [columns.pop(name).take(index) for name in LOGS]
     # The IP keys are built here, already in order: one copy of a 32-character column, not two.
-    table = table.take(pa.array(order)).append_column(IP_KEY, distinct_keys.take(pa.array(key_code[order])))
+    arrays.append(distinct_keys.take(pa.array(key_code[order])))
+    table = pa.Table.from_arrays(arrays, schema=STORE_SCHEMA)
     day_sorted = day_numbers[order]
     bounds = np.flatnonzero(np.diff(day_sorted)) + 1
     starts = np.concatenate(([0], bounds))
@@ -161,7 +172,10 @@ def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *,
     checkpoint("quarantine-written")
     parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine))
     if records.num_rows:
-        parsed.by_day = _to_days(records, bindings)
+        # Handed over column by column, with no other reference left, so _to_days can free each.
+        columns = {name: records.column(name) for name in records.column_names}
+        del result, records
+        parsed.by_day = _to_days(columns, bindings)
     return parsed
 
 
