@@ -65,6 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "access.log"
         generate(log, args.lines)
@@ -96,6 +97,8 @@ def main() -> None:
         n = con.sql("SELECT count(*) FROM t").fetchall()[0][0]
         duck_cpu, duck_wall = cpu() - c0, time.perf_counter() - w0
 
+    # Other processes on a shared machine slow memory and caches: their load is worth seeing.
+    print(f"load average (1 min) {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores")
     print(f"{args.lines} lines, {size / 2**20:.1f} MiB; stored {report.rows_stored}, quarantined {report.rows_quarantined}, "
           f"{len(report.partitions_written)} partitions")
     print(f"parse to pandas (combined)   : {args.lines / parse_cpu:>10,.0f} lines/s per core  ({parse_wall:.2f} s wall)")
