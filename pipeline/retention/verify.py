@@ -113,16 +113,16 @@ def verify(settings: Settings) -> VerifyReport:
         present[date.fromisoformat(folder.name)] = sources
 
     purged = purged_days(settings)
-    for sha, entry in sorted(ingested(settings).items()):
-        for day_text, expected in entry.get("days", {}).items():
+    for sha, ledger_entry in sorted(ingested(settings).items()):
+        for day_text, expected in ledger_entry.get("days", {}).items():
             day = date.fromisoformat(day_text)
             if day in purged:
                 continue
             if day not in present:
                 problems.append(Problem("missing", str(root / day_text),
-                                        f"partition holding {expected} rows of {entry['file']} (not purged)"))
+                                        f"partition holding {expected} rows of {ledger_entry['file']} (not purged)"))
             elif present[day].get(sha) != expected:
                 problems.append(Problem("rows", str(root / day_text),
-                                        f"manifest lists {present[day].get(sha, 0)} rows of {entry['file']}, "
+                                        f"manifest lists {present[day].get(sha, 0)} rows of {ledger_entry['file']}, "
                                         f"{expected} were ingested"))
     return VerifyReport(len(present), files, rows, tuple(problems), tuple(stale))
