@@ -13,6 +13,7 @@ import gzip
 import io
 import mmap
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,21 +63,28 @@ def quarantine_frame(rows: list[tuple[str, int, str, bytes]]) -> pd.DataFrame:
 Stored = bytes | mmap.mmap  # a file's bytes as stored: read into memory, or mapped when local
 
 
+QUIET_SECONDS = 300  # a file unchanged this long is taken to be rotated, not live
+
+
 def read_stored(path: str) -> Stored:
     """A file's bytes as stored (local or fsspec URL), still compressed if it is gzip.
 
     For callers that need the stored bytes themselves (a content hash) and then their text:
     ``gunzip(path, read_stored(path))`` equals ``open_bytes(path)`` with one read of the file.
-    A local file is mapped read-only rather than copied: its pages come from the page cache
-    without a copy or a fresh allocation per page. The file must not be truncated while in use
-    (log files are read once rotated, never while being written).
+    A local file left alone for a while is mapped read-only rather than copied: its pages come
+    from the page cache without a copy or a fresh allocation per page. A file modified in the last
+    ``QUIET_SECONDS`` may still be written or rotated in place (copytruncate), and a mapped file
+    that shrinks kills the reader with SIGBUS, so such a file is copied instead.
     """
     local = path[len("file://"):] if path.startswith("file://") else path
     if "://" not in local:
         try:
             with open(local, "rb") as fh:
-                if os.fstat(fh.fileno()).st_size == 0:
+                st = os.fstat(fh.fileno())
+                if st.st_size == 0:
                     return b""
+                if time.time() - st.st_mtime < QUIET_SECONDS:
+                    return fh.read()
                 return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
             raise SourceError(f"no such file: {path}",
