@@ -247,19 +247,39 @@ class CompiledRules:
         return _Result(mask, ev[EVIDENCE_COLUMNS] if rows else ev)
 
 
-def _spans(part: _Partition, h: pd.DataFrame) -> list[str]:
-    """The original text of each hit; only the rows with hits become Python strings."""
-    out: list[str] = [""] * len(h)
+def _spans(part: _Partition, h: pd.DataFrame) -> pd.api.extensions.ExtensionArray:
+    """The original text of each hit, cut from the hit rows' UTF-8 bytes without a Python string per hit.
+
+    Hits index characters (code points); a character starts at every byte that is not a UTF-8
+    continuation byte, so the n-th such byte of the taken rows is where character n begins.
+    """
     fields = h["field"].to_numpy(dtype=object)
     rows = h["row"].to_numpy(dtype=np.int64)
     starts, ends = h["start"].to_numpy(dtype=np.int64), h["end"].to_numpy(dtype=np.int64)
+    pieces, order = [], []
     for name in pd.unique(fields):
         at = np.flatnonzero(fields == name)
         hit_rows, which = np.unique(rows[at], return_inverse=True)
-        texts = part.text(name).iloc[hit_rows].tolist()
-        for i, t, s, e in zip(at.tolist(), which.tolist(), starts[at].tolist(), ends[at].tolist()):
-            out[i] = texts[t][s:e]
-    return out
+        texts = pa.array(part.text(name).array).take(pa.array(hit_rows)).cast(pa.large_string())
+        offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
+        data = np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8)
+        char_at = np.append(np.flatnonzero((data[:offsets[-1]] & 0xC0) != 0x80), offsets[-1])
+        lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+        first_char = (np.cumsum(lengths) - lengths)[which]
+        pieces.append(_gather(data, char_at[first_char + starts[at]], char_at[first_char + ends[at]]))
+        order.append(at)
+    spans = pa.concat_arrays(pieces).take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
+    # the dtype a list of str would have become, as the other evidence columns are
+    return pd.array(spans, dtype=pd.Series([""]).dtype)
+
+
+def _gather(data: np.ndarray, begin: np.ndarray, end: np.ndarray) -> pa.Array:
+    """The byte ranges ``begin[i]:end[i]`` of ``data`` as a large-string array."""
+    lengths = end - begin
+    offsets = np.zeros(len(begin) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.arange(offsets[-1], dtype=np.int64) + np.repeat(begin - offsets[:-1], lengths)
+    return pa.LargeStringArray.from_buffers(len(begin), pa.py_buffer(offsets), pa.py_buffer(data[index]))
 
 
 def _suppress_allowed(h: pd.DataFrame, all_hits: KeywordHits, allow: np.ndarray) -> pd.DataFrame:

@@ -103,19 +103,19 @@ class RowReasons:
 
     def __init__(self, n: int):
         self.reason = np.full(n, None, dtype=object)
+        # kept beside the reasons so that a check costs no pass over 100k+ Python objects
+        self._flagged = np.zeros(n, dtype=bool)
 
     def flag(self, mask: np.ndarray | pd.Series, make: Callable[[int], str]) -> None:
         """Give every row in ``mask`` not already flagged the reason ``make(position)``."""
-        m = np.asarray(mask, dtype=bool) & self._unflagged()
+        m = np.asarray(mask, dtype=bool) & ~self._flagged
         for pos in np.flatnonzero(m):
             self.reason[pos] = make(int(pos))
-
-    def _unflagged(self) -> np.ndarray:
-        return np.array([r is None for r in self.reason], dtype=bool)
+        self._flagged |= m
 
     @property
     def bad(self) -> np.ndarray:
-        return ~self._unflagged()
+        return self._flagged.copy()
 
 
 def blank_to_na(col: pd.Series) -> pd.Series:
@@ -130,6 +130,8 @@ def check_key(frame: pd.DataFrame, reasons: RowReasons, name: str = "key") -> No
 
 def parse_int(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
     """Non-negative integers written in decimal; anything else flags the row with the offending value."""
+    if not col.notna().any():  # an absent optional column: nothing to check
+        return pd.Series(pd.NA, index=col.index, dtype="Int64")
     if pd.api.types.is_integer_dtype(col.dtype):  # already numbers (JSON, Parquet): only the sign to check
         col = col.astype("Int64")
         negative = (col < 0).fillna(False).to_numpy(dtype=bool)
@@ -156,6 +158,8 @@ def parse_int(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
 
 def parse_iso_time(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
     """ISO 8601 timestamps; a time without an offset is taken as UTC."""
+    if not col.notna().any():  # an absent optional column: pandas' parser is slow even on nulls
+        return pd.Series(np.full(len(col), np.datetime64("NaT", "ns")), index=col.index).dt.tz_localize("UTC")
     col = col.astype("string").str.strip()
     parsed = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
     values = col.to_numpy(dtype=object)
@@ -211,9 +215,14 @@ def flag_positions(reasons: RowReasons, found: Mapping[int, str]) -> None:
         reasons.flag(mask, lambda pos: found[pos])
 
 
+def null_strings(n: int, index: pd.Index | None = None) -> pd.Series:
+    """An all-null column of the canonical string dtype, made in Arrow (pandas fills 200k NAs one by one)."""
+    return pd.Series(pd.arrays.ArrowStringArray(pa.nulls(n, pa.string())), index=index)
+
+
 def ensure_columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Add the missing ``names`` as all-null string columns (optional fields the input lacks)."""
-    missing = {name: pd.Series(pd.NA, index=frame.index, dtype="string") for name in names if name not in frame}
+    missing = {name: null_strings(len(frame), frame.index) for name in names if name not in frame}
     return frame.assign(**missing) if missing else frame
 
 
@@ -224,7 +233,7 @@ def first_nonblank(lines: Lines) -> int | None:
 
 def fill_given(col: pd.Series | None, n: int, value: str | None) -> pd.Series:
     """A bucket/account column: the data's own value where present, else the one from the config."""
-    base = pd.Series(pd.NA, index=range(n), dtype="string") if col is None else blank_to_na(col)
+    base = null_strings(n) if col is None else blank_to_na(col)
     return base if value is None else base.fillna(value)
 
 
@@ -239,8 +248,10 @@ def finish(frame: pd.DataFrame, reasons: RowReasons, *, path: str, raw_of: Calla
     lines = frame[LINE].to_numpy(dtype=np.int64)
     rows = list(bad) + [(path, int(lines[p]), str(reasons.reason[p]), raw_of(int(p))) for p in np.flatnonzero(flagged)]
     rows.sort(key=lambda r: r[1])
-    keep = frame.loc[~flagged].reset_index(drop=True)
-    keep = keep.assign(source_file=path, source_line=keep[LINE])
+    keep = frame.loc[~flagged].reset_index(drop=True) if flagged.any() else frame.reset_index(drop=True)
+    source_file = pa.repeat(pa.scalar(path, pa.string()), len(keep))
+    keep = keep.assign(source_file=pd.Series(pd.arrays.ArrowStringArray(source_file), index=keep.index),
+                       source_line=keep[LINE])
     records = conform(keep, OBJECTS)
     total = len(records) + len(rows) if rows_read is None else rows_read
     return ReadResult(records=records, quarantine=quarantine_frame(rows), rows_read=total)
@@ -297,18 +308,44 @@ def read_delimited(lines: Lines, path: str, *, names: list[str], first: int, del
     the opening line alone is quarantined ("unterminated quoted field") and reading resumes at the
     very next line, so a stray quote never swallows the rows after it.
     """
+    try:
+        # First as if every line were UTF-8: pyarrow validates what it converts, so a clean file is
+        # checked once. Only a file holding invalid bytes is read again, every line checked first.
+        return _cut(lines, path, names, first, delimiter, quoting, what, None)
+    except _NotUtf8:
+        return _cut(lines, path, names, first, delimiter, quoting, what, invalid_utf8(lines, first))
+
+
+class _NotUtf8(Exception):
+    """A line read on the assumption that the file is UTF-8 is not."""
+
+
+def _cut(lines: Lines, path: str, names: list[str], first: int, delimiter: str, quoting: bool, what: str,
+         utf8: dict[int, int] | None) -> TextRows:
+    """``read_delimited`` given the lines that are not UTF-8 (line → byte offset), or None to assume
+    there are none and raise ``_NotUtf8`` on finding one."""
     n = len(lines)
     arr = np.frombuffer(lines.data, dtype=np.uint8)
     index = np.arange(n)
     todo = (index >= first) & (lines.ends > lines.starts)
     bad: list[BadRow] = []
     broken = np.zeros(n, dtype=bool)  # lines no quoted field may span: they are not text
-    for i, offset in invalid_utf8(lines, first).items():
+    for i, offset in (utf8 or {}).items():
         bad.append((path, i + 1, utf8_reason(offset), lines.raw(i)))
         todo[i] = False
         broken[i] = True
 
+    def decode(raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if utf8 is None:
+                raise _NotUtf8 from None
+            raise
+
     def count(byte: int) -> np.ndarray:
+        if bytes((byte,)) not in lines.data:  # memchr: most files hold no CR, many no quote
+            return np.zeros(n, dtype=np.int64)
         pos = np.flatnonzero(arr == byte)
         return np.searchsorted(pos, lines.ends) - np.searchsorted(pos, lines.starts)
 
@@ -324,7 +361,7 @@ def read_delimited(lines: Lines, path: str, *, names: list[str], first: int, del
         a = odd[k]
         k += 1
         try:
-            slow_rows.append((a, a, csv_record(lines.raw(a).decode("utf-8"), delimiter)))
+            slow_rows.append((a, a, csv_record(decode(lines.raw(a)), delimiter)))
             todo[a] = False
             continue
         except csv.Error as exc:
@@ -336,7 +373,7 @@ def read_delimited(lines: Lines, path: str, *, names: list[str], first: int, del
         if k < len(odd) and not broken[a:odd[k] + 1].any():
             b = odd[k]
             try:
-                fields = csv_record(lines.raw(a, b).decode("utf-8"), delimiter)
+                fields = csv_record(decode(lines.raw(a, b)), delimiter)
                 if len(fields) == len(names):
                     slow_rows.append((a, b, fields))
                     todo[a:b + 1] = False
@@ -350,12 +387,21 @@ def read_delimited(lines: Lines, path: str, *, names: list[str], first: int, del
         todo[a] = False
     for i in np.flatnonzero(slow & todo).tolist():
         try:
-            slow_rows.append((i, i, csv_record(lines.raw(i).decode("utf-8"), delimiter)))
+            slow_rows.append((i, i, csv_record(decode(lines.raw(i)), delimiter)))
         except csv.Error as exc:
             bad.append((path, i + 1, f"malformed line: {exc}", lines.raw(i)))
         todo[i] = False
 
-    fast = _arrow_rows(lines, np.flatnonzero(todo), path, names, delimiter, quoting, what, bad)
+    try:
+        fast = _arrow_rows(lines, np.flatnonzero(todo), path, names, delimiter, quoting, what, bad)
+    except pa.ArrowInvalid as exc:
+        if utf8 is None and "UTF8" in str(exc):
+            raise _NotUtf8 from None
+        raise
+    if utf8 is None:
+        # pyarrow converts no field of a row it skipped: those lines are checked here
+        for _path, line, _reason, raw in bad:
+            decode(raw)
     frames = [fast]
     kept = [(a, b, f) for a, b, f in slow_rows if len(f) == len(names)]
     for a, _b, f in slow_rows:
@@ -364,8 +410,9 @@ def read_delimited(lines: Lines, path: str, *, names: list[str], first: int, del
     if kept:
         cols = {name: [f[j] for _a, _b, f in kept] for j, name in enumerate(names)}
         frames.append(_string_frame(cols, np.array([a for a, _b, _f in kept]), np.array([b for _a, b, _f in kept])))
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else fast
-    frame = frame.sort_values(LINE, kind="stable").reset_index(drop=True)
+    frame = fast  # already in line order
+    if len(frames) > 1:
+        frame = pd.concat(frames, ignore_index=True).sort_values(LINE, kind="stable").reset_index(drop=True)
     bad.sort(key=lambda r: r[1])
     return TextRows(frame, bad, len(frame) + len(bad))
 
@@ -379,8 +426,10 @@ def _arrow_rows(lines: Lines, good: np.ndarray, path: str, names: list[str], del
     breaks = np.flatnonzero(np.diff(good) != 1)
     run_starts = np.concatenate(([good[0]], good[breaks + 1]))
     run_ends = np.concatenate((good[breaks], [good[-1]]))
-    data = lines.data
-    buf = b"".join(data[int(lines.starts[s]):int(lines.ends[e])] + b"\n" for s, e in zip(run_starts, run_ends))
+    view = memoryview(lines.data)
+    runs = [view[int(lines.starts[s]):int(lines.ends[e])] for s, e in zip(run_starts.tolist(), run_ends.tolist())]
+    # a single run is read in place: pyarrow needs no newline after the last row
+    buf = runs[0] if len(runs) == 1 else b"\n".join(runs)
     invalid: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
