@@ -261,6 +261,8 @@ def _spans(part: _Partition, h: pd.DataFrame) -> pd.api.extensions.ExtensionArra
         at = np.flatnonzero(fields == name)
         hit_rows, which = np.unique(rows[at], return_inverse=True)
         texts = pa.array(part.text(name).array).take(pa.array(hit_rows)).cast(pa.large_string())
+        if isinstance(texts, pa.ChunkedArray):  # columns read from CSV come in blocks
+            texts = texts.combine_chunks()
         offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
         data = np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8)
         char_at = np.append(np.flatnonzero((data[:offsets[-1]] & 0xC0) != 0x80), offsets[-1])

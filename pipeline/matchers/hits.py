@@ -83,7 +83,7 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
         return empty_hits()
     # subjects, keys and times only of the records some rule matched: usually a small share
     union = np.unique(np.concatenate([rows for _, rows, _ in matched]))
-    sub = df.iloc[union].reset_index(drop=True)
+    sub = df[_needed(df, compiled.source, [rule for rule, _, _ in matched])].iloc[union].reset_index(drop=True)
     times, keys = event_times(sub, compiled.source), hit_keys(sub, compiled.source)
     accounts, files = _col(sub, "account_id"), _col(sub, "source_file")
     lines = pd.to_numeric(sub["source_line"], errors="coerce") if "source_line" in sub.columns else None
@@ -94,26 +94,57 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
         frames.append(pd.DataFrame({
             "rule_id": rule.id,
             "subject_type": stype,
-            "subject_id": sid.iloc[at].to_numpy(),
-            "account_id": accounts.iloc[at].to_numpy(),
-            "event_time": times.iloc[at].to_numpy(),
-            "source_file": files.iloc[at].to_numpy(),
+            "subject_id": _as_text(sid, at),
+            "account_id": _as_text(accounts, at),
+            "event_time": _as_times(times, at),
+            "source_file": _as_text(files, at),
             "source_line": lines.iloc[at].to_numpy() if lines is not None else None,
-            "hit_key": keys.iloc[at].to_numpy(),
+            "hit_key": _as_text(keys, at),
             "evidence": pd.array(_evidence_for(evidence, rows), dtype=_TEXT),
             "context": pd.array(_context(sub, compiled.source, at), dtype=_TEXT),
         }))
+    if len(frames) == 1:
+        return frames[0]
     return pd.concat(frames, ignore_index=True) if frames else empty_hits()
+
+
+# What a hit row reads of its record besides the context fields, per source (logs add the rules' subjects).
+_HIT_FIELDS = {"objects": ("bucket", "key", "etag", "put_time"), "logs": ("ts", "client_ip"),
+               "streams": ("hub", "stream_key", "started_at")}
+
+
+def _needed(df: pd.DataFrame, source: str, rules: list[m.Rule]) -> list[str]:
+    """The columns of ``df`` the hit rows read: only those are taken for the matched records."""
+    names = {"account_id", "source_file", "source_line", *_HIT_FIELDS.get(source, ()),
+             *CONTEXT_FIELDS.get(source, ()), *(rule.subject for rule in rules if rule.subject)}
+    return [c for c in df.columns if c in names]
+
+
+def _as_text(col: pd.Series, at: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``col``'s values at ``at`` (never missing: see ``_col``) as the dtype a list of str becomes,
+    taken in Arrow rather than through a Python string per hit."""
+    return col.iloc[at].astype(_TEXT).array
+
+
+def _as_times(col: pd.Series, at: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """``col``'s times at ``at``, typed as before: pandas infers the column's own dtype from its
+    Timestamps, except when every one is NaT (then naive): that rare case keeps the objects."""
+    taken = col.iloc[at]
+    if isinstance(taken.dtype, pd.DatetimeTZDtype) and taken.notna().any():
+        return taken.array
+    return taken.to_numpy()
 
 
 def _context(df: pd.DataFrame, source: str, rows: np.ndarray) -> pa.Array:
     """The context JSON object of each of ``rows``, byte for byte what ``orjson.dumps`` gives for
     the dict of its non-missing context fields, written column-wise: each distinct value is
     dumped once and Arrow joins the pieces (a dict per row cost more than the scan did)."""
-    cols = [c for c in CONTEXT_FIELDS.get(source, ()) if c in df.columns]
-    if not cols or not len(rows):
+    taken = [(c, df[c].iloc[rows]) for c in CONTEXT_FIELDS.get(source, ()) if c in df.columns]
+    # a field missing from every one of the rows adds nothing to any object
+    taken = [(c, col) for c, col in taken if col.notna().any()]
+    if not taken or not len(rows):
         return pa.array(["{}"] * len(rows), pa.large_string())
-    pieces = [_json_pieces(df[c].iloc[rows], f"{_json(c)}:") for c in cols]
+    pieces = [_json_pieces(col, f"{_json(c)}:") for c, col in taken]
     # a missing value is a null piece, which the join skips: the key is left out, as orjson would
     body = pc.binary_join_element_wise(*pieces, _s(","), null_handling="skip")
     return _concat("{", body, "}")
@@ -167,19 +198,24 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     # one code per distinct (field, kind, pattern)
     parts = [(codes, uniques.tolist()) for codes, uniques in
              (pd.factorize(ev[c], use_na_sentinel=False) for c in ("field", "kind", "pattern"))]
-    combined = np.zeros(len(ev), dtype=np.int64)
-    for codes, uniques in parts:
-        combined = combined * len(uniques) + codes
-    head_ids, head_of = np.unique(combined, return_inverse=True)
+    sizes = [len(uniques) for _, uniques in parts]
+    head_ids, head_of = np.unique(np.ravel_multi_index([codes for codes, _ in parts], sizes), return_inverse=True)
+    (fields, kinds, patterns), dumped = np.unravel_index(head_ids, sizes), [[_json(v) for v in u] for _, u in parts]
     heads, tails = [], []
-    for hid in head_ids.tolist():
-        fld, kind, pattern = _unravel(hid, parts)
-        heads.append(f'{{"field":{_json(fld)},"kind":{_json(kind)},"pattern":{_json(pattern)},"text":')
+    for f, k, p in zip(fields.tolist(), kinds.tolist(), patterns.tolist()):
+        heads.append(f'{{"field":{dumped[0][f]},"kind":{dumped[1][k]},"pattern":{dumped[2][p]},"text":')
         # the automaton matched the normalized pattern, so that is the normalized form of the span
-        tails.append(f',"normalized":{_json(_normalized(pattern))}}}' if kind == "keywords" else "}")
+        tails.append(f',"normalized":{_json(_normalized(parts[2][1][p]))}}}' if parts[1][1][k] == "keywords" else "}")
     index = pa.array(head_of.astype(np.int64))
-    text_codes, text_uniques = pd.factorize(ev["text"], use_na_sentinel=False)
-    texts = pa.array([_json(t) for t in text_uniques.tolist()], type=pa.large_string())
+    text_col = ev["text"]
+    if isinstance(text_col.dtype, pd.StringDtype) and not text_col.isna().any():
+        texts = _json_pieces(text_col, "")  # quoted in Arrow, one piece per match
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+    else:
+        text_codes, text_uniques = pd.factorize(text_col, use_na_sentinel=False)
+        texts = pa.array([_json(t) for t in text_uniques.tolist()],
+                         type=pa.large_string()).take(pa.array(text_codes.astype(np.int64)))
 
     spans = ev["start"].notna().to_numpy(dtype=bool) & ev["end"].notna().to_numpy(dtype=bool)
     span = pa.nulls(len(ev), pa.large_string()).fill_null(_s(""))
@@ -192,7 +228,7 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
         where[spans] = np.arange(int(spans.sum()))
         span = with_span.take(pa.array(where, mask=where < 0)).fill_null(_s(""))
     items = _concat(pa.array(heads, pa.large_string()).take(index),
-                    texts.take(pa.array(text_codes.astype(np.int64))),
+                    texts,
                     span, pa.array(tails, pa.large_string()).take(index))
 
     firsts = np.flatnonzero(np.concatenate(([True], ev_row[1:] != ev_row[:-1])))
@@ -212,15 +248,6 @@ def _s(text: str) -> pa.Scalar:
 def _concat(*parts: str | pa.Array) -> pa.Array:
     """Element-wise concatenation of large-string arrays and constant strings."""
     return pc.binary_join_element_wise(*(_s(p) if isinstance(p, str) else p for p in parts), _s(""))
-
-
-def _unravel(hid: int, parts: list[tuple[np.ndarray, list[object]]]) -> list[object]:
-    """The (field, kind, pattern) values of a combined factorize code."""
-    values: list[object] = []
-    for _, uniques in reversed(parts):
-        values.append(uniques[hid % len(uniques)])
-        hid //= len(uniques)
-    return values[::-1]
 
 
 def _json(value: object) -> str:
