@@ -26,6 +26,7 @@ from .keyword_engine import KeywordBackend, KeywordHits, build_backend
 # Log fields searched URL-decoded, so /%E8%B5%8C%E5%9C%BA/ hits 赌场.
 DECODED_FIELDS = {"logs": ("uri", "path", "query", "referer", "user_agent")}
 EVIDENCE_COLUMNS = ["row", "field", "kind", "pattern", "text", "start", "end"]
+_TEXT = pd.Series([""]).dtype  # the dtype a list of str becomes
 
 
 def _empty_evidence() -> pd.DataFrame:
@@ -98,6 +99,7 @@ class CompiledRules:
         self._fields: dict[bool, set[str]] = {True: set(), False: set()}
         self._allow: dict[str, np.ndarray] = {}
         self._regex: dict[str, Any] = {}
+        self._names: dict[bool, pa.Array] = {}
         for rule in self.rules:
             leaves = m.walk(rule.match) if rule.match else []
             for mt in [*leaves, *(x for u in rule.unless for x in m.walk(u))]:
@@ -152,7 +154,9 @@ class CompiledRules:
                 mask = self._unless(rule, part, res.mask)
                 ev = res.evidence
                 if len(ev):
-                    ev = ev[mask[ev["row"].to_numpy(dtype=np.int64)]]
+                    keep = mask[ev["row"].to_numpy(dtype=np.int64)]
+                    if not keep.all():  # without an `unless` that struck, nothing to copy
+                        ev = ev[keep]
                 records.append((rule, mask, ev))
         return records, masks
 
@@ -201,10 +205,11 @@ class CompiledRules:
     def _keywords(self, node: m.Keywords, rule: m.Rule, part: _Partition) -> _Result:
         n = len(part.df)
         wanted = self._leaf_patterns[(id(node), node.normalize)]
+        every = len(wanted) == len(self._patterns[node.normalize])  # wanted: distinct pattern indexes
         frames = []
         for name in node.fields:
             hits = part.hits[(node.normalize, name)]
-            sel = np.isin(hits.pattern, wanted)
+            sel = np.ones(len(hits), dtype=bool) if every else np.isin(hits.pattern, wanted)
             if not sel.any():
                 continue
             h = pd.DataFrame({"row": hits.row[sel], "pattern": hits.pattern[sel],
@@ -213,18 +218,33 @@ class CompiledRules:
             if allow is not None and node.normalize:
                 h = _suppress_allowed(h, part.hits[(True, name)], allow)
             if len(h):
-                h["field"] = name
-                frames.append(h)
+                frames.append((name, h))
         if not frames:
             return _Result(np.zeros(n, dtype=bool), _empty_evidence())
-        h = pd.concat(frames, ignore_index=True)
+        row, start, end, pattern = (np.concatenate([h[c].to_numpy() for _, h in frames])
+                                    for c in ("row", "start", "end", "pattern"))
         mask = np.zeros(n, dtype=bool)
-        mask[h["row"].to_numpy(dtype=np.int64)] = True
-        h["text"] = _spans(part, h)
-        names = self._patterns[node.normalize]
-        h["pattern"] = [names[p] for p in h["pattern"].tolist()]
-        h["kind"] = "keywords"
-        return _Result(mask, h[EVIDENCE_COLUMNS])
+        mask[row] = True
+        texts = [_span_texts(part.text(name), h["row"].to_numpy(dtype=np.int64), h["start"].to_numpy(dtype=np.int64),
+                             h["end"].to_numpy(dtype=np.int64)) for name, h in frames]
+        field = [pa.repeat(pa.scalar(name, pa.large_string()), len(h)) for name, h in frames]
+        # the columns are of the dtype a list of str would have become, as in every evidence frame
+        ev = pd.DataFrame({
+            "row": row,
+            "field": pd.array(pa.concat_arrays(field), dtype=_TEXT),
+            "kind": pd.array(pa.repeat(pa.scalar("keywords", pa.large_string()), len(row)), dtype=_TEXT),
+            "pattern": self._pattern_names(node.normalize, pattern),
+            "text": pd.array(pa.concat_arrays(texts), dtype=_TEXT),
+            "start": start,
+            "end": end,
+        })
+        return _Result(mask, ev)
+
+    def _pattern_names(self, flag: bool, idx: np.ndarray) -> pd.api.extensions.ExtensionArray:
+        """The patterns at ``idx`` (as given in the rules), taken in Arrow."""
+        if flag not in self._names:
+            self._names[flag] = pa.array(self._patterns[flag], pa.large_string())
+        return pd.array(self._names[flag].take(pa.array(idx.astype(np.int64))), dtype=_TEXT)
 
     def _regex_eval(self, node: m.Regex, part: _Partition) -> _Result:
         n = len(part.df)
@@ -247,32 +267,23 @@ class CompiledRules:
         return _Result(mask, ev[EVIDENCE_COLUMNS] if rows else ev)
 
 
-def _spans(part: _Partition, h: pd.DataFrame) -> pd.api.extensions.ExtensionArray:
-    """The original text of each hit, cut from the hit rows' UTF-8 bytes without a Python string per hit.
+def _span_texts(col: pd.Series, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """``col[rows[i]][starts[i]:ends[i]]`` for each hit, cut from the UTF-8 bytes of the rows with hits
+    without a Python string per hit.
 
     Hits index characters (code points); a character starts at every byte that is not a UTF-8
     continuation byte, so the n-th such byte of the taken rows is where character n begins.
     """
-    fields = h["field"].to_numpy(dtype=object)
-    rows = h["row"].to_numpy(dtype=np.int64)
-    starts, ends = h["start"].to_numpy(dtype=np.int64), h["end"].to_numpy(dtype=np.int64)
-    pieces, order = [], []
-    for name in pd.unique(fields):
-        at = np.flatnonzero(fields == name)
-        hit_rows, which = np.unique(rows[at], return_inverse=True)
-        texts = pa.array(part.text(name).array).take(pa.array(hit_rows)).cast(pa.large_string())
-        if isinstance(texts, pa.ChunkedArray):  # columns read from CSV come in blocks
-            texts = texts.combine_chunks()
-        offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
-        data = np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8)
-        char_at = np.append(np.flatnonzero((data[:offsets[-1]] & 0xC0) != 0x80), offsets[-1])
-        lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
-        first_char = (np.cumsum(lengths) - lengths)[which]
-        pieces.append(_gather(data, char_at[first_char + starts[at]], char_at[first_char + ends[at]]))
-        order.append(at)
-    spans = pa.concat_arrays(pieces).take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
-    # the dtype a list of str would have become, as the other evidence columns are
-    return pd.array(spans, dtype=pd.Series([""]).dtype)
+    hit_rows, which = np.unique(rows, return_inverse=True)
+    texts = pa.array(col.array).take(pa.array(hit_rows)).cast(pa.large_string())
+    if isinstance(texts, pa.ChunkedArray):  # columns read from CSV come in blocks
+        texts = texts.combine_chunks()
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8)
+    char_at = np.append(np.flatnonzero((data[:offsets[-1]] & 0xC0) != 0x80), offsets[-1])
+    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    first_char = (np.cumsum(lengths) - lengths)[which]
+    return _gather(data, char_at[first_char + starts], char_at[first_char + ends])
 
 
 def _gather(data: np.ndarray, begin: np.ndarray, end: np.ndarray) -> pa.Array:

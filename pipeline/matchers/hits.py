@@ -191,9 +191,10 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     if ev.empty or not len(rows):
         return pa.array(["[]"] * len(rows), pa.large_string())
     ev_row = ev["row"].to_numpy(dtype=np.int64)
-    order = np.argsort(ev_row, kind="stable")   # a row's matches keep their order
-    ev_row = ev_row[order]
-    ev = ev.iloc[order]
+    if (np.diff(ev_row) < 0).any():  # keyword evidence of one field comes sorted already
+        order = np.argsort(ev_row, kind="stable")   # a row's matches keep their order
+        ev_row = ev_row[order]
+        ev = ev.iloc[order]
 
     # one code per distinct (field, kind, pattern)
     parts = [(codes, uniques.tolist()) for codes, uniques in
@@ -218,15 +219,19 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
                          type=pa.large_string()).take(pa.array(text_codes.astype(np.int64)))
 
     spans = ev["start"].notna().to_numpy(dtype=bool) & ev["end"].notna().to_numpy(dtype=bool)
-    span = pa.nulls(len(ev), pa.large_string()).fill_null(_s(""))
-    if spans.any():
-        start = pd.to_numeric(ev["start"][spans]).to_numpy().astype(np.int64)
-        end = pd.to_numeric(ev["end"][spans]).to_numpy().astype(np.int64)
+    if not spans.any():
+        span = pa.nulls(len(ev), pa.large_string()).fill_null(_s(""))
+    else:
+        every = spans.all()
+        start = pd.to_numeric(ev["start"] if every else ev["start"][spans]).to_numpy().astype(np.int64)
+        end = pd.to_numeric(ev["end"] if every else ev["end"][spans]).to_numpy().astype(np.int64)
         with_span = _concat(',"span":[', pa.array(start).cast(pa.large_string()), ",",
                             pa.array(end).cast(pa.large_string()), "]")
-        where = np.full(len(ev), -1, dtype=np.int64)
-        where[spans] = np.arange(int(spans.sum()))
-        span = with_span.take(pa.array(where, mask=where < 0)).fill_null(_s(""))
+        span = with_span
+        if not every:
+            where = np.full(len(ev), -1, dtype=np.int64)
+            where[spans] = np.arange(int(spans.sum()))
+            span = with_span.take(pa.array(where, mask=where < 0)).fill_null(_s(""))
     items = _concat(pa.array(heads, pa.large_string()).take(index),
                     texts,
                     span, pa.array(tails, pa.large_string()).take(index))
@@ -236,6 +241,8 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), _s(","))
     lists = _concat("[", joined, "]")
     have = ev_row[firsts]
+    if len(have) == len(rows) and (have == rows).all():  # every row has evidence, in this order
+        return lists
     at = np.minimum(np.searchsorted(have, rows), len(have) - 1)
     found = have[at] == rows
     return lists.take(pa.array(at, mask=~found)).fill_null(_s("[]"))
