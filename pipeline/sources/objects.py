@@ -121,6 +121,8 @@ class RowReasons:
 def blank_to_na(col: pd.Series) -> pd.Series:
     """String column with empty strings turned into nulls (an empty field means "not given")."""
     col = col.astype("string")
+    if not (col == "").any():  # the usual case: no copy
+        return col
     return col.mask(col == "", pd.NA)
 
 
@@ -222,8 +224,11 @@ def null_strings(n: int, index: pd.Index | None = None) -> pd.Series:
 
 def ensure_columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Add the missing ``names`` as all-null string columns (optional fields the input lacks)."""
-    missing = {name: null_strings(len(frame), frame.index) for name in names if name not in frame}
-    return frame.assign(**missing) if missing else frame
+    absent = [name for name in names if name not in frame]
+    if not absent:
+        return frame
+    nulls = null_strings(len(frame), frame.index)  # one immutable Arrow array serves every absent column
+    return frame.assign(**{name: nulls for name in absent})
 
 
 def first_nonblank(lines: Lines) -> int | None:
