@@ -82,7 +82,7 @@ def record_hits(compiled: CompiledRules, df: pd.DataFrame,
     if not matched:
         return empty_hits()
     # subjects, keys and times only of the records some rule matched: usually a small share
-    union = np.unique(np.concatenate([rows for _, rows, _ in matched]))
+    union = matched[0][1] if len(matched) == 1 else np.unique(np.concatenate([rows for _, rows, _ in matched]))
     sub = df[_needed(df, compiled.source, [rule for rule, _, _ in matched])].iloc[union].reset_index(drop=True)
     times, keys = event_times(sub, compiled.source), hit_keys(sub, compiled.source)
     accounts, files = _col(sub, "account_id"), _col(sub, "source_file")
@@ -127,11 +127,13 @@ def _as_text(col: pd.Series, at: np.ndarray) -> pd.api.extensions.ExtensionArray
 
 
 def _as_times(col: pd.Series, at: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
-    """``col``'s times at ``at``, typed as before: pandas infers the column's own dtype from its
-    Timestamps, except when every one is NaT (then naive): that rare case keeps the objects."""
+    """``col``'s times at ``at``, typed as pandas infers them from Timestamp objects: the column's
+    own dtype, except when every one is NaT (then naive, in seconds)."""
     taken = col.iloc[at]
-    if isinstance(taken.dtype, pd.DatetimeTZDtype) and taken.notna().any():
-        return taken.array
+    if isinstance(taken.dtype, pd.DatetimeTZDtype):
+        if taken.notna().any():
+            return taken.array
+        return np.full(len(taken), np.datetime64("NaT", "s"))
     return taken.to_numpy()
 
 
