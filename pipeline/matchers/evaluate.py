@@ -280,7 +280,8 @@ def _span_texts(col: pd.Series, rows: np.ndarray, starts: np.ndarray, ends: np.n
         texts = texts.combine_chunks()
     offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
     data = np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8)
-    char_at = np.append(np.flatnonzero((data[:offsets[-1]] & 0xC0) != 0x80), offsets[-1])
+    lead = (data[offsets[0]:offsets[-1]] & 0xC0) != 0x80
+    char_at = np.append(offsets[0] + np.flatnonzero(lead), offsets[-1])
     lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
     first_char = (np.cumsum(lengths) - lengths)[which]
     return _gather(data, char_at[first_char + starts], char_at[first_char + ends])
