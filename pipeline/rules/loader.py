@@ -589,7 +589,7 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
         pnode = items["params"][1] if "params" in items else node
         for message, hint in params_problems(check, str(v["category"]), v.get("params")):
             ctx.error(pnode, message, hint=hint)
-    if match is None and "selections" not in items and aggregate is None and check is None:
+    if "match" not in items and "selections" not in items and aggregate is None and check is None:
         ctx.error(node, "rule needs match (or aggregate, or check)")
     subject = v.get("subject")
     if subject is not None:
