@@ -8,6 +8,8 @@ occurrence, overlapping ones included, of every key in a buffer (``ByteScanBacke
 
 from __future__ import annotations
 
+import abc
+
 import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -52,7 +54,7 @@ class ByteToChar:
         return b - self._before[w] - np.bitwise_count(self._words[w] & mask).astype(np.int64)
 
 
-class ByteScanBackend:
+class ByteScanBackend(abc.ABC):
     """Base of the byte-level backends; subclasses implement ``_compile`` and ``_scan``.
 
     Never pickled: the compiled matcher is built inside each worker process and reused there
@@ -78,13 +80,13 @@ class ByteScanBackend:
         if keys:
             self._compile(keys)
 
+    @abc.abstractmethod
     def _compile(self, keys: list[bytes]) -> None:
         """Build the matcher for the distinct keys; key id = index in ``keys``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _scan(self, utf8: bytes) -> ByteHits | None:
         """Every occurrence of every key in ``utf8``, overlapping ones included; None if none."""
-        raise NotImplementedError
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("keyword backends are built inside each worker process, never pickled")
