@@ -21,11 +21,11 @@ import pandas as pd
 from loguru import logger
 
 from .cases.ids import case_id
-from .cases.store import ApplyResult, CaseStore, open_store
+from .cases.store import CaseStore, open_store
 from .faults import checkpoint
 from .incremental import fingerprint, scan_lock
 from .config import Settings
-from .errors import PipelineError, SourceError
+from .errors import PipelineError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
@@ -62,6 +62,7 @@ class ScanContext:
     domain_owner: dict[str, str] = field(default_factory=dict)
     hub_owner: dict[str, str] = field(default_factory=dict)
     keyword_backend: str = "pyahocorasick"
+    bindings: pd.DataFrame | None = None  # every binding row, for the licensing checks
 
 
 @dataclass
@@ -328,7 +329,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
     b = load_bindings(settings.sources.bindings, settings.resolve)
-    return ScanContext(ruleset, domain_owner=owners(b, "domain"), hub_owner=owners(b, "hub"),
+    return ScanContext(ruleset, domain_owner=owners(b, "domain"), hub_owner=owners(b, "hub"), bindings=b,
                        keyword_backend=settings.scan.keyword_backend)
 
 
@@ -408,7 +409,7 @@ def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: S
             report.rows_parsed += c["rows_parsed"]
             report.rows_quarantined += c["rows_quarantined"]
     store.save_quarantine(report.run_id, "icp", quarantine)
-    bindings = load_bindings(settings.sources.bindings, settings.resolve)
+    bindings = ctx.bindings if ctx.bindings is not None else load_bindings(settings.sources.bindings, settings.resolve)
     data = LicensingInput(filings, licences, bindings, traffic, site_hits.reset_index(drop=True), object_buckets)
     return evaluate_licensing(ctx.ruleset.rules, data)  # checks and the site_* rules whose params they read
 
@@ -449,5 +450,4 @@ def _int(v: Any) -> int | None:
     return None if v is None or pd.isna(v) else int(v)
 
 
-__all__ = ["ScanReport", "ScanTask", "scan", "scan_file", "plan_tasks", "dask_client", "ApplyResult",
-           "SourceError"]
+__all__ = ["ScanReport", "ScanTask", "scan", "scan_file", "plan_tasks", "dask_client"]

@@ -185,14 +185,6 @@ class CaseStore:
     def scanned_files(self) -> dict[str, dict[str, Any]]:
         return {r["path"]: r for r in self.db.all("SELECT * FROM scanned_files")}
 
-    def remember_files(self, run_id: str, files: list[dict[str, Any]]) -> None:
-        now = now_utc()
-        with self.transaction() as db:
-            for f in files:
-                db.execute("DELETE FROM scanned_files WHERE path=?", (f["path"],))
-                db.execute("INSERT INTO scanned_files VALUES (?,?,?,?,?,?,?,?)",
-                           (f["path"], f["size"], f["mtime_ns"], f["sha256"], f["source"], f["format"], run_id, now))
-
     # -- cases -------------------------------------------------------------------------------
 
     def watermarks(self, source: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import io
 import mmap
 import os
 import time
@@ -122,11 +121,6 @@ def open_bytes(path: str) -> bytes:
     data = gunzip(path, _read_all(path))
     assert isinstance(data, bytes)
     return data
-
-
-def open_text_stream(path: str) -> io.BufferedIOBase:
-    """A binary stream over the (decompressed) file, for readers that want to stream."""
-    return io.BytesIO(open_bytes(path))
 
 
 def expand(path: str) -> list[str]:
