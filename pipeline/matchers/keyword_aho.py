@@ -8,12 +8,14 @@ Normalization, boundaries and offsets are shared with the other byte backends (`
 
 from __future__ import annotations
 
+import codecs
+
 import ahocorasick
 
-from .keyword_bytes import ByteHits, ByteScanBackend, ByteToChar, hit_array
+from .keyword_bytes import ByteHits, ByteScanBackend, hit_array
 from .keyword_engine import BACKENDS
 
-__all__ = ["AhoCorasickBackend", "ByteToChar"]
+__all__ = ["AhoCorasickBackend"]
 
 
 def _latin1(text: str) -> str:
@@ -34,8 +36,8 @@ class AhoCorasickBackend(ByteScanBackend):
         """The automaton alone over a buffer, for benchmarks."""
         return list(self._automaton.iter(utf8.decode("latin-1")))
 
-    def _scan(self, utf8: bytes) -> ByteHits | None:
-        found = list(self._automaton.iter(utf8.decode("latin-1")))
+    def _scan(self, utf8: bytes | memoryview) -> ByteHits | None:
+        found = list(self._automaton.iter(codecs.latin_1_decode(utf8)[0]))
         if not found:
             return None
         arr = hit_array(found, 2)

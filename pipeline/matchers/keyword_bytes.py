@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..normalize.batch import join_rows_utf8, normalize_batch
-from ..normalize.table import CJK, WORD, load_table
+from ..normalize.table import load_table
 
 if TYPE_CHECKING:
     from .keyword_engine import TextColumn
@@ -85,8 +85,9 @@ class ByteScanBackend(abc.ABC):
         """Build the matcher for the distinct keys; key id = index in ``keys``."""
 
     @abc.abstractmethod
-    def _scan(self, utf8: bytes) -> ByteHits | None:
-        """Every occurrence of every key in ``utf8``, overlapping ones included; None if none."""
+    def _scan(self, utf8: bytes | memoryview) -> ByteHits | None:
+        """Every occurrence of every key in ``utf8`` (bytes or a view of them), overlapping ones
+        included; None if none."""
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("keyword backends are built inside each worker process, never pickled")
@@ -110,30 +111,21 @@ class ByteScanBackend(abc.ABC):
 
     def _find_normalized(self, rows: TextColumn) -> KeywordHits:
         batch = normalize_batch(rows, self._table)
-        utf8 = batch.text().encode("utf-8", "surrogatepass")
-        scanned = self._scan(utf8)
+        scanned = self._scan(batch.utf8.data)
         if scanned is None:
             return KeywordHits.empty()
         gid, start_b, end_b = scanned
-        to_char = ByteToChar(utf8)
-        ks = to_char(start_b)   # first normalized character of the hit
-        ke = to_char(end_b)     # one past its last
-        codes, ocls, cls = batch.codes, batch.orig_cls, self._table.cls
-
-        def blocks(k: np.ndarray) -> np.ndarray:
-            # a letter / digit that does not come from a CJK character of the original
-            return ((cls[codes[k]] & WORD) != 0) & ((ocls[batch.to_orig(k)] & CJK) == 0)
-
+        # a hit never starts at byte 0 nor ends at the last byte: both are row separators
         ok = np.ones(len(gid), dtype=bool)
         cs = self._check_start[gid]
         if cs.any():
-            ok[cs] &= ~blocks(ks[cs] - 1)
+            ok[cs] &= ~batch.blocks[start_b[cs] - 1]
         ce = self._check_end[gid]
         if ce.any():
-            ok[ce] &= ~blocks(ke[ce])
-        gid, ks, ke = gid[ok], ks[ok], ke[ok]
-        o_start = batch.to_orig(ks)
-        o_last = batch.to_orig(ke - 1)
+            ok[ce] &= ~batch.blocks[end_b[ce]]
+        gid, start_b, end_b = gid[ok], start_b[ok], end_b[ok]
+        o_start = batch.orig[start_b].astype(np.int64)
+        o_last = batch.orig[end_b - 1].astype(np.int64)
         row = np.searchsorted(batch.row_seps, o_start, side="right") - 1
         inside = o_last < batch.row_seps[row + 1]
         gid, row, o_start, o_last = gid[inside], row[inside], o_start[inside], o_last[inside]

@@ -33,7 +33,7 @@ class RustAhoCorasickBackend(ByteScanBackend):
         """The automaton alone over a buffer, for benchmarks."""
         return self._automaton.find_matches_as_indexes(utf8, overlapping=True)
 
-    def _scan(self, utf8: bytes) -> ByteHits | None:
+    def _scan(self, utf8: bytes | memoryview) -> ByteHits | None:
         found = self._automaton.find_matches_as_indexes(utf8, overlapping=True)
         if not found:
             return None

@@ -28,9 +28,6 @@ SEP = 8        # folds to whitespace, punctuation or symbols only: an insertable
 LETTER = 16    # folds to exactly one ASCII letter and is not CJK: may take part in "c.a.s.i.n.o"
 WORD = 32      # folds to something alphanumeric and is not CJK: blocks a Latin / digit keyword's boundary
 ROWSEP = 64    # the row separator
-# Not stored in the table: set in the in-memory narrow copy (``FoldTable.narrow``) on BMP
-# characters whose fold lies outside the BMP, so a UTF-16 batch holding one is folded wide.
-WIDE = 128
 
 
 def is_cjk_codepoint(cp: int) -> bool:
@@ -82,14 +79,39 @@ class FoldTable:
         return int(self.cls[ord(ch)])
 
     @functools.cached_property
-    def narrow(self) -> np.ndarray:
-        """The 65,536 UTF-16 code units' single fold (low 16 bits) and class flags (bits 16-23)
-        in one uint32 table: a quarter of a megabyte that stays in cache, read with one gather
-        where the full tables take two over 5.5 MB."""
-        cls = self.cls[:0x10000].astype(np.uint32)
-        single = self.single[:0x10000]
-        cls[single > 0xFFFF] |= WIDE
-        return (single & 0xFFFF) | (cls << 16)
+    def max_growth(self) -> int:
+        """The most UTF-8 bytes that folding can make of one byte of UTF-8 (U+FDFA: 3 → 33)."""
+        def utf8_len(cp: np.ndarray) -> np.ndarray:
+            cp = cp.astype(np.int64)
+            return 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
+
+        out = np.where(self.cls[:N_CODES] & DEL, 0, utf8_len(self.single[:N_CODES]))
+        if len(self.multi_cp):
+            out[self.multi_cp] = np.add.reduceat(utf8_len(self.multi_data), self.multi_offsets[:-1])
+        return int(np.ceil((out / utf8_len(np.arange(N_CODES))).max()))
+
+    @functools.cached_property
+    def kernel_cls(self) -> np.ndarray:
+        """The class flags plus ``kernel.BLOCKS`` on characters that are not CJK and whose
+        single fold is a letter or digit."""
+        from .kernel import BLOCKS
+
+        blocks = ((self.cls[self.single] & WORD) != 0) & ((self.cls & CJK) == 0)
+        return self.cls | np.where(blocks, np.uint8(BLOCKS), np.uint8(0))
+
+    @functools.cached_property
+    def enc(self) -> np.ndarray:
+        """Each character's single fold as UTF-8 (surrogates as "surrogatepass" writes them):
+        the bytes little-endian in the low 32 bits, their number above."""
+        cp = self.single.astype(np.uint64)
+        one, two, three = cp < 0x80, cp < 0x800, cp < 0x10000
+        b2 = (0xC0 | (cp >> 6)) | ((0x80 | (cp & 0x3F)) << 8)
+        b3 = (0xE0 | (cp >> 12)) | ((0x80 | ((cp >> 6) & 0x3F)) << 8) | ((0x80 | (cp & 0x3F)) << 16)
+        b4 = ((0xF0 | (cp >> 18)) | ((0x80 | ((cp >> 12) & 0x3F)) << 8)
+              | ((0x80 | ((cp >> 6) & 0x3F)) << 16) | ((0x80 | (cp & 0x3F)) << 24))
+        packed = np.where(one, cp, np.where(two, b2, np.where(three, b3, b4)))
+        length = np.where(one, 1, np.where(two, 2, np.where(three, 3, 4))).astype(np.uint64)
+        return packed | (length << np.uint64(32))
 
 
 @functools.cache
