@@ -119,13 +119,13 @@ class ByteScanBackend(abc.ABC):
         ok = np.ones(len(gid), dtype=bool)
         cs = self._check_start[gid]
         if cs.any():
-            ok[cs] &= ~batch.blocks[start_b[cs] - 1]
+            ok[cs] &= ~batch.blocks(start_b[cs] - 1)
         ce = self._check_end[gid]
         if ce.any():
-            ok[ce] &= ~batch.blocks[end_b[ce]]
+            ok[ce] &= ~batch.blocks(end_b[ce])
         gid, start_b, end_b = gid[ok], start_b[ok], end_b[ok]
-        o_start = batch.orig[start_b].astype(np.int64)
-        o_last = batch.orig[end_b - 1].astype(np.int64)
+        o_start = batch.orig(start_b)
+        o_last = batch.orig(end_b - 1)
         row = np.searchsorted(batch.row_seps, o_start, side="right") - 1
         inside = o_last < batch.row_seps[row + 1]
         gid, row, o_start, o_last = gid[inside], row[inside], o_start[inside], o_last[inside]

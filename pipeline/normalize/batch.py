@@ -30,10 +30,18 @@ class NormalizedBatch:
     """
 
     utf8: np.ndarray         # uint8: the normalized text; "\\n" (10) exactly at row separators
-    orig: np.ndarray         # int32 or int64 per byte: original position of the character it belongs to
-    blocks: np.ndarray       # bool per byte: its character is a letter or digit that does not come
-    #                          from a CJK character, so it blocks a Latin / digit keyword's boundary
+    origin: np.ndarray       # int32 or int64 per byte: 2 × the original position of the character it
+    #                          belongs to, + 1 if that character is a letter or digit that does not
+    #                          come from a CJK character (it blocks a Latin / digit keyword's boundary)
     row_seps: np.ndarray     # int64 (rows + 1): original position of the separator before each row
+
+    def orig(self, at: np.ndarray) -> np.ndarray:
+        """The original position of the characters at bytes ``at``."""
+        return self.origin[at].astype(np.int64) >> 1
+
+    def blocks(self, at: np.ndarray) -> np.ndarray:
+        """Whether the characters at bytes ``at`` block a Latin / digit keyword's boundary."""
+        return (self.origin[at] & 1) != 0
 
     @property
     def n_rows(self) -> int:
@@ -41,7 +49,7 @@ class NormalizedBatch:
 
     def char_orig(self) -> np.ndarray:
         """The original position of each normalized character (for tests; a scan maps only hits)."""
-        return self.orig[(self.utf8 & 0xC0) != 0x80]
+        return self.orig(np.flatnonzero((self.utf8 & 0xC0) != 0x80))
 
     def text(self) -> str:
         """All rows' normalized text, "\\n"-separated, with a leading and a trailing "\\n"."""
@@ -59,19 +67,19 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     data, offsets = _arrow_utf8(rows) if isinstance(rows, (pa.Array, pa.ChunkedArray)) else _list_utf8(rows)
     # the output is about as long as the input; it grows when rows expand
     size = len(data) + len(offsets) + 64
-    orig_type = np.int32 if len(data) + len(offsets) < 2**31 else np.int64
-    out, orig, blocks = np.empty(size, np.uint8), np.empty(size, orig_type), np.empty(size, np.bool_)
+    origin_type = np.int32 if 2 * (len(data) + len(offsets)) < 2**31 else np.int64
+    out, origin = np.empty(size, np.uint8), np.empty(size, origin_type)
     row_seps = np.empty(len(offsets), np.int64)
     r = used = pos = 0
     while True:
         r, used, pos = kernel.fold_rows(data, offsets, table.kernel_cls, table.enc, table.multi_cp,
                                         table.multi_offsets, table.multi_data, table.max_growth,
-                                        out, orig, blocks, row_seps, r, used, pos)
+                                        out, origin, row_seps, r, used, pos)
         if r == len(offsets) - 1:
             break
         size = len(out) + max(len(out) // 2, int(offsets[r + 1] - offsets[r]) * table.max_growth + 1)
-        out, orig, blocks = (np.concatenate((a, np.empty(size - len(a), a.dtype))) for a in (out, orig, blocks))
-    return NormalizedBatch(utf8=out[:used], orig=orig[:used], blocks=blocks[:used], row_seps=row_seps)
+        out, origin = (np.concatenate((a, np.empty(size - len(a), a.dtype))) for a in (out, origin))
+    return NormalizedBatch(utf8=out[:used], origin=origin[:used], row_seps=row_seps)
 
 
 def _arrow_utf8(rows: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

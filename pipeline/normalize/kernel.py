@@ -1,9 +1,9 @@
-"""The compiled normalization kernel: UTF-8 rows in, normalized UTF-8 out, two passes per row.
+"""The compiled normalization kernel: UTF-8 rows in, normalized UTF-8 out, one pass per row.
 
 For every output byte it also records where its character came from (the original character's
 position in the joined rows) and whether that character blocks a Latin / digit keyword's
-boundary, so a hit's byte offsets map straight back to the original text and its boundaries
-are checked with two look-ups. The rules are those of ``reference`` (the yardstick it is tested
+boundary, packed in one integer (position × 2 + blocks), so a hit's byte offsets map straight
+back to the original text and its boundaries are checked with two look-ups. The rules are those of ``reference`` (the yardstick it is tested
 against), applied to each row's visible characters.
 
 Numba compiles it on first use and caches it on disk next to this file (or in numba's user cache
@@ -54,192 +54,198 @@ def _same_fold(a: int, b: int, cls: np.ndarray, enc: np.ndarray, multi_cp: np.nd
 @njit(cache=True, nogil=True)
 def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.ndarray,
               multi_cp: np.ndarray, multi_offsets: np.ndarray, multi_data: np.ndarray, max_ratio: int,
-              out: np.ndarray, orig: np.ndarray, blocks: np.ndarray, row_seps: np.ndarray,
+              out: np.ndarray, origin: np.ndarray, row_seps: np.ndarray,
               r: int, o: int, pos: int) -> tuple[int, int, int]:
     """Normalize the rows ``data[offsets[r]:offsets[r + 1]]`` (UTF-8) into ``out``, from row ``r``.
 
     ``cls`` are the class flags with ``BLOCKS``; ``enc[cp]`` is the UTF-8 of a character's
     single fold, its bytes packed little-endian in the low 32 bits, their number above.
-    ``out`` receives "\\n" + row0 + "\\n" + row1 + ... + "\\n", normalized; ``orig`` and
-    ``blocks`` one entry per output byte (see the module doc); ``row_seps`` the original
+    ``out`` receives "\\n" + row0 + "\\n" + row1 + ... + "\\n", normalized; ``origin`` one
+    entry per output byte (see the module doc); ``row_seps`` the original
     position of each separator. Original positions count characters of the joined original
-    "SEP row0 SEP row1 ... SEP", one per row separator. The outputs need 3 bytes of room
-    past the end.
+    "SEP row0 SEP row1 ... SEP", one per row separator.
 
     Call with ``r = o = pos = 0``. Returns ``(r, o, pos)``: where it stopped, how much of
     ``out`` is used, the next original position. It stops before a row that might not fit
-    (a row can grow by ``max_ratio`` bytes per input byte): grow the outputs and call again
-    with what it returned; ``r == len(offsets) - 1`` means done.
+    (a row can grow by ``max_ratio`` bytes per input byte, and the outputs need 3 bytes of
+    room past the end): grow the outputs and call again with what it returned;
+    ``r == len(offsets) - 1`` means done.
     """
     n = len(offsets) - 1
     longest = 0
     for k in range(r, n):
         longest = max(longest, offsets[k + 1] - offsets[k])
     vcp = np.empty(longest, dtype=np.int64)    # a row's visible characters
-    vpos = np.empty(longest, dtype=np.int64)   # their original positions
     vfl = np.empty(longest, dtype=np.uint8)    # their class flags
-    dropped = np.zeros(longest, dtype=np.int64)   # r + 1 where the context rules delete in row r
+    spelled_sep = np.zeros(longest, dtype=np.int64)   # r + 1 on separators of a spelled-out word of row r
 
     if r == 0 and o == 0:
         out[0] = NEWLINE
-        orig[0] = 0
-        blocks[0] = False
+        origin[0] = 0
         row_seps[0] = 0
         o, pos = 1, 1
     while r < n:
-        i, end = np.int64(offsets[r]), np.int64(offsets[r + 1])
-        if o + (end - i) * max_ratio + 4 > len(out):
+        start, end = np.int64(offsets[r]), np.int64(offsets[r + 1])
+        if o + (end - start) * max_ratio + 4 > len(out):
             break
         stamp = r + 1
+        row_o, row_pos = o, pos
+        # Most rows take one pass. The spelled-out rule needs to look ahead, so a row holding
+        # two "L s L" with nothing alphanumeric before the first L (a necessary condition,
+        # counted on the way) is marked from its visible characters and then folded again.
+        marked = False
+        while True:
+            i = start
+            o, pos = row_o, row_pos
+            nv = 0
+            run_o = -1               # output position where the current run of separators began
+            run_after_cjk = False    # whether a CJK character comes right before that run
+            last_cjk = False         # whether the last visible non-separator is CJK
+            f1 = f2 = f3 = np.int64(0)   # the last three visible characters' flags
+            spelled = 0
+            while i < end:
+                # Decode. Encoded surrogates (Python's "surrogatepass") decode to themselves, as
+                # Python strings hold them; a byte that starts no well-formed character is one
+                # U+FFFD, so nothing is lost and positions still count one per character.
+                u = np.uint64(i)
+                b0 = np.int64(data[u])
+                cp = np.int64(REPLACEMENT)
+                width = 1
+                if b0 < 0x80:
+                    cp = b0
+                elif b0 < 0xC2:
+                    pass
+                elif b0 < 0xE0:
+                    if i + 1 < end and (data[u + _U1] & 0xC0) == 0x80:
+                        cp = ((b0 & 0x1F) << 6) | (np.int64(data[u + _U1]) & 0x3F)
+                        width = 2
+                elif b0 < 0xF0:
+                    if i + 2 < end and (data[u + _U1] & 0xC0) == 0x80 and (data[u + _U2] & 0xC0) == 0x80:
+                        c = (((b0 & 0x0F) << 12) | ((np.int64(data[u + _U1]) & 0x3F) << 6)
+                             | (np.int64(data[u + _U2]) & 0x3F))
+                        if c >= 0x800:
+                            cp = c
+                            width = 3
+                elif b0 < 0xF5:
+                    if (i + 3 < end and (data[u + _U1] & 0xC0) == 0x80 and (data[u + _U2] & 0xC0) == 0x80
+                            and (data[u + _U3] & 0xC0) == 0x80):
+                        c = (((b0 & 0x07) << 18) | ((np.int64(data[u + _U1]) & 0x3F) << 12)
+                             | ((np.int64(data[u + _U2]) & 0x3F) << 6) | (np.int64(data[u + _U3]) & 0x3F))
+                        if 0x10000 <= c <= 0x10FFFF:
+                            cp = c
+                            width = 4
+                i += width
+                src = pos
+                pos += 1
+                flags = np.int64(cls[np.uint64(cp)])
+                if flags & DEL:
+                    continue   # folds to nothing: the rules see through it
 
-        # 1. Decode. Characters that fold to nothing are left out here, so the rules see
-        # through them. Encoded surrogates (Python's "surrogatepass") decode to themselves, as
-        # Python strings hold them; a byte that starts no well-formed character is one U+FFFD,
-        # so nothing is lost and positions still count one per character.
-        # The CJK rule is applied on the way: a run of separators with a CJK character on both
-        # sides is deleted (赌 * 场 → 赌场). The spelled-out rule needs two "L s L" with
-        # nothing alphanumeric before the first L; they are counted on the way.
-        nv = 0
-        run = -1                 # where the current run of separators started, if any
-        run_after_cjk = False    # whether a CJK character comes right before that run
-        last_cjk = False         # whether the last visible non-separator is CJK
-        f1 = f2 = f3 = np.int64(0)   # the last three visible characters' flags
-        spelled = 0
-        while i < end:
-            u = np.uint64(i)
-            b0 = np.int64(data[u])
-            cp = np.int64(REPLACEMENT)
-            width = 1
-            if b0 < 0x80:
-                cp = b0
-            elif b0 < 0xC2:
-                pass
-            elif b0 < 0xE0:
-                if i + 1 < end and (data[u + _U1] & 0xC0) == 0x80:
-                    cp = ((b0 & 0x1F) << 6) | (np.int64(data[u + _U1]) & 0x3F)
-                    width = 2
-            elif b0 < 0xF0:
-                if i + 2 < end and (data[u + _U1] & 0xC0) == 0x80 and (data[u + _U2] & 0xC0) == 0x80:
-                    c = ((b0 & 0x0F) << 12) | ((np.int64(data[u + _U1]) & 0x3F) << 6) | (np.int64(data[u + _U2]) & 0x3F)
-                    if c >= 0x800:
-                        cp = c
-                        width = 3
-            elif b0 < 0xF5:
-                if (i + 3 < end and (data[u + _U1] & 0xC0) == 0x80 and (data[u + _U2] & 0xC0) == 0x80
-                        and (data[u + _U3] & 0xC0) == 0x80):
-                    c = (((b0 & 0x07) << 18) | ((np.int64(data[u + _U1]) & 0x3F) << 12)
-                         | ((np.int64(data[u + _U2]) & 0x3F) << 6) | (np.int64(data[u + _U3]) & 0x3F))
-                    if 0x10000 <= c <= 0x10FFFF:
-                        cp = c
-                        width = 4
-            i += width
-            flags = np.int64(cls[np.uint64(cp)])
-            pos += 1
-            if flags & DEL:
-                continue
-            if flags & SEP:
-                if run < 0:
-                    run = nv
-                    run_after_cjk = last_cjk
-            else:
-                if run >= 0:
-                    if run_after_cjk and flags & CJK:
-                        for m in range(run, nv):
-                            dropped[m] = stamp
-                    run = -1
-                last_cjk = (flags & CJK) != 0
-            if flags & LETTER and f1 & SEP and f2 & LETTER and not f3 & WORD:
-                spelled += 1
-            f3, f2, f1 = f2, f1, flags
-            v = np.uint64(nv)
-            vcp[v] = cp
-            vpos[v] = pos - 1
-            vfl[v] = flags
-            nv += 1
-
-        # 2. Spelled-out words: L s L s L, s the same single separator, L a lone letter (no
-        # letter or digit beside it): c.a.s.i.n.o → casino
-        if spelled >= 2:
-            j = 0
-            while j < nv:
-                if not (vfl[j] & LETTER and not (j > 0 and vfl[j - 1] & WORD)
-                        and not (j + 1 < nv and vfl[j + 1] & WORD)):
-                    j += 1
-                    continue
-                first = -1
-                count = 0
-                while (j + 2 < nv and vfl[j + 1] & SEP and not vfl[j + 1] & WORD and vfl[j + 2] & LETTER
-                       and not (vfl[j + 3] & WORD if j + 3 < nv else False)
-                       and (first < 0 or _same_fold(vcp[j + 1], vcp[first], cls, enc, multi_cp,
-                                                    multi_offsets, multi_data))):
-                    if first < 0:
-                        first = j + 1
-                    count += 1
-                    j += 2
-                if count >= 2:
-                    for m in range(first, j, 2):
-                        dropped[m] = stamp
-                if count == 0:
-                    j += 1
-
-        # 3. Fold and encode.
-        for j in range(nv):
-            if dropped[j] == stamp:
-                continue
-            flags = np.int64(vfl[j])
-            src = vpos[j]
-            if not flags & MULTI:
-                # one character, 1-4 bytes: all four are written, the length says how many count
-                e = np.int64(enc[np.uint64(vcp[j])])
-                block = (flags & BLOCKS) != 0
-                u = np.uint64(o)
-                out[u] = e & 0xFF
-                out[u + _U1] = (e >> 8) & 0xFF
-                out[u + _U2] = (e >> 16) & 0xFF
-                out[u + _U3] = (e >> 24) & 0xFF
-                orig[u] = src
-                orig[u + _U1] = src
-                orig[u + _U2] = src
-                orig[u + _U3] = src
-                blocks[u] = block
-                blocks[u + _U1] = block
-                blocks[u + _U2] = block
-                blocks[u + _U3] = block
-                o += int(e >> 32)
-                continue
-            k = np.searchsorted(multi_cp, vcp[j])
-            for m in range(multi_offsets[k], multi_offsets[k + 1]):
-                c = np.int64(multi_data[m])
-                block = (cls[c] & WORD) != 0 and not flags & CJK
-                # surrogates are written as "surrogatepass" writes them
-                if c < 0x80:
-                    out[o] = c
-                    width = 1
-                elif c < 0x800:
-                    out[o] = 0xC0 | (c >> 6)
-                    out[o + 1] = 0x80 | (c & 0x3F)
-                    width = 2
-                elif c < 0x10000:
-                    out[o] = 0xE0 | (c >> 12)
-                    out[o + 1] = 0x80 | ((c >> 6) & 0x3F)
-                    out[o + 2] = 0x80 | (c & 0x3F)
-                    width = 3
+                # A run of separators with a CJK character on both sides is deleted (赌 * 场 →
+                # 赌场): it is written, and taken back when the CJK character after it comes.
+                if flags & SEP:
+                    if run_o < 0:
+                        run_o = o
+                        run_after_cjk = last_cjk
                 else:
-                    out[o] = 0xF0 | (c >> 18)
-                    out[o + 1] = 0x80 | ((c >> 12) & 0x3F)
-                    out[o + 2] = 0x80 | ((c >> 6) & 0x3F)
-                    out[o + 3] = 0x80 | (c & 0x3F)
-                    width = 4
-                for b in range(o, o + width):
-                    orig[b] = src
-                    blocks[b] = block
-                o += width
+                    if run_o >= 0 and run_after_cjk and flags & CJK:
+                        o = run_o
+                    run_o = -1
+                    last_cjk = (flags & CJK) != 0
+                if flags & LETTER and f1 & SEP and f2 & LETTER and not f3 & WORD:
+                    spelled += 1
+                f3, f2, f1 = f2, f1, flags
+                v = np.uint64(nv)
+                vcp[v] = cp
+                vfl[v] = flags
+                nv += 1
+                if marked and spelled_sep[v] == stamp:
+                    continue
+
+                # Fold and encode.
+                if not flags & MULTI:
+                    # one character, 1-4 bytes: all four are written, the length says how many count
+                    e = np.int64(enc[np.uint64(cp)])
+                    where = src * 2 + ((flags & BLOCKS) != 0)
+                    u = np.uint64(o)
+                    out[u] = e & 0xFF
+                    out[u + _U1] = (e >> 8) & 0xFF
+                    out[u + _U2] = (e >> 16) & 0xFF
+                    out[u + _U3] = (e >> 24) & 0xFF
+                    origin[u] = where
+                    origin[u + _U1] = where
+                    origin[u + _U2] = where
+                    origin[u + _U3] = where
+                    o += int(e >> 32)
+                    continue
+                k = np.searchsorted(multi_cp, cp)
+                for m in range(multi_offsets[k], multi_offsets[k + 1]):
+                    c = np.int64(multi_data[m])
+                    where = src * 2 + ((cls[c] & WORD) != 0 and not flags & CJK)
+                    # surrogates are written as "surrogatepass" writes them
+                    if c < 0x80:
+                        out[o] = c
+                        width = 1
+                    elif c < 0x800:
+                        out[o] = 0xC0 | (c >> 6)
+                        out[o + 1] = 0x80 | (c & 0x3F)
+                        width = 2
+                    elif c < 0x10000:
+                        out[o] = 0xE0 | (c >> 12)
+                        out[o + 1] = 0x80 | ((c >> 6) & 0x3F)
+                        out[o + 2] = 0x80 | (c & 0x3F)
+                        width = 3
+                    else:
+                        out[o] = 0xF0 | (c >> 18)
+                        out[o + 1] = 0x80 | ((c >> 12) & 0x3F)
+                        out[o + 2] = 0x80 | ((c >> 6) & 0x3F)
+                        out[o + 3] = 0x80 | (c & 0x3F)
+                        width = 4
+                    for b in range(o, o + width):
+                        origin[b] = where
+                    o += width
+            if marked or spelled < 2 or not _mark_spelled(vcp, vfl, nv, spelled_sep, stamp, cls, enc,
+                                                          multi_cp, multi_offsets, multi_data):
+                break
+            marked = True
 
         row_seps[r + 1] = pos
         out[o] = NEWLINE
-        orig[o] = pos
-        blocks[o] = False
+        origin[o] = pos * 2
         o += 1
         pos += 1
         r += 1
     return r, o, pos
+
+
+@njit(cache=True, nogil=True)
+def _mark_spelled(vcp: np.ndarray, vfl: np.ndarray, nv: int, spelled_sep: np.ndarray, stamp: int,
+                  cls: np.ndarray, enc: np.ndarray, multi_cp: np.ndarray, multi_offsets: np.ndarray,
+                  multi_data: np.ndarray) -> bool:
+    """Mark with ``stamp`` the separators of spelled-out words among a row's ``nv`` visible
+    characters: L s L s L, s the same single separator, L a lone letter (no letter or digit
+    beside it), as in c.a.s.i.n.o → casino. Returns whether there is any."""
+    found = False
+    j = 0
+    while j < nv:
+        if not (vfl[j] & LETTER and not (j > 0 and vfl[j - 1] & WORD)
+                and not (j + 1 < nv and vfl[j + 1] & WORD)):
+            j += 1
+            continue
+        first = -1
+        count = 0
+        while (j + 2 < nv and vfl[j + 1] & SEP and not vfl[j + 1] & WORD and vfl[j + 2] & LETTER
+               and not (vfl[j + 3] & WORD if j + 3 < nv else False)
+               and (first < 0 or _same_fold(vcp[j + 1], vcp[first], cls, enc, multi_cp,
+                                            multi_offsets, multi_data))):
+            if first < 0:
+                first = j + 1
+            count += 1
+            j += 2
+        if count >= 2:
+            found = True
+            for m in range(first, j, 2):
+                spelled_sep[m] = stamp
+        if count == 0:
+            j += 1
+    return found
