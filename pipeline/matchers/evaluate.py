@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import re2
 
-from ..normalize import normalize
+from ..normalize import normalize_many
 from ..rules import model as m
 from .keyword_engine import KeywordBackend, KeywordHits, build_backend
 
@@ -119,8 +119,7 @@ class CompiledRules:
 
     def _add(self, words: Sequence[str], flag: bool) -> np.ndarray:
         idx = []
-        for w in words:
-            key = normalize(w) if flag else w
+        for w, key in zip(words, normalize_many(words) if flag else words):
             if key not in self._index[flag]:
                 self._index[flag][key] = len(self._patterns[flag])
                 self._patterns[flag].append(w)

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import RuleError
-from ..normalize import normalize as _normalize
+from ..normalize import normalize_many as _normalize_many
 from ..registry import Registry
 
 
@@ -129,7 +129,8 @@ def group_patterns(patterns: Sequence[str], *, normalize: bool) -> PatternGroups
         if not isinstance(raw, str):
             raise RuleError(f"keyword #{i + 1} is {type(raw).__name__}, not text",
                             hint="quote the keyword in the rule file")
-        key = _normalize(raw) if normalize else raw
+    keys_of = _normalize_many(patterns) if normalize else list(patterns)
+    for i, (raw, key) in enumerate(zip(patterns, keys_of)):
         if not key:
             raise RuleError(
                 f"keyword #{i + 1} {raw!r} is empty" + (" after normalization" if normalize and raw else ""),

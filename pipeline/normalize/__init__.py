@@ -11,7 +11,7 @@ each separated by the same single separator (c.a.s.i.n.o, c a s i n o) — the s
 deleted. Separators between Latin words are kept: "a v" stays "a v".
 """
 
-from .batch import NormalizedBatch, normalize, normalize_batch
+from .batch import NormalizedBatch, normalize, normalize_batch, normalize_many
 from .reference import normalize_reference, normalize_with_offsets
 
-__all__ = ["NormalizedBatch", "normalize", "normalize_batch", "normalize_reference", "normalize_with_offsets"]
+__all__ = ["NormalizedBatch", "normalize", "normalize_batch", "normalize_many", "normalize_reference", "normalize_with_offsets"]

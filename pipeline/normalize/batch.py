@@ -169,3 +169,9 @@ def _join_arrow_utf8(rows: pa.Array | pa.ChunkedArray) -> tuple[memoryview, np.n
 def normalize(text: str) -> str:
     """The normalization applied alike to keyword patterns and to scanned text (see package doc)."""
     return normalize_batch([text]).text()[1:-1]
+
+
+def normalize_many(texts: Sequence[str]) -> list[str]:
+    """``normalize`` of each text, in one batch: a lexicon of 10k words takes milliseconds, not
+    the third of a second that one call per word costs."""
+    return normalize_batch(list(texts)).rows()

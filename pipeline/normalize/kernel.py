@@ -178,8 +178,8 @@ def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.nd
                     origin[u + _U3] = where
                     o += int(e >> 32)
                     continue
-                k = np.searchsorted(multi_cp, cp)
-                for m in range(multi_offsets[k], multi_offsets[k + 1]):
+                at = np.searchsorted(multi_cp, cp)
+                for m in range(multi_offsets[at], multi_offsets[at + 1]):
                     c = np.int64(multi_data[m])
                     where = src * 2 + ((cls[c] & WORD) != 0 and not flags & CJK)
                     # surrogates are written as "surrogatepass" writes them

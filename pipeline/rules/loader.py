@@ -163,9 +163,10 @@ Parser = Callable[[_Ctx, yaml.Node, dict[str, tuple[yaml.Node, yaml.Node]]], "m.
 
 
 def _empty_after_normalizing(ctx: _Ctx, node: yaml.Node, words: tuple[str, ...], flag: bool) -> bool:
-    from ..normalize import normalize
+    from ..normalize import normalize_many
 
-    empty = [w for w in words if not (normalize(w) if flag else w).strip()]
+    keys = normalize_many(words) if flag else words
+    empty = [w for w, key in zip(words, keys) if not key.strip()]
     if empty:
         ctx.error(node, f"keyword {empty[0]!r} is empty once normalized (only separators or zero-width characters)",
                   hint="remove it, or set normalize: false to match it literally")
