@@ -99,6 +99,16 @@ def test_table_is_loaded_once_and_covers_the_row_separator() -> None:
 @given(st.lists(texts, max_size=6))
 @settings(max_examples=300, deadline=None)
 def test_batch_agrees_with_reference(rows: list[str]) -> None:
+    _check_batch(rows)
+
+
+def test_batch_rows_where_both_context_rules_apply() -> None:
+    # spelled-out words make the kernel fold a row again; the rows around them must not notice
+    _check_batch(["c.a.s.i.n.o 赌 * 场", "赌 场 c a s i n o ⑩", "plain", "c-a-s-i-n-o.a.b.c 十",
+                  "a.b-c-d", "赌\u200b 场 x.y.z", ""])
+
+
+def _check_batch(rows: list[str]) -> None:
     batch = normalize_batch(rows)
     assert batch.rows() == [normalize_reference(r) for r in rows]
     # the same rows as an Arrow column (its UTF-8 as Python's "surrogatepass" writes it)

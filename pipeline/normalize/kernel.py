@@ -3,8 +3,9 @@
 For every output byte it also records where its character came from (the original character's
 position in the joined rows) and whether that character blocks a Latin / digit keyword's
 boundary, packed in one integer (position × 2 + blocks), so a hit's byte offsets map straight
-back to the original text and its boundaries are checked with two look-ups. The rules are those of ``reference`` (the yardstick it is tested
-against), applied to each row's visible characters.
+back to the original text and its boundaries are checked with two look-ups. The rules are
+those of ``reference`` (the yardstick it is tested against), applied to each row's visible
+characters.
 
 Numba compiles it on first use and caches it on disk next to this file (or in numba's user cache
 when the package folder is read-only), so a worker process pays the compilation once per
@@ -24,6 +25,7 @@ from .table import CJK, DEL, LETTER, MULTI, SEP, WORD
 BLOCKS = 128
 
 NEWLINE = 0x0A
+PLAIN, COLLECT, MARKED = 0, 1, 2   # the passes over a row (see fold_rows)
 REPLACEMENT = 0xFFFD
 # Indexes cast to unsigned spare numba the negative-index check on every access of a hot loop.
 _U1, _U2, _U3 = np.uint64(1), np.uint64(2), np.uint64(3)
@@ -92,8 +94,9 @@ def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.nd
         row_o, row_pos = o, pos
         # Most rows take one pass. The spelled-out rule needs to look ahead, so a row holding
         # two "L s L" with nothing alphanumeric before the first L (a necessary condition,
-        # counted on the way) is marked from its visible characters and then folded again.
-        marked = False
+        # counted on the way) is folded again keeping its visible characters (COLLECT), marked
+        # from them, and folded a last time leaving the marked separators out (MARKED).
+        phase = PLAIN
         while True:
             i = start
             o, pos = row_o, row_pos
@@ -156,10 +159,11 @@ def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.nd
                     spelled += 1
                 f3, f2, f1 = f2, f1, flags
                 v = np.uint64(nv)
-                vcp[v] = cp
-                vfl[v] = flags
                 nv += 1
-                if marked and spelled_sep[v] == stamp:
+                if phase == COLLECT:
+                    vcp[v] = cp
+                    vfl[v] = flags
+                elif phase == MARKED and spelled_sep[v] == stamp:
                     continue
 
                 # Fold and encode.
@@ -204,10 +208,13 @@ def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.nd
                     for b in range(o, o + width):
                         origin[b] = where
                     o += width
-            if marked or spelled < 2 or not _mark_spelled(vcp, vfl, nv, spelled_sep, stamp, cls, enc,
-                                                          multi_cp, multi_offsets, multi_data):
+            if phase == PLAIN and spelled >= 2:
+                phase = COLLECT
+            elif phase == COLLECT and _mark_spelled(vcp, vfl, nv, spelled_sep, stamp, cls, enc,
+                                                    multi_cp, multi_offsets, multi_data):
+                phase = MARKED
+            else:
                 break
-            marked = True
 
         row_seps[r + 1] = pos
         out[o] = NEWLINE
