@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.matchers.evaluate import CompiledRules
 from pipeline.matchers.hits import record_hits
@@ -154,3 +157,20 @@ def test_configured_keyword_backend_reaches_the_compiled_rules(ruleset, tmp_path
     (tmp_path / "c.yaml").write_text("scan:\n  keyword_backend: hyperscan\n")
     with pytest.raises(ConfigError, match="keyword_backend"):
         load_settings(str(tmp_path / "c.yaml"), environ={})
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab赌場ß😀\u200b é")), max_size=12), min_size=1, max_size=8),
+       st.data())
+@settings(max_examples=200, deadline=None)
+def test_span_texts_cut_the_characters_python_would(rows: list[str], data: st.DataObject) -> None:
+    from pipeline.matchers.evaluate import _span_texts
+
+    col = pd.Series(rows, dtype="string[pyarrow]")
+    spans = []
+    for _ in range(data.draw(st.integers(1, 10))):
+        r = data.draw(st.integers(0, len(rows) - 1))
+        start = data.draw(st.integers(0, len(rows[r])))
+        spans.append((r, start, data.draw(st.integers(start, len(rows[r])))))
+    spans.sort()
+    r, s, e = (np.array(x, dtype=np.int64) for x in zip(*spans))
+    assert _span_texts(col, r, s, e).to_pylist() == [rows[i][a:b] for i, a, b in spans]

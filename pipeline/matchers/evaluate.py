@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 import re2
 
 from ..normalize import normalize_many
+from ..normalize.batch import arrow_utf8
+from ..normalize.kernel import char_spans_to_bytes
 from ..rules import model as m
 from .keyword_engine import KeywordBackend, KeywordHits, build_backend
 
@@ -268,22 +270,11 @@ class CompiledRules:
 
 def _span_texts(col: pd.Series, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """``col[rows[i]][starts[i]:ends[i]]`` for each hit, cut from the UTF-8 bytes of the rows with hits
-    without a Python string per hit.
-
-    Hits index characters (code points); a character starts at every byte that is not a UTF-8
-    continuation byte, so the n-th such byte of the taken rows is where character n begins.
-    """
+    without a Python string per hit (hits index characters, the kernel finds their bytes)."""
     hit_rows, which = np.unique(rows, return_inverse=True)
-    texts = pa.array(col.array).take(pa.array(hit_rows)).cast(pa.large_string())
-    if isinstance(texts, pa.ChunkedArray):  # columns read from CSV come in blocks
-        texts = texts.combine_chunks()
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
-    data = np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8)
-    lead = (data[offsets[0]:offsets[-1]] & 0xC0) != 0x80
-    char_at = np.append(offsets[0] + np.flatnonzero(lead), offsets[-1])
-    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
-    first_char = (np.cumsum(lengths) - lengths)[which]
-    return _gather(data, char_at[first_char + starts], char_at[first_char + ends])
+    data, offsets = arrow_utf8(pa.array(col.array).take(pa.array(hit_rows)))
+    begin, end = char_spans_to_bytes(data, offsets, which, starts, ends)
+    return _gather(data, begin, end)
 
 
 def _gather(data: np.ndarray, begin: np.ndarray, end: np.ndarray) -> pa.Array:

@@ -64,7 +64,7 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     """Normalize every row in one pass: a list of ``str`` (callers turn missing values into "")
     or an Arrow string array (nulls count as "")."""
     table = table or load_table()
-    data, offsets = _arrow_utf8(rows) if isinstance(rows, (pa.Array, pa.ChunkedArray)) else _list_utf8(rows)
+    data, offsets = arrow_utf8(rows) if isinstance(rows, (pa.Array, pa.ChunkedArray)) else _list_utf8(rows)
     # the output is about as long as the input; it grows when rows expand
     size = len(data) + len(offsets) + 64
     origin_type = np.int32 if 2 * (len(data) + len(offsets)) < 2**31 else np.int64
@@ -82,7 +82,7 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     return NormalizedBatch(utf8=out[:used], origin=origin[:used], row_seps=row_seps)
 
 
-def _arrow_utf8(rows: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def arrow_utf8(rows: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """An Arrow string column's UTF-8 data (zero-copy) and row offsets."""
     arr = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):

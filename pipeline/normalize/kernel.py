@@ -256,3 +256,31 @@ def _mark_spelled(vcp: np.ndarray, vfl: np.ndarray, nv: int, spelled_sep: np.nda
         if count == 0:
             j += 1
     return found
+
+
+@njit(cache=True, nogil=True)
+def char_spans_to_bytes(data: np.ndarray, offsets: np.ndarray, rows: np.ndarray, starts: np.ndarray,
+                        ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The byte ranges in ``data`` of the character ranges ``starts[i]:ends[i]`` of the rows
+    ``rows[i]`` (row r is ``data[offsets[r]:offsets[r + 1]]``, well-formed UTF-8)."""
+    begin = np.empty(len(rows), dtype=np.int64)
+    end = np.empty(len(rows), dtype=np.int64)
+    for h in range(len(rows)):
+        pos, stop = int(offsets[rows[h]]), int(offsets[rows[h] + 1])
+        pos = _skip_chars(data, pos, stop, int(starts[h]))
+        begin[h] = pos
+        end[h] = _skip_chars(data, pos, stop, int(ends[h] - starts[h]))
+    return begin, end
+
+
+@njit(cache=True, nogil=True)
+def _skip_chars(data: np.ndarray, pos: int, stop: int, count: int) -> int:
+    """The byte ``count`` characters after ``pos`` (``stop`` at most): a character is a lead
+    byte and the continuation bytes after it."""
+    for _ in range(count):
+        if pos >= stop:
+            break
+        pos += 1
+        while pos < stop and (data[pos] & 0xC0) == 0x80:
+            pos += 1
+    return pos
