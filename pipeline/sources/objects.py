@@ -446,7 +446,10 @@ def _arrow_rows(lines: Lines, good: np.ndarray, path: str, names: list[str], del
 
     table = pacsv.read_csv(
         pa.py_buffer(buf),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        # one block: the columns come out as single chunks, which every later step reads without
+        # gathering chunks first (a CSV reader's blocks are 1 MB by default)
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False,
+                                       block_size=min(max(len(buf) + 1, 1 << 20), 2**31 - 1)),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoting else False,
                                          newlines_in_values=False, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names},
