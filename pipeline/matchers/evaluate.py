@@ -21,7 +21,6 @@ import re2
 
 from ..normalize import normalize_many
 from ..normalize.batch import arrow_utf8
-from ..normalize.kernel import char_spans_to_bytes
 from ..rules import model as m
 from .keyword_engine import KeywordBackend, KeywordHits, build_backend
 
@@ -271,6 +270,8 @@ class CompiledRules:
 def _span_texts(col: pd.Series, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """``col[rows[i]][starts[i]:ends[i]]`` for each hit, cut from the UTF-8 bytes of the rows with hits
     without a Python string per hit (hits index characters, the kernel finds their bytes)."""
+    from ..normalize.kernel import char_spans_to_bytes   # imports numba: only once there are hits
+
     hit_rows, which = np.unique(rows, return_inverse=True)
     data, offsets = arrow_utf8(pa.array(col.array).take(pa.array(hit_rows)))
     begin, end = char_spans_to_bytes(data, offsets, which, starts, ends)

@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import kernel
 from .table import FoldTable, load_table
 
 
@@ -63,6 +62,8 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
                     table: FoldTable | None = None) -> NormalizedBatch:
     """Normalize every row in one pass: a list of ``str`` (callers turn missing values into "")
     or an Arrow string array (nulls count as "")."""
+    from . import kernel   # numba takes a third of a second to import: only where text is folded
+
     table = table or load_table()
     data, offsets = arrow_utf8(rows) if isinstance(rows, (pa.Array, pa.ChunkedArray)) else _list_utf8(rows)
     # the output is about as long as the input; it grows when rows expand
