@@ -60,6 +60,7 @@ class ScanSettings(_Model):
     auto_resolve: bool = False
     # a name registered in pipeline.matchers.keyword_engine.BACKENDS ("reference" is for tests only)
     keyword_backend: Literal["pyahocorasick", "ahocorasick-rs"] = "pyahocorasick"
+    batch_rows: int = Field(200_000, ge=1)
 
 
 class RetentionSettings(_Model):

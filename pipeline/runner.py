@@ -62,6 +62,7 @@ class ScanContext:
     domain_owner: dict[str, str] = field(default_factory=dict)
     hub_owner: dict[str, str] = field(default_factory=dict)
     keyword_backend: str = "pyahocorasick"
+    batch_rows: int = 200_000  # records evaluated at a time (bounds the matcher's working memory)
     bindings: pd.DataFrame | None = None  # every binding row, for the licensing checks
 
 
@@ -170,15 +171,33 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
     fresh = _not_yet_scanned(records, task.source, ctx)
-    if compiled.rules and not fresh.empty:
-        results, masks = compiled.evaluate_all(fresh)
-        hits = record_hits(compiled, fresh, results)
-        parts = {rule.id: aggregate.partials(rule, fresh, masks[rule.id])
-                 for rule in compiled.rules if rule.aggregate is not None}
-    else:
-        hits, parts = empty_hits(), {}
+    hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows)
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
                       _volume(records, task.source), rows_already_scanned=len(records) - len(fresh))
+
+
+def evaluate_batches(compiled: CompiledRules, records: pd.DataFrame,
+                     batch_rows: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Hit rows and aggregate partials of ``records``, evaluated ``batch_rows`` at a time: every
+    rule looks at one record at a time, and partials of batches combine like those of files."""
+    if not compiled.rules or records.empty:
+        return empty_hits(), {}
+    hits: list[pd.DataFrame] = []
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for lo in range(0, len(records), batch_rows):
+        batch = records.iloc[lo:lo + batch_rows].reset_index(drop=True)
+        results, masks = compiled.evaluate_all(batch)
+        hits.append(record_hits(compiled, batch, results))
+        for rule in compiled.rules:
+            if rule.aggregate is not None:
+                parts.setdefault(rule.id, []).append(aggregate.partials(rule, batch, masks[rule.id]))
+    return (hits[0] if len(hits) == 1 else _concat_hits(hits),
+            {rule_id: p[0] if len(p) == 1 else pd.concat(p, ignore_index=True) for rule_id, p in parts.items()})
+
+
+def _concat_hits(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    found = [f for f in frames if len(f)]
+    return pd.concat(found, ignore_index=True) if found else empty_hits()
 
 
 def _not_yet_scanned(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataFrame:
@@ -330,7 +349,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
     b = load_bindings(settings.sources.bindings, settings.resolve)
     return ScanContext(ruleset, domain_owner=owners(b, "domain"), hub_owner=owners(b, "hub"), bindings=b,
-                       keyword_backend=settings.scan.keyword_backend)
+                       keyword_backend=settings.scan.keyword_backend, batch_rows=settings.scan.batch_rows)
 
 
 def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,
