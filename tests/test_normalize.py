@@ -108,6 +108,11 @@ def test_batch_rows_where_both_context_rules_apply() -> None:
                   "a.b-c-d", "赌\u200b 场 x.y.z", ""])
 
 
+def test_batch_grows_its_output_for_rows_that_expand() -> None:
+    # U+FDFA folds to 18 characters: these rows need far more room than the input takes
+    _check_batch(["\ufdfa" * 200, "ab", "⑩" * 50 + "\ufdfa" * 30, "\ufdfa"])
+
+
 def _check_batch(rows: list[str]) -> None:
     batch = normalize_batch(rows)
     assert batch.rows() == [normalize_reference(r) for r in rows]

@@ -78,7 +78,7 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
                                         out, origin, row_seps, r, used, pos)
         if r == len(offsets) - 1:
             break
-        size = len(out) + max(len(out) // 2, int(offsets[r + 1] - offsets[r]) * table.max_growth + 1)
+        size = max(len(out) + len(out) // 2, used + int(offsets[r + 1] - offsets[r]) * table.max_growth + 4)
         out, origin = (np.concatenate((a, np.empty(size - len(a), a.dtype))) for a in (out, origin))
     return NormalizedBatch(utf8=out[:used], origin=origin[:used], row_seps=row_seps)
 
