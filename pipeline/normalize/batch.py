@@ -1,8 +1,9 @@
 """Normalization of a whole batch of rows at once, with the map back to the original.
 
 The rows go to the compiled kernel (``kernel``) as one UTF-8 buffer and its row offsets (an
-Arrow string column's own buffer, without a Python object per row), and come back as one normalized UTF-8 buffer that the byte-level matchers scan
-directly, with the original position of every output byte.
+Arrow string column's own buffer, without a Python object per row), and come back as one
+normalized UTF-8 buffer that the byte-level matchers scan directly, with the original position
+of every output byte.
 """
 
 from __future__ import annotations
@@ -112,44 +113,20 @@ def _list_utf8(rows: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(data, dtype=np.uint8), offsets
 
 
-def join_rows(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[str, np.ndarray]:
-    """``"\n" + row0 + "\n" + row1 + ... + "\n"`` and the positions of those "\n" separators.
-
-    ``rows`` is a list of ``str`` or an Arrow string array (nulls count as ""); an Arrow array is
-    joined from its UTF-8 buffer without making a Python object per row.
-    """
-    tail_joined, seps = _join_tail(rows)
-    return "\n" + tail_joined, seps
-
-
-def _join_tail(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[str, np.ndarray]:
-    """Like ``join_rows`` without the leading "\n" (``seps`` still counts it): callers that turn
-    the text into a code array put it there, which saves a copy of the whole batch."""
+def join_rows_utf8(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[bytes, np.ndarray]:
+    """``"\n" + row0 + "\n" + row1 + ... + "\n"`` as UTF-8 (lone surrogates passed through) and
+    the character positions of those "\n" separators, for the literal (not normalized) search.
+    ``rows`` is a list of ``str`` or an Arrow string array (nulls count as ""), whose UTF-8 is
+    used as it is, never decoded."""
     if isinstance(rows, (pa.Array, pa.ChunkedArray)):
-        joined, lengths = _join_arrow(rows)
+        utf8, lengths = _join_arrow_utf8(rows)
+        joined = b"\n" + utf8
     else:
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        joined = "\n".join(rows) + "\n" if len(rows) else ""
+        joined = ("\n" + "\n".join(rows) + "\n" if len(rows) else "\n").encode("utf-8", "surrogatepass")
     seps = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths + 1, out=seps[1:])
     return joined, seps
-
-
-def join_rows_utf8(rows: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[bytes, np.ndarray]:
-    """``join_rows`` encoded as UTF-8 (lone surrogates passed through), with the separators'
-    character positions; an Arrow array's UTF-8 is used as it is, never decoded."""
-    if isinstance(rows, (pa.Array, pa.ChunkedArray)):
-        utf8, lengths = _join_arrow_utf8(rows)
-        seps = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths + 1, out=seps[1:])
-        return b"\n" + utf8, seps
-    tail_joined, seps = _join_tail(rows)
-    return b"\n" + tail_joined.encode("utf-8", "surrogatepass"), seps
-
-
-def _join_arrow(rows: pa.Array | pa.ChunkedArray) -> tuple[str, np.ndarray]:
-    utf8, lengths = _join_arrow_utf8(rows)
-    return str(utf8, "utf-8"), lengths
 
 
 def _join_arrow_utf8(rows: pa.Array | pa.ChunkedArray) -> tuple[memoryview, np.ndarray]:
