@@ -75,7 +75,8 @@ def normalize_batch(rows: Sequence[str] | pa.Array | pa.ChunkedArray,
     r = used = pos = 0
     while True:
         r, used, pos = kernel.fold_rows(data, offsets, table.kernel_cls, table.enc, table.multi_cp,
-                                        table.multi_offsets, table.multi_data, table.max_growth,
+                                        table.multi_offsets, table.multi_data, table.multi_enc,
+                                        table.max_growth,
                                         out, origin, row_seps, r, used, pos)
         if r == len(offsets) - 1:
             break

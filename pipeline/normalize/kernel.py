@@ -55,13 +55,15 @@ def _same_fold(a: int, b: int, cls: np.ndarray, enc: np.ndarray, multi_cp: np.nd
 
 @njit(cache=True, nogil=True)
 def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.ndarray,
-              multi_cp: np.ndarray, multi_offsets: np.ndarray, multi_data: np.ndarray, max_ratio: int,
+              multi_cp: np.ndarray, multi_offsets: np.ndarray, multi_data: np.ndarray,
+              multi_enc: np.ndarray, max_ratio: int,
               out: np.ndarray, origin: np.ndarray, row_seps: np.ndarray,
               r: int, o: int, pos: int) -> tuple[int, int, int]:
     """Normalize the rows ``data[offsets[r]:offsets[r + 1]]`` (UTF-8) into ``out``, from row ``r``.
 
     ``cls`` are the class flags with ``BLOCKS``; ``enc[cp]`` is the UTF-8 of a character's
-    single fold, its bytes packed little-endian in the low 32 bits, their number above.
+    single fold, its bytes packed little-endian in the low 32 bits, their number above;
+    ``multi_enc`` the same of each character of ``multi_data``.
     ``out`` receives "\\n" + row0 + "\\n" + row1 + ... + "\\n", normalized; ``origin`` one
     entry per output byte (see the module doc); ``row_seps`` the original
     position of each separator. Original positions count characters of the joined original
@@ -166,9 +168,11 @@ def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.nd
                 elif phase == MARKED and spelled_sep[v] == stamp:
                     continue
 
-                # Fold and encode.
+                # Fold and encode: the character's single fold, or each character of a
+                # multi-character fold; 1-4 bytes each, all four written, the length says how
+                # many count. (The single fold is written out on its own: a loop of one around
+                # it costs numba twice the time of the whole kernel.)
                 if not flags & MULTI:
-                    # one character, 1-4 bytes: all four are written, the length says how many count
                     e = np.int64(enc[np.uint64(cp)])
                     where = src * 2 + ((flags & BLOCKS) != 0)
                     u = np.uint64(o)
@@ -184,30 +188,12 @@ def fold_rows(data: np.ndarray, offsets: np.ndarray, cls: np.ndarray, enc: np.nd
                     continue
                 at = np.searchsorted(multi_cp, cp)
                 for m in range(multi_offsets[at], multi_offsets[at + 1]):
-                    c = np.int64(multi_data[m])
-                    where = src * 2 + ((cls[c] & WORD) != 0 and not flags & CJK)
-                    # surrogates are written as "surrogatepass" writes them
-                    if c < 0x80:
-                        out[o] = c
-                        width = 1
-                    elif c < 0x800:
-                        out[o] = 0xC0 | (c >> 6)
-                        out[o + 1] = 0x80 | (c & 0x3F)
-                        width = 2
-                    elif c < 0x10000:
-                        out[o] = 0xE0 | (c >> 12)
-                        out[o + 1] = 0x80 | ((c >> 6) & 0x3F)
-                        out[o + 2] = 0x80 | (c & 0x3F)
-                        width = 3
-                    else:
-                        out[o] = 0xF0 | (c >> 18)
-                        out[o + 1] = 0x80 | ((c >> 12) & 0x3F)
-                        out[o + 2] = 0x80 | ((c >> 6) & 0x3F)
-                        out[o + 3] = 0x80 | (c & 0x3F)
-                        width = 4
-                    for b in range(o, o + width):
-                        origin[b] = where
-                    o += width
+                    e = np.int64(multi_enc[m])
+                    where = src * 2 + ((cls[multi_data[m]] & WORD) != 0 and not flags & CJK)
+                    for k in range(int(e >> 32)):
+                        out[o + k] = (e >> (8 * k)) & 0xFF
+                        origin[o + k] = where
+                    o += int(e >> 32)
             if phase == PLAIN and spelled >= 2:
                 phase = COLLECT
             elif phase == COLLECT and _mark_spelled(vcp, vfl, nv, spelled_sep, stamp, cls, enc,

@@ -101,17 +101,27 @@ class FoldTable:
 
     @functools.cached_property
     def enc(self) -> np.ndarray:
-        """Each character's single fold as UTF-8 (surrogates as "surrogatepass" writes them):
-        the bytes little-endian in the low 32 bits, their number above."""
-        cp = self.single.astype(np.uint64)
-        one, two, three = cp < 0x80, cp < 0x800, cp < 0x10000
-        b2 = (0xC0 | (cp >> 6)) | ((0x80 | (cp & 0x3F)) << 8)
-        b3 = (0xE0 | (cp >> 12)) | ((0x80 | ((cp >> 6) & 0x3F)) << 8) | ((0x80 | (cp & 0x3F)) << 16)
-        b4 = ((0xF0 | (cp >> 18)) | ((0x80 | ((cp >> 12) & 0x3F)) << 8)
-              | ((0x80 | ((cp >> 6) & 0x3F)) << 16) | ((0x80 | (cp & 0x3F)) << 24))
-        packed = np.where(one, cp, np.where(two, b2, np.where(three, b3, b4)))
-        length = np.where(one, 1, np.where(two, 2, np.where(three, 3, 4))).astype(np.uint64)
-        return packed | (length << np.uint64(32))
+        """Each character's single fold as packed UTF-8 (``utf8_packed``)."""
+        return utf8_packed(self.single)
+
+    @functools.cached_property
+    def multi_enc(self) -> np.ndarray:
+        """Each character of the multi-character folds (``multi_data``) as packed UTF-8."""
+        return utf8_packed(self.multi_data)
+
+
+def utf8_packed(codepoints: np.ndarray) -> np.ndarray:
+    """Each codepoint's UTF-8 (surrogates as "surrogatepass" writes them), its bytes little-endian
+    in the low 32 bits of a uint64 and their number above."""
+    cp = codepoints.astype(np.uint64)
+    one, two, three = cp < 0x80, cp < 0x800, cp < 0x10000
+    b2 = (0xC0 | (cp >> 6)) | ((0x80 | (cp & 0x3F)) << 8)
+    b3 = (0xE0 | (cp >> 12)) | ((0x80 | ((cp >> 6) & 0x3F)) << 8) | ((0x80 | (cp & 0x3F)) << 16)
+    b4 = ((0xF0 | (cp >> 18)) | ((0x80 | ((cp >> 12) & 0x3F)) << 8)
+          | ((0x80 | ((cp >> 6) & 0x3F)) << 16) | ((0x80 | (cp & 0x3F)) << 24))
+    packed = np.where(one, cp, np.where(two, b2, np.where(three, b3, b4)))
+    length = np.where(one, 1, np.where(two, 2, np.where(three, 3, 4))).astype(np.uint64)
+    return packed | (length << np.uint64(32))
 
 
 @functools.cache
