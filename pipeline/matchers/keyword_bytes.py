@@ -22,6 +22,7 @@ from ..normalize.table import load_table
 
 if TYPE_CHECKING:
     from .keyword_engine import TextColumn
+    from .prefilter import Prefilter
 
 # (key id, start byte, end byte) of every occurrence, int64 arrays of equal length
 ByteHits = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -62,6 +63,9 @@ class ByteScanBackend(abc.ABC):
     """
 
     name: str = ""
+    # Whether scans go through the prefilter (``prefilter``): worth it for an automaton that
+    # pays for every byte it reads, as pyahocorasick does.
+    prefiltered: bool = False
 
     def __init__(self, patterns: Sequence[str], *, normalize: bool = True) -> None:
         self.normalize = normalize
@@ -77,8 +81,14 @@ class ByteScanBackend(abc.ABC):
         self._single = bool((sizes == 1).all())
         self._table = load_table()
         self._ready = bool(keys)
+        # the stretches filter in front of the automaton; None scans whole buffers
+        self.prefilter: Prefilter | None = None
         if keys:
             self._compile(keys)
+            if self.prefiltered:
+                from .prefilter import Prefilter   # numba: only where a scan will run
+
+                self.prefilter = Prefilter.build(keys)
 
     @abc.abstractmethod
     def _compile(self, keys: list[bytes]) -> None:
@@ -88,6 +98,23 @@ class ByteScanBackend(abc.ABC):
     def _scan(self, utf8: bytes | memoryview) -> ByteHits | None:
         """Every occurrence of every key in ``utf8`` (bytes or a view of them), overlapping ones
         included; None if none."""
+
+    def _scan_buffer(self, data: np.ndarray) -> ByteHits | None:
+        """``_scan`` over a whole buffer (uint8), through the prefilter if the backend uses one:
+        the automaton then reads only the stretches where a key may start, and the hits are
+        mapped back to the buffer's offsets."""
+        stretches = self.prefilter.cut(data) if self.prefilter is not None else None
+        if stretches is None:
+            return self._scan(data.data)
+        scanned = self._scan(stretches.packed.data)
+        if scanned is None:
+            return None
+        gid, start_b, end_b = scanned
+        start, inside = stretches.locate(start_b, end_b)
+        if not inside.any():
+            return None
+        start = start[inside]
+        return gid[inside], start, start + (end_b[inside] - start_b[inside])
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("keyword backends are built inside each worker process, never pickled")
@@ -111,7 +138,7 @@ class ByteScanBackend(abc.ABC):
 
     def _find_normalized(self, rows: TextColumn) -> KeywordHits:
         batch = normalize_batch(rows, self._table)
-        scanned = self._scan(batch.utf8.data)
+        scanned = self._scan_buffer(batch.utf8)
         if scanned is None:
             return KeywordHits.empty()
         gid, start_b, end_b = scanned
@@ -135,7 +162,7 @@ class ByteScanBackend(abc.ABC):
 
     def _find_raw(self, rows: TextColumn) -> KeywordHits:
         utf8, seps = join_rows_utf8(rows)
-        scanned = self._scan(utf8)
+        scanned = self._scan_buffer(np.frombuffer(utf8, dtype=np.uint8))
         if scanned is None:
             return KeywordHits.empty()
         gid, start_b, end_b = scanned
