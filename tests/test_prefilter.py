@@ -83,15 +83,16 @@ pattern_st = st.text(alphabet=st.sampled_from(CHARS), min_size=1, max_size=4)
 @given(st.lists(st.one_of(text_st, st.none()), max_size=8), st.lists(pattern_st, min_size=1, max_size=6),
        st.booleans())
 @settings(max_examples=300, deadline=None)
-def test_prefiltered_backend_agrees_with_reference(texts: list[str | None], patterns: list[str],
+def test_prefiltered_backends_agree_with_reference(texts: list[str | None], patterns: list[str],
                                                    norm: bool) -> None:
     assume(all(normalize(p) for p in patterns) if norm else True)
     ref = build_backend(patterns, normalize=norm, backend="reference").find(texts)
-    backend = build_backend(patterns, normalize=norm, backend="pyahocorasick")
-    assert backend.prefiltered
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(prefilter, "MAX_COVER", 10.0)
-        assert backend.find(texts).as_tuples() == ref.as_tuples()
+    for name in ("pyahocorasick", "ahocorasick-rs"):
+        backend = build_backend(patterns, normalize=norm, backend=name)
+        assert backend.prefilter is not None, name
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(prefilter, "MAX_COVER", 10.0)
+            assert backend.find(texts).as_tuples() == ref.as_tuples(), name
 
 
 def test_hit_across_the_join_of_two_stretches_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,6 +100,6 @@ def test_hit_across_the_join_of_two_stretches_is_dropped(monkeypatch: pytest.Mon
     monkeypatch.setattr(prefilter, "MAX_COVER", 10.0)
     patterns = ["ab", "cd", "b\nc"]
     rows = ["ab....cd"]
-    hits = build_backend(patterns, normalize=False, backend="pyahocorasick").find(rows)
-    assert hits.as_tuples() == [(0, 0, 0, 2), (0, 1, 6, 8)]
-    assert hits.as_tuples() == build_backend(patterns, normalize=False, backend="reference").find(rows).as_tuples()
+    for name in ("pyahocorasick", "ahocorasick-rs"):
+        hits = build_backend(patterns, normalize=False, backend=name).find(rows)
+        assert hits.as_tuples() == [(0, 0, 0, 2), (0, 1, 6, 8)], name

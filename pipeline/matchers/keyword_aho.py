@@ -25,7 +25,6 @@ def _latin1(text: str) -> str:
 @BACKENDS.register("pyahocorasick")
 class AhoCorasickBackend(ByteScanBackend):
     name = "pyahocorasick"
-    prefiltered = True
 
     def _compile(self, keys: list[bytes]) -> None:
         self._automaton = ahocorasick.Automaton()
