@@ -85,6 +85,13 @@ def test_second_scan_creates_no_case(generated: Path, dask_client) -> None:
     assert (after.set_index("case_id")["hit_count"] == before.set_index("case_id")["hit_count"]).all()
 
 
+def strict_json(text: str) -> object:
+    """JSON as the standard has it: NaN and Infinity are errors."""
+    def reject(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=reject)
+
+
 def test_cli_scan_json_and_cases_commands(generated: Path, tmp_path: Path) -> None:
     """The CLI path starts its own LocalCluster, reads the config, prints JSON, lists and exports."""
     runner = CliRunner()
@@ -99,12 +106,24 @@ def test_cli_scan_json_and_cases_commands(generated: Path, tmp_path: Path) -> No
     rows = [json.loads(x) for x in listed.stdout.splitlines()]
     assert rows and all(r["category"] == "contraband_gambling" and r["clause"] == "3.1.3.5.4" for r in rows)
     assert all(r["evidence"] for r in rows)
+    # the table of every case, log cases without an account among them
+    every_json = runner.invoke(main, ["--config", cfg, "cases", "list", "--format", "json"]).stdout
+    every = [strict_json(x) for x in every_json.splitlines()]
+    assert any(r["account_id"] is None for r in every) and any(r["account_id"] for r in every)
+    table = runner.invoke(main, ["--config", cfg, "cases", "list"])
+    assert table.exit_code == 0, table.output
+    assert f"{len(every)} case(s)" in table.stdout and "§3.1.3.5.4" in table.stdout and "[keywords" in table.stdout
+    # a category no case has: an empty list, and what the store does hold
+    unknown = runner.invoke(main, ["--config", cfg, "cases", "list", "--category", "gambling"])
+    assert unknown.exit_code == 0 and "0 case(s)" in unknown.stdout
+    assert "no case has category 'gambling'" in unknown.stderr and "contraband_gambling" in unknown.stderr
     shown = runner.invoke(main, ["--config", cfg, "cases", "show", rows[0]["case_id"]])
     assert shown.exit_code == 0 and rows[0]["rule_id"] in shown.stdout and "history" in shown.stdout
     for fmt in ("jsonl", "csv", "parquet"):
         out = tmp_path / f"cases.{fmt}"
         res = runner.invoke(main, ["--config", cfg, "cases", "export", "--format", fmt, "--out", str(out)])
         assert res.exit_code == 0 and out.stat().st_size > 0
+    assert all(strict_json(x) for x in (tmp_path / "cases.jsonl").read_text(encoding="utf-8").splitlines())
     missing = runner.invoke(main, ["--config", cfg, "cases", "show", "Cnope"])
     assert missing.exit_code != 0 and "no case 'Cnope'" in missing.stderr
 

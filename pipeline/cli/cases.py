@@ -66,6 +66,8 @@ def list_cases(ctx: click.Context, status: str | None, category: str | None, sev
     """List cases, most severe first."""
     df = _load(ctx, status=status, category=category, severity=severity, account=account, rule=rule)
     total = len(df)
+    if not total and (category or account or rule):
+        _hint_unknown(ctx, category=category, account_id=account, rule_id=rule)
     if limit is not None:
         df = df.head(limit)
     if fmt == "json":
@@ -80,14 +82,33 @@ def list_cases(ctx: click.Context, status: str | None, category: str | None, sev
         table.add_column(col, overflow="fold")
     for r in df.itertuples(index=False):
         cells = (r.case_id, r.status, r.severity, "§" + r.clause, r.category, f"{r.subject_type} {r.subject_id}",
-                 r.account_id or "", str(r.hit_count), _evidence_summary(r.evidence))
-        table.add_row(*(Text(c) for c in cells))  # Text: rule patterns like [a-z] are not markup
+                 r.account_id, r.hit_count, _evidence_summary(r.evidence))
+        # Text: rule patterns like [a-z] are not markup; a missing value (a log case's account) is blank
+        table.add_row(*(Text("" if _missing(c) else str(c)) for c in cells))
     Console(width=200).print(table)
+
+
+def _missing(value: object) -> bool:
+    """None, NaN, NA or NaT: how pandas hands back a value the store does not have."""
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
+def _hint_unknown(ctx: click.Context, **given: str | None) -> None:
+    """Say which filter value no case has at all, and the values there are (a typo, or a
+    category named differently in the rules)."""
+    every = _load(ctx)
+    for column, value in given.items():
+        if value is not None and column in every and value not in set(every[column].dropna()):
+            known = sorted(set(every[column].dropna()))
+            shown = ", ".join(known[:20]) + (f" (+{len(known) - 20} more)" if len(known) > 20 else "")
+            name = column.removesuffix("_id")
+            click.echo(f"no case has {name} '{value}'; the store holds: {shown or 'no cases'}", err=True)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in df[EXPORT_COLUMNS].to_dict("records"):
+        rec = {k: None if _missing(v) else v for k, v in rec.items()}   # JSON null, never NaN
         rec["evidence"] = json.loads(rec["evidence"])
         out.append(rec)
     return out
