@@ -12,7 +12,7 @@ missed; hits are mapped back to the buffer's own offsets, and a hit across the j
 stretches (possible only for keys holding the joining byte) is dropped.
 
 On CJK metadata with thousands of keys, a two-character prefix is rare enough that the automaton
-sees a fraction of the bytes (12% on benchmarks/scan_objects.py, 5-20% on the sample with the
+sees a fraction of the bytes (4% on benchmarks/scan_objects.py, 5-20% on the sample with the
 starter rules). When the stretches would cover most of the buffer (a lexicon of single common
 characters), the whole buffer is scanned instead; a long buffer is judged on its first megabyte
 first, so that the pass is seldom made in vain.
@@ -49,7 +49,8 @@ class Prefilter:
     @classmethod
     def build(cls, keys: Sequence[bytes], bits: int | None = None) -> Prefilter:
         """The prefix tables of ``keys`` (non-empty byte strings)."""
-        bits = bits or int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 64)), 16, 24))
+        # about 256 bits per key: false candidates stay rare (10k keys: 4 Mbit, 512 KB a table)
+        bits = bits or int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 256)), 16, 24))
         classes: dict[int, list[bytes]] = {}
         for key in keys:
             q = max(n for n in PREFIX_LENGTHS if n <= len(key))
