@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.matchers import prefilter
-from pipeline.matchers.keyword_engine import build_backend
-from pipeline.matchers.prefilter import JOIN, Prefilter
-from pipeline.normalize import normalize
+sys.path.insert(0, str(Path(__file__).parent))
+
+from keyword_strategies import pattern_st, text_st  # noqa: E402
+
+from pipeline.matchers import prefilter  # noqa: E402
+from pipeline.matchers.keyword_engine import build_backend  # noqa: E402
+from pipeline.matchers.prefilter import JOIN, Prefilter  # noqa: E402
+from pipeline.normalize import normalize  # noqa: E402
 
 # bytes of multi-byte characters, separators and the joining byte, so that keys of every prefix
 # class overlap, repeat and straddle rows
@@ -75,9 +82,6 @@ def test_dense_candidates_fall_back_to_a_whole_scan(monkeypatch: pytest.MonkeyPa
 
 # -- through the backends, with the prefilter forced on every batch -----------------------
 
-CHARS = list("赌场百家乐六合彩一十統賭場樂号acsinovjlAC016 *.-_|/·~\u200b\u00adＡｃ＊０①⑩㈠¹ß…\n")
-text_st = st.text(alphabet=st.sampled_from(CHARS), max_size=30)
-pattern_st = st.text(alphabet=st.sampled_from(CHARS), min_size=1, max_size=4)
 
 
 @given(st.lists(st.one_of(text_st, st.none()), max_size=8), st.lists(pattern_st, min_size=1, max_size=6),
