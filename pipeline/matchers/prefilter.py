@@ -2,17 +2,20 @@
 
 pyahocorasick spends most of a scan on bytes where nothing matches: every byte walks fail links
 and scans the children of trie nodes one by one. Before it runs, a compiled pass looks at every
-position of the buffer for the first bytes of some key: each key contributes its first ``q``
-bytes (``q`` the longest of ``PREFIX_LENGTHS`` that fits it) to a bit table per ``q``, hashed.
-A position where no table has the bit of the bytes starting there starts no key; the stretches
-that may hold one (from a candidate position to the end of the longest key that could start
-there) are copied, merged where they overlap, into a smaller buffer for the automaton. Every
-occurrence of every key starts at a candidate position and lies inside its stretch, so nothing is
-missed; hits are mapped back to the buffer's own offsets, and a hit across the join of two
-stretches (possible only for keys holding the joining byte) is dropped.
+position of the buffer for the first bytes of some key. A key's class is the longest of
+``PREFIX_LENGTHS`` that fits it; there is a hashed table per class length ``q``, whose slots say
+whether the ``q`` bytes hashed there begin a key of class ``q`` (EXACT) or of a longer class
+(LONGER). A position is looked up level by level, shortest prefix first, going on while a longer
+key may begin there: one or two look-ups for most positions. A position that no level marks
+EXACT starts no key. The stretches that may hold one (from a candidate position to the end of the
+longest key that could start there) are copied, merged where they overlap, into a smaller buffer
+for the automaton. Every occurrence of every key starts at a candidate position and lies inside
+its stretch, so nothing is missed (hashing only adds false candidates); hits are mapped back to
+the buffer's own offsets, and a hit across the join of two stretches (possible only for keys
+holding the joining byte) is dropped.
 
 On CJK metadata with thousands of keys, a two-character prefix is rare enough that the automaton
-sees a fraction of the bytes (4% on benchmarks/scan_objects.py, 5-20% on the sample with the
+sees a fraction of the bytes (3% on benchmarks/scan_objects.py, 5-20% on the sample with the
 starter rules). When the stretches would cover most of the buffer (a lexicon of single common
 characters), the whole buffer is scanned instead; a long buffer is judged on its first megabyte
 first, so that the pass is seldom made in vain.
@@ -37,36 +40,46 @@ MAX_COVER = 0.7
 SAMPLE = 1 << 20
 
 
+# The two bits of a table slot at level q: the hashed q bytes begin a key of class q (whose
+# longest prefix length is q), or a key of a longer class, to be looked up at the next level.
+EXACT, LONGER = 1, 2
+
+
+def _class_of(length: int) -> int:
+    return max(n for n in PREFIX_LENGTHS if n <= length)
+
+
 @dataclass(frozen=True)
 class Prefilter:
     lengths: np.ndarray     # int64 per class: the prefix length q
     shifts: np.ndarray      # uint64 per class: 8 × (8 - q), taking q bytes off the top of 8
-    spans: np.ndarray       # int64 per class: the longest key of the class, in bytes
-    shift: int              # 64 - log2(bits per table)
-    tables: np.ndarray      # uint8 (classes, 2**bits / 8): the hashed prefixes' bits
+    spans: np.ndarray       # int64 per class: the longest key of the class, in bytes (0: none)
+    shift: int              # 64 - log2(slots per table)
+    tables: np.ndarray      # uint8 (classes, slots / 4): 2 bits a slot, EXACT | LONGER
     firsts: np.ndarray      # bool (256): the bytes some key starts with; no other position is hashed
 
     @classmethod
     def build(cls, keys: Sequence[bytes], bits: int | None = None) -> Prefilter:
         """The prefix tables of ``keys`` (non-empty byte strings)."""
-        # about 256 bits per key: false candidates stay rare (10k keys: 4 Mbit, 512 KB a table)
-        bits = bits or int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 256)), 16, 24))
-        classes: dict[int, list[bytes]] = {}
-        for key in keys:
-            q = max(n for n in PREFIX_LENGTHS if n <= len(key))
-            classes.setdefault(q, []).append(key)
-        lengths = sorted(classes)
-        tables = np.zeros((len(lengths), (1 << bits) // 8), dtype=np.uint8)
+        # about 128 slots per key: false candidates stay rare (10k keys: 2M slots, 512 KB a table)
+        bits = bits or int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 128)), 16, 24))
+        lengths = sorted({_class_of(len(key)) for key in keys})
+        tables = np.zeros((len(lengths), (1 << bits) // 4), dtype=np.uint8)
         shift = 64 - bits
+        spans = np.zeros(len(lengths), dtype=np.int64)
         for c, q in enumerate(lengths):
-            words = np.array([int.from_bytes(key[:q], "big") for key in classes[q]], dtype=np.uint64)
-            at = (words * _HASH) >> np.uint64(shift)
-            np.bitwise_or.at(tables[c], (at >> np.uint64(3)).astype(np.int64),
-                             (np.uint8(1) << (at & np.uint64(7)).astype(np.uint8)))
+            for kind, members in ((EXACT, [key for key in keys if _class_of(len(key)) == q]),
+                                  (LONGER, [key for key in keys if _class_of(len(key)) > q])):
+                if not members:
+                    continue
+                words = np.array([int.from_bytes(key[:q], "big") for key in members], dtype=np.uint64)
+                at = ((words * _HASH) >> np.uint64(shift)).astype(np.int64)
+                np.bitwise_or.at(tables[c], at >> 2, (np.uint8(kind) << ((at & 3) * 2).astype(np.uint8)))
+                if kind == EXACT:
+                    spans[c] = max(map(len, members))
         return cls(lengths=np.array(lengths, dtype=np.int64),
                    shifts=np.array([8 * (8 - q) for q in lengths], dtype=np.uint64),
-                   spans=np.array([max(map(len, classes[q])) for q in lengths], dtype=np.int64),
-                   shift=shift, tables=tables,
+                   spans=spans, shift=shift, tables=tables,
                    firsts=np.isin(np.arange(256), np.array([key[0] for key in keys], dtype=np.int64)))
 
     def cut(self, data: np.ndarray, max_cover: float | None = None) -> Stretches | None:
@@ -134,10 +147,14 @@ def _cut(data: np.ndarray, firsts: np.ndarray, shifts: np.ndarray, spans: np.nda
             window |= np.uint64(data[nxt])
         reach = 0
         if firsts[data[p]]:
+            # level by level, shortest prefix first, while a longer key may begin here
             for c in range(len(shifts)):
                 h = np.int64(((window >> shifts[c]) * _HASH) >> shift)
-                if tables[c, h >> 3] >> (h & 7) & 1:
-                    reach = max(reach, p + spans[c])
+                slot = (tables[c, h >> 2] >> ((h & 3) << 1)) & 3
+                if slot & EXACT:
+                    reach = p + spans[c]   # classes are longer level by level
+                if not slot & LONGER:
+                    break
         if reach > 0:
             if p >= until:   # a new stretch
                 if k == len(starts):
