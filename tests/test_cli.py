@@ -43,3 +43,45 @@ def test_broken_rule_file_gives_one_line_per_problem(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.yaml"), "cases", "list"])
     assert res.exit_code == 2 and "config file not found" in res.stderr
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    """`compliance cases list --format json | head -1`: the pipe closes early; no internal error."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from enforcement_server import seed_cases
+
+    from pipeline.cases.store import open_store
+
+    store = open_store(tmp_path / "state")
+    seed_cases(store, [("objects.gambling", "object", f"b/{i:05d}.jpg", "acc1") for i in range(800)])
+    store.close()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.__main__", "--config", str(cfg), "cases", "list",
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()   # more than a pipe holds follows: the writer is still writing
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert b'"case_id"' in first and "error" not in err
+
+
+def test_internal_error_points_to_a_traceback_file_that_exists(tmp_path: Path, monkeypatch) -> None:
+    import re
+
+    import pipeline.cli.cases as cases_cli
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
+    monkeypatch.setattr(cases_cli, "_load", broken)
+    res = CliRunner().invoke(main, ["--config", str(cfg), "cases", "list"])
+    assert res.exit_code == 1 and "internal error: ZeroDivisionError: boom" in res.stderr
+    where = re.search(r"the traceback is in (\S+);", res.stderr)
+    assert where and Path(where.group(1)).exists() and "ZeroDivisionError" in Path(where.group(1)).read_text()

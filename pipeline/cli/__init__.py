@@ -6,7 +6,10 @@ readable line on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import traceback
 from typing import Any
 
 import click
@@ -38,11 +41,29 @@ class _Group(click.Group):
             sys.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
-        except Exception as exc:  # a bug, not bad input: one line for the user, the traceback in the log
-            logger.opt(exception=exc).debug("unexpected error")
+        except BrokenPipeError:
+            # the reader went away (`compliance cases list | head`): stop quietly, as a pipe does,
+            # with stdout pointed at nothing so that flushing at exit raises nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+        except Exception as exc:  # a bug, not bad input: one line for the user, the traceback in a log
+            where = _log_traceback(ctx, exc)
             click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
-                       "(the traceback is in <state_dir>/pipeline.log; please report it)", err=True)
+                       f"(the traceback is in {where}; please report it)", err=True)
             sys.exit(1)
+
+
+def _log_traceback(ctx: click.Context, exc: Exception) -> str:
+    """Write the traceback where the user can find it: the state folder's pipeline.log once the
+    settings are loaded, else a file of its own in the temporary folder. Returns the path."""
+    settings = (ctx.find_root().obj or {}).get("settings")
+    if settings is not None:
+        logger.opt(exception=exc).debug("unexpected error")
+        return str(settings.state_path / "pipeline.log")
+    fd, path = tempfile.mkstemp(prefix="compliance-error-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
 
 
 def _config_first(args: list[str]) -> list[str]:

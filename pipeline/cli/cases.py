@@ -58,8 +58,9 @@ def _evidence_summary(evidence: str, limit: int = 2) -> str:
 
 @cases.command("list")
 @_filters
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
-@click.option("--limit", type=int, default=None, help="Show at most this many cases.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              help="table; json: one JSON object per case, a line each (JSON Lines); csv.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Show at most this many cases.")
 @click.pass_context
 def list_cases(ctx: click.Context, status: str | None, category: str | None, severity: str | None,
                account: str | None, rule: str | None, fmt: str, limit: int | None) -> None:
@@ -139,7 +140,8 @@ def show(ctx: click.Context, case_id: str, as_json: bool) -> None:
     console.print(f"runs      {', '.join(case['run_ids'])}", markup=False)
     console.print(f"evidence  ({len(case['evidence'])} kept)", markup=False)
     for item in case["evidence"]:
-        console.print(f"  {item.get('source_file')}:{item.get('source_line')}  {item.get('event_time') or ''}", markup=False)
+        where = ":".join(str(item[k]) for k in ("source_file", "source_line") if item.get(k) is not None)
+        console.print(f"  {where or '(no source line)'}  {item.get('event_time') or ''}", markup=False)
         record = {k: v for k, v in item.items()
                   if k not in ("hit_key", "source_file", "source_line", "event_time", "matches")}
         if record:
@@ -166,8 +168,9 @@ def export(ctx: click.Context, status: str | None, category: str | None, severit
     """Export cases, one record per case."""
     df = _load(ctx, status=status, category=category, severity=severity, account=account, rule=rule)
     path = Path(out)
-    if path.parent and not path.parent.exists():
-        raise PipelineError(f"folder {path.parent} does not exist", hint="create it or choose another --out")
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise PipelineError(f"{path.parent} {what}", hint="create the folder or choose another --out")
     if fmt == "jsonl":
         with path.open("w", encoding="utf-8") as fh:
             for rec in _records(df):
@@ -211,4 +214,4 @@ def _after_transition(ctx: click.Context, case_id: str, moved: dict[str, Any]) -
 _transition("confirmed", "confirm", "Confirm a case: the violation is real (enforcement in review mode may follow).")
 _transition("dismissed", "dismiss", "Dismiss a case: not a violation (any enforcement is undone).")
 _transition("resolved", "resolve", "Resolve a case: the customer removed the violation.")
-_transition("open", "reopen", "Reopen a dismissed or resolved case.")
+_transition("open", "reopen", "Reopen a case: a dismissed, resolved or confirmed case goes back to review.")
