@@ -208,5 +208,5 @@ def test_cli_lists_the_difference_and_writes_csv(tmp_path: Path, generated: Path
 
     broken = _write(tmp_path / "broken.yaml", KEY_RULE.format(words="火锅").replace("severity: low", "severity: huge"))
     res = CliRunner().invoke(main, ["--config", str(generated / "config.yaml"), "rules", "backtest", str(broken)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "broken.yaml:" in res.output and "severity" in res.output

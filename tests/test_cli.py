@@ -33,7 +33,7 @@ def test_broken_rule_file_gives_one_line_per_problem(tmp_path: Path) -> None:
         "rules:\n  - id: objects.x.y\n    title: t\n    clause: '3.1'\n    category: c\n    severity: hgh\n"
         "    source: objects\n    match: {keywords: [a], fields: [kee]}\n", encoding="utf-8")
     res = CliRunner().invoke(main, ["rules", "lint", str(rules)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     problems = [ln for ln in res.stderr.splitlines() if ln.startswith(str(rules))]
     assert len(problems) == 2 and "Traceback" not in res.output
     assert any("bad.yaml:6:15" in p and "severity" in p for p in problems)

@@ -153,6 +153,34 @@ def test_every_problem_reported_with_location(tmp_path: Path) -> None:
     assert all(line.startswith(str(tmp_path)) for line in lines)
 
 
+def test_a_rule_missing_a_key_still_has_its_other_problems_reported(tmp_path: Path) -> None:
+    make(tmp_path, """\
+rules:
+  - id: objects.a.b
+    titel: x
+    clause: "3.1"
+    category: c
+    severity: extreme
+    source: objects
+    match: {keywords: [赌场], fields: [nosuchfield]}
+  - id: logs.a.c
+    title: y
+    clause: "3.1"
+    category: c
+    severity: low
+    source: logs
+    aggregate: {count_gte: -1, window: 5x, group_by: [client_ip]}
+""", "bad.yaml")
+    with pytest.raises(RuleLoadError) as exc:
+        load_rules(str(tmp_path))
+    text = "\n".join(str(p) for p in exc.value.problems)
+    for expected in ("unknown key 'titel'", "missing 'title'", "unknown severity 'extreme'",
+                     "unknown field 'nosuchfield'", "aggregate needs window", "count_gte takes a positive"):
+        assert expected in text
+    assert "rule needs match" not in text   # the rule has an aggregate, a broken one
+    assert len(exc.value.problems) == 6
+
+
 def test_missing_lexicon_and_bad_hash_file(tmp_path: Path) -> None:
     text = """\
 rules:

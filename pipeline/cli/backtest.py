@@ -54,7 +54,7 @@ def backtest_cmd(ctx: click.Context, draft: str, against: str, start: str | None
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         click.echo(f"{len(exc.problems)} problem(s) in rule files", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)   # bad input, as everywhere: 2
     table = result.per_rule
     width = max([len("rule")] + [len(r) for r in table["rule_id"]])
     click.echo(f"{'rule':<{width}}  {'change':<9}  {'live':>5}  {'draft':>5}  {'opens':>5}  {'closes':>6}")

@@ -25,7 +25,7 @@ def _load(ctx: click.Context, path: str | None) -> RuleSet:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         click.echo(f"{len(exc.problems)} problem(s) in rule files under {root}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)   # bad input, as everywhere: 2
 
 
 @rules.command()
@@ -41,7 +41,7 @@ def lint(ctx: click.Context, path: str | None) -> None:
 @click.argument("path", required=False)
 @click.pass_context
 def test_rules(ctx: click.Context, path: str | None) -> None:
-    """Run the rules' inline tests; non-zero exit if any fails."""
+    """Run the rules' inline tests: exit 1 if any fails, 2 if a rule file has problems."""
     from ..matchers.selftest import run_rule_tests
 
     ruleset = _load(ctx, path)

@@ -428,10 +428,11 @@ def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
         _check_field(ctx, items["group_by"][1], g)
     wnode = items.get("window", (None, None))[1]
     wmatch = WINDOW_RE.match(str(_value(wnode))) if wnode is not None else None
+    window = 0   # 0: not given right; reported, and the rest is still checked
     if wmatch is None:
         ctx.error(wnode or node, "aggregate needs window: a number and a unit s, m, h or d (e.g. 1m)")
-        return None
-    window = int(wmatch.group(1)) * WINDOW_UNITS[wmatch.group(2)]
+    else:
+        window = int(wmatch.group(1)) * WINDOW_UNITS[wmatch.group(2)]
     conds = [k for k in ("count_gte", "distinct", "sum") if k in items]
     if len(conds) != 1:
         ctx.error(node, "aggregate needs exactly one of count_gte, distinct, sum")
@@ -443,7 +444,7 @@ def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
         if not isinstance(v, int) or v < 1:
             ctx.error(vnode, "count_gte takes a positive whole number")
             return None
-        return m.Aggregate(group_by, window, count_gte=v, baseline_factor=factor)
+        return m.Aggregate(group_by, window, count_gte=v, baseline_factor=factor) if window else None
     sub = _mapping(ctx, vnode, kind)
     if sub is None:
         return None
@@ -462,6 +463,8 @@ def _parse_aggregate(ctx: _Ctx, node: yaml.Node) -> m.Aggregate | None:
         return None
     if isinstance(gte, bool) or not isinstance(gte, (int, float)):
         ctx.error(sub["gte"][1], "gte takes a number")
+        return None
+    if not window:
         return None
     if kind == "distinct":
         return m.Aggregate(group_by, window, distinct_field=fld, distinct_gte=int(gte), baseline_factor=factor)
@@ -557,9 +560,10 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
     for key in REQUIRED_RULE_KEYS:
         if key not in items:
             ctx.error(node, f"rule is missing {key!r}")
-    if len(problems.items) > before and any(k not in items for k in REQUIRED_RULE_KEYS):
-        return None
     v = {k: _value(vn) for k, (_, vn) in items.items() if k not in ("match", "unless", "tests", "aggregate")}
+    if "source" not in v:
+        return None   # the fields a matcher may name depend on the source: nothing more to check
+    # everything else present is checked too, so that one lint run lists every problem
     sources = v["source"] if isinstance(v["source"], list) else [v["source"]]
     bad_sources = [s for s in sources if s not in m.SOURCES]
     if bad_sources or not sources:
@@ -567,9 +571,9 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
                   hint=f"valid sources: {', '.join(m.SOURCES)}")
         return None
     ctx.sources = tuple(sources)
-    if v["severity"] not in m.SEVERITIES:
+    if "severity" in v and v["severity"] not in m.SEVERITIES:
         ctx.error(items["severity"][1], f"unknown severity {v['severity']!r}", hint=f"valid: {', '.join(m.SEVERITIES)}")
-    if not re.fullmatch(r"\d+(\.\d+)*", str(v["clause"])):
+    if "clause" in v and not re.fullmatch(r"\d+(\.\d+)*", str(v["clause"])):
         ctx.error(items["clause"][1], f"clause {v['clause']!r} must be a clause number of the terms, e.g. \"3.1.3.5.4\"")
     match = parse_matcher(ctx, items["match"][1]) if "match" in items else None
     if "selections" in items or "condition" in items:
@@ -584,13 +588,13 @@ def _parse_rule(problems: _Problems, path: str, node: yaml.Node) -> m.Rule | Non
             ctx.error(items["check"][1], f"unknown check {check!r}", hint=f"valid checks: {', '.join(CHECKS)}")
     elif "icp" in sources:
         ctx.error(node, "icp rules name a check", hint=f"valid checks: {', '.join(CHECKS)}")
-    if check in CHECKS or str(v["category"]).startswith("site_"):
+    if check in CHECKS or str(v.get("category", "")).startswith("site_"):
         from ..licensing.checks import params_problems  # imported here: licensing builds on the rule model
 
         pnode = items["params"][1] if "params" in items else node
         for message, hint in params_problems(check, str(v["category"]), v.get("params")):
             ctx.error(pnode, message, hint=hint)
-    if "match" not in items and "selections" not in items and aggregate is None and check is None:
+    if "match" not in items and "selections" not in items and "aggregate" not in items and check is None:
         ctx.error(node, "rule needs match (or aggregate, or check)")
     subject = v.get("subject")
     if subject is not None:
