@@ -182,6 +182,18 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _env_variable(environ: dict[str, str], keys: tuple[Any, ...]) -> str | None:
+    """The COMPLIANCE_* variable that set the setting at ``keys`` (or below it), if one did."""
+    path = [str(k).lower() for k in keys if not isinstance(k, int)]
+    for name in environ:
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        if parts[:len(path)] == path or path[:len(parts)] == parts:
+            return name
+    return None
+
+
 def _node_location(path: str, root: yaml.Node | None, keys: tuple[Any, ...]) -> Location:
     """Best-effort file:line:column of a key path inside a composed YAML document."""
     node = root
@@ -267,6 +279,9 @@ def load_settings(path: str | None = None, environ: dict[str, str] | None = None
         keys = tuple(err["loc"])
         dotted = ".".join(str(k) for k in keys)
         loc = _node_location(shown, root_node, keys) if root_node is not None else Location(shown)
+        from_env = _env_variable(environ, keys)
+        if from_env:   # the value came from the environment, not from the file
+            loc = Location(f"environment variable {from_env}")
         if err["type"] == "extra_forbidden":
             valid = _valid_keys(Settings, keys)
             raise ConfigError(f"unknown setting {dotted!r}", location=loc,

@@ -48,6 +48,19 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert s.dask.workers == 4 and s.state_dir == "/var/tmp/x"
 
 
+def test_bad_environment_override_is_blamed_on_the_variable_not_the_file(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "rules: rules\ndask:\n  workers: 1\n")
+    with pytest.raises(ConfigError) as bad_value:
+        load_settings(cfg, environ={"COMPLIANCE_DASK__WORKERS": "abc"})
+    assert str(bad_value.value).startswith("environment variable COMPLIANCE_DASK__WORKERS: setting 'dask.workers'")
+    with pytest.raises(ConfigError) as unknown:
+        load_settings(cfg, environ={"COMPLIANCE_NOPE__X": "2"})
+    assert str(unknown.value).startswith("environment variable COMPLIANCE_NOPE__X: unknown setting 'nope'")
+    with pytest.raises(ConfigError) as in_file:   # the same mistake in the file is placed in the file
+        load_settings(write(tmp_path, "dask:\n  workers: abc\n"), environ={})
+    assert str(in_file.value).startswith(f"{tmp_path / 'config.yaml'}:2:3:")
+
+
 def test_scheduler_address_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings(write(tmp_path, "dask:\n  scheduler: local\n"))
     assert s.scheduler_address is None
