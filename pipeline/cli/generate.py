@@ -14,8 +14,11 @@ from . import main
 
 @main.command()
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder to write into.")
-@click.option("--rows", type=int, default=2000, show_default=True, help="Object metadata rows.")
-@click.option("--log-lines", type=int, default=None, help="Access-log lines (default: 5 × rows).")
+@click.option("--rows", type=click.IntRange(min=1000), default=2000, show_default=True,
+              help="Object metadata rows (at least 1000: every format needs room for its planted rows).")
+@click.option("--log-lines", type=click.IntRange(min=0), default=None,
+              help="Background access-log lines (default: 5 × rows); planted violations, near-misses and "
+                   "malformed lines come on top.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--rules-dir", type=click.Path(file_okay=False), default=None,
               help="Rules folder the generated config points at (default: the packaged project's rules/).")
@@ -34,7 +37,8 @@ def generate(out: str, rows: int, log_lines: int | None, seed: int, rules_dir: s
     lines = log_lines if log_lines is not None else rows * 5
     ltruth = logs.generate_logs(out_dir, lines=lines, seed=seed)
     _add_logs_to_config(out_dir / "config.yaml", ltruth)
-    click.echo(f"logs: {lines} lines → {out_dir / 'logs'} ({_count(ltruth)})")
+    written = sum(f["lines"] for f in ltruth["files"])
+    click.echo(f"logs: {written} lines ({lines} background, the rest planted) → {out_dir / 'logs'} ({_count(ltruth)})")
     icp = importlib.import_module("pipeline.generate.icp")
     itruth = icp.generate_icp(out_dir, seed=seed)
     _add_entries_to_config(out_dir / "config.yaml", itruth["config"])
