@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import pipeline.cli.logs  # noqa: F401  (attaches the logs and audit groups)
 from pipeline.cli import main
 from pipeline.config import Settings, load_settings
-from pipeline.errors import QueryError
+from pipeline.errors import QueryError, StoreError
 from pipeline.query import read_audit, run_query, verify_audit
 from pipeline.records import LOGS, conform
 from pipeline.retention import ingest
@@ -207,3 +207,50 @@ def test_cli_query_and_audit_verify(store: tuple[Settings, pd.DataFrame], tmp_pa
     assert ok.exit_code == 0 and "chain intact" in ok.output
     listed = runner.invoke(main, ["audit", "list", "--action", "query.refused", "--last", "1"])
     assert "query.refused" in listed.output
+
+
+def _damaged_store(tmp_path: Path) -> tuple[Settings, Path]:
+    """A store of three days, of which 2026-08-02 lost its data file."""
+    settings = load_settings(None, {"COMPLIANCE_STATE_DIR": str(tmp_path / "state")})
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _rows(300, 5)), encoding="utf-8")
+    ingest(settings, [(log, FORMAT)])
+    (lost,) = (settings.state_path / "logs" / "days" / "2026-08-02").glob("v-*/part-00000.parquet")
+    lost.unlink()
+    return settings, lost
+
+
+def test_cli_query_on_a_store_missing_a_data_file_names_it_and_is_audited(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, lost = _damaged_store(tmp_path)
+    monkeypatch.setenv("COMPLIANCE_STATE_DIR", str(settings.state_path))
+    out = tmp_path / "export"
+    res = CliRunner().invoke(main, ["logs", "query", "--request-ref", "R-9", "--authority", "MPS",
+                                    "--ip", "203.0.113.5", "--out", str(out), "--by", "dave"])
+    assert res.exit_code == 2, res.output
+    assert "internal error" not in res.output and "Traceback" not in res.output
+    assert "partition 2026-08-02" in res.output and str(lost) in res.output
+    assert "compliance logs verify" in res.output
+    assert not (out / "manifest.json").exists()
+    last = read_audit(settings)[-1]
+    assert (last["action"], last["actor"]) == ("query.failed", "dave")
+    assert last["details"]["request_ref"] == "R-9" and last["details"]["selectors"] == {"ip": "203.0.113.5"}
+    assert str(lost) in last["details"]["reason"]
+    assert verify_audit(settings).ok
+    # a window that avoids the damaged day is still answered
+    ok = CliRunner().invoke(main, ["logs", "query", "--request-ref", "R-10", "--authority", "MPS", "--ip", "203.0.113.5",
+                                   "--from", "2026-08-03", "--out", str(tmp_path / "ok")])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_query_on_an_unreadable_data_file_fails_clearly_and_is_audited(tmp_path: Path) -> None:
+    settings, lost = _damaged_store(tmp_path)
+    lost.write_bytes(b"not parquet at all")
+    before = len(read_audit(settings))
+    with pytest.raises(StoreError, match="partition 2026-08-02 .* could not be read") as err:
+        run_query(settings, request_ref="R-11", authority="CAC", domain="shop.example.cn", out_dir=tmp_path / "o")
+    assert err.value.location is not None and err.value.location.path == str(lost)
+    assert err.value.hint and "compliance logs verify" in err.value.hint
+    entries = read_audit(settings)
+    assert len(entries) == before + 1 and entries[-1]["action"] == "query.failed"
+    assert str(lost) in entries[-1]["details"]["reason"]

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import Settings
-from ..errors import QueryError
+from ..errors import Location, PipelineError, QueryError, StoreError
 from ..records import LOGS, conform
 from ..retention.layout import IP_KEY, STORE_SCHEMA, Partition, partitions_between
 from .audit import append_audit
@@ -84,18 +84,53 @@ def _database() -> duckdb.DuckDBPyConnection:
     return con
 
 
+_VERIFY_HINT = ("run `compliance logs verify` to list every damaged file, then restore the state folder from backup; "
+                "the query was not answered and is recorded in the audit log as query.failed")
+
+
+def _data_files(parts: Sequence[Partition]) -> list[Path]:
+    """The data files the manifests of ``parts`` list; StoreError naming the first one that is missing
+    (DuckDB would fail on it anyway, and a partial answer to a regulator must never pass as complete)."""
+    files: list[Path] = []
+    for part in parts:
+        try:
+            listed = part.files
+        except (KeyError, TypeError):
+            raise StoreError(f"the manifest of partition {part.day} (version {part.folder.name}) does not list "
+                             "its data files", location=Location(str(part.folder / "manifest.json")),
+                             hint=_VERIFY_HINT) from None
+        for path in listed:
+            if not path.is_file():
+                raise StoreError(f"partition {part.day} (version {part.folder.name}) is damaged: its data file "
+                                 f"{path.name}, listed in its manifest, is missing",
+                                 location=Location(str(path)), hint=_VERIFY_HINT)
+        files += listed
+    return files
+
+
 def select(parts: Sequence[Partition], request: Request) -> pd.DataFrame:
     """The matching rows of ``parts`` with the requested fields, ordered by time."""
     columns = {name: LOGS[name] for name in request.fields}
-    files = [f for part in parts for f in part.files]
+    files = _data_files(parts)
     if not files:
         return conform(pd.DataFrame(), columns)
     where, params = _where(request)
     names = ", ".join(f'"{name}"' for name in request.fields)
     sql = (f"SELECT {names} FROM read_parquet({_sql_list(files)}) WHERE {where} "
            "ORDER BY ts, source_file, source_line")
-    with _database().cursor() as con:
-        table = con.sql(sql, params=params).to_arrow_table()
+    try:
+        with _database().cursor() as con:
+            table = con.sql(sql, params=params).to_arrow_table()
+    except duckdb.Error as exc:  # a data file present but unreadable (truncated, overwritten, ...)
+        named = [(p, f) for p in parts for f in p.files if str(f) in str(exc)]
+        if named:
+            part, path = named[0]
+            raise StoreError(f"partition {part.day} (version {part.folder.name}) is damaged: its data file "
+                             f"{path.name} could not be read ({type(exc).__name__}: {exc})",
+                             location=Location(str(path)), hint=_VERIFY_HINT) from None
+        days = ", ".join(p.day.isoformat() for p in parts)
+        raise StoreError(f"the partition(s) {days} could not be read: {type(exc).__name__}: {exc}",
+                         hint=_VERIFY_HINT) from None
     return conform(table.to_pandas(), columns)
 
 
@@ -121,6 +156,12 @@ def _export(df: pd.DataFrame, request: Request, out: Path) -> dict[str, str]:
     return {name: _sha256(out / name) for name in (CSV_NAME, PARQUET_NAME)}
 
 
+def _audit_failure(settings: Settings, request: Request, exc: BaseException) -> None:
+    """Record a valid request that could not be answered (damaged store, unwritable export, ...)."""
+    reason = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+    append_audit(settings, request.requested_by, "query.failed", {**request.describe(), "reason": reason})
+
+
 def run_query(settings: Settings, *, request_ref: str | None, authority: str | None, ip: str | None = None,
               cidr: str | None = None, domain: str | None = None, url_contains: str | None = None,
               account: str | None = None, start: TimeLike = None, end: TimeLike = None,
@@ -140,14 +181,26 @@ def run_query(settings: Settings, *, request_ref: str | None, authority: str | N
         append_audit(settings, requested_by, "query.refused", {**asked, "reason": str(exc)})
         raise
 
-    first, last = request.days()
-    parts = partitions_between(settings, first, last)
-    df = select(parts, request)
+    try:
+        first, last = request.days()
+        parts = partitions_between(settings, first, last)
+        df = select(parts, request)
+    except Exception as exc:
+        _audit_failure(settings, request, exc)
+        raise
     out = Path(out_dir) if out_dir is not None else _default_out(settings, request)
     try:
         outputs = _export(df, request, out)
     except QueryError as exc:
         append_audit(settings, requested_by, "query.refused", {**asked, "reason": str(exc)})
+        raise
+    except OSError as exc:
+        failure = QueryError(f"cannot write the export in {out}: {exc.strerror or exc}",
+                             hint="choose a writable --out folder; the query is recorded in the audit log as query.failed")
+        _audit_failure(settings, request, failure)
+        raise failure from None
+    except Exception as exc:
+        _audit_failure(settings, request, exc)
         raise
     manifest: dict[str, Any] = {
         **request.describe(),
