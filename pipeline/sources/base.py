@@ -8,12 +8,15 @@ quarantines it, and never loses a row: ``rows_read == len(records) + len(quarant
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import glob
 import gzip
 import mmap
 import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import fsspec
@@ -116,11 +119,136 @@ def gunzip(path: str, data: Stored) -> Stored:
 def open_bytes(path: str) -> bytes:
     """Read a whole file (local or fsspec URL); gunzip it when it is gzip, whatever its name.
 
+    Inside ``reading_part(part)`` for this path, the part's bytes instead (see ``FilePart``).
     A truncated gzip stream raises SourceError naming the file.
     """
+    part = _READING.get()
+    if part is not None and part.path == path:
+        return part.read()
     data = gunzip(path, _read_all(path))
     assert isinstance(data, bytes)
     return data
+
+
+# -- files read in parts ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FilePart:
+    """Lines ``start:end`` (bytes, cut at line ends) of a local, uncompressed, line-oriented file,
+    read by a task of its own so that a worker holds one part, not the whole file, in memory.
+
+    A reader reads a part as if it were the file: ``open_bytes`` hands it the part's bytes,
+    after the file's ``header`` line (CSV column names) for every part but the first. Its line
+    numbers are then shifted by ``line_shift`` to the file's own (``shift_lines``).
+    """
+
+    path: str
+    start: int
+    end: int
+    first_line: int        # the file's line number of the part's first line (1-based)
+    header: bytes          # b"" for formats without a header, and for the first part
+    index: int
+    count: int
+
+    @property
+    def last(self) -> bool:
+        return self.index == self.count - 1
+
+    @property
+    def line_shift(self) -> int:
+        """What to add to a line number counted in what the reader was handed."""
+        return self.first_line - 1 - (1 if self.header else 0)
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            data = fh.read(self.end - self.start)
+        return self.header + b"\n" + data if self.header else data
+
+
+_READING: contextvars.ContextVar[FilePart | None] = contextvars.ContextVar("reading_part", default=None)
+
+
+@contextlib.contextmanager
+def reading_part(part: FilePart) -> Iterator[None]:
+    """While active, ``open_bytes(part.path)`` returns the part's bytes."""
+    token = _READING.set(part)
+    try:
+        yield
+    finally:
+        _READING.reset(token)
+
+
+def plan_parts(path: str, part_bytes: int, *, header: bool) -> list[FilePart]:
+    """``path`` cut into parts of about ``part_bytes`` at line ends, each with the number of its
+    first line; none when it is read whole: small, not local, or gzip (which cannot be read from
+    the middle). ``header``: the first non-blank line names the columns, and every part gets it.
+
+    Counting the lines before each cut reads the file once, on the machine that plans the scan.
+    """
+    local = path[len("file://"):] if path.startswith("file://") else path
+    if "://" in local or not os.path.isfile(local):
+        return []
+    size = os.path.getsize(local)
+    with open(local, "rb") as fh:
+        magic = fh.read(2)
+    if size <= part_bytes or magic == b"\x1f\x8b":
+        return []
+    with open(local, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        head = b""
+        if header:
+            at = 0
+            while at < size:
+                nl = mm.find(b"\n", at)
+                line = mm[at:nl if nl >= 0 else size].rstrip(b"\r")
+                if line.strip():
+                    head = line
+                    break
+                at = size if nl < 0 else nl + 1
+        n = -(-size // part_bytes)
+        cuts = [0]
+        for k in range(1, n):
+            nl = mm.find(b"\n", max(k * size // n, cuts[-1]))
+            if nl < 0 or nl + 1 >= size:
+                break
+            if nl + 1 > cuts[-1]:
+                cuts.append(nl + 1)
+        cuts.append(size)
+        first = [1]
+        for a, b in zip(cuts[:-2], cuts[1:-1]):
+            first.append(first[-1] + mm[a:b].count(b"\n"))
+    count = len(cuts) - 1
+    if count < 2:
+        return []
+    return [FilePart(path, cuts[i], cuts[i + 1], first[i], head if i else b"", i, count) for i in range(count)]
+
+
+_AT_LINE = re.compile(r"\bat line (\d+)")
+# What a reader says of a quoted field still open where its input ends (pipeline.sources.objects)
+ENDS_INSIDE_QUOTES = "unterminated quoted field (the file ends inside it)"
+
+
+def cut_inside_a_field(result: ReadResult, part: FilePart) -> bool:
+    """Whether a part other than the last ended inside a quoted field (a CSV value spanning lines
+    may have been cut): its file is then to be read whole, or lines would be paired otherwise
+    than in one reading. Absent that, the parts read exactly as the whole file does."""
+    return not part.last and bool(len(result.quarantine)) and bool(
+        result.quarantine["reason"].astype(str).str.startswith(ENDS_INSIDE_QUOTES).any())
+
+
+def shift_lines(result: ReadResult, part: FilePart) -> ReadResult:
+    """A part's ReadResult with line numbers (and those quoted in reasons) as the file's own."""
+    shift = part.line_shift
+    if not shift:
+        return result
+    records = result.records.assign(source_line=result.records["source_line"] + shift)
+    quarantine = result.quarantine
+    if len(quarantine):
+        quarantine = quarantine.assign(
+            source_line=quarantine["source_line"] + shift,
+            reason=[_AT_LINE.sub(lambda m: f"at line {int(m.group(1)) + shift}", str(r)) for r in quarantine["reason"]])
+        quarantine = conform(quarantine, QUARANTINE)
+    return ReadResult(records=records, quarantine=quarantine, rows_read=result.rows_read)
 
 
 def expand(path: str) -> list[str]:

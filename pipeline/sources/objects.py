@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..records import OBJECTS, conform
-from .base import ReadResult, quarantine_frame
+from .base import ENDS_INSIDE_QUOTES, ReadResult, quarantine_frame
 
 BadRow = tuple[str, int, str, bytes]
 """A quarantine entry: (source_file, source_line, reason, raw bytes)."""
@@ -374,7 +374,7 @@ def _cut(lines: Lines, path: str, names: list[str], first: int, delimiter: str, 
                 bad.append((path, a + 1, f"malformed quoting: {exc}", lines.raw(a)))
                 todo[a] = False
                 continue
-        reason = "unterminated quoted field (the file ends inside it)"
+        reason = ENDS_INSIDE_QUOTES
         if k < len(odd) and not broken[a:odd[k] + 1].any():
             b = odd[k]
             try:
