@@ -110,3 +110,46 @@ def test_resolved_case_reopens_when_found_again_and_auto_resolve(store_url: str)
     assert resolved == [k2] and store.get_case(k2)["status"] == "resolved"
     res = store.apply_hits(store.begin_run(None, rs.digest), hits(["c"], "b/k2"), rs, max_evidence=3)
     assert res.reopened == 1 and store.get_case(k2)["status"] == "open"
+
+
+def test_auto_resolved_case_reopens_when_the_same_event_comes_back(store_url: str) -> None:
+    """The object version a full scan stopped finding is back: its hit key is known, the case reopens."""
+    store = CaseStore(store_url)
+    rs = ruleset()
+    r1 = store.begin_run(None, rs.digest)
+    store.apply_hits(r1, pd.concat([hits(["a"], "b/k1"), hits(["b1", "b2"], "b/k2")]), rs, max_evidence=3)
+    k2 = case_id("objects.test.rule", "object", "b/k2")
+    assert store.auto_resolve(store.begin_run(None, rs.digest), ["objects.test.rule"],
+                              {case_id("objects.test.rule", "object", "b/k1")}) == [k2]
+    res = store.apply_hits(store.begin_run(None, rs.digest),
+                           pd.concat([hits(["a"], "b/k1"), hits(["b1", "b2"], "b/k2")]), rs, max_evidence=3)
+    assert (res.new, res.updated, res.unchanged, res.reopened) == (0, 1, 1, 1)
+    case = store.get_case(k2)
+    assert case["status"] == "open" and case["hit_count"] == 2  # the same events are not counted again
+    assert [h["action"] for h in case["history"]] == ["opened", "auto_resolved", "reopened"]
+    assert case["history"][-1]["from_status"] == "resolved" and case["history"][-1]["to_status"] == "open"
+    # seen again while open: unchanged, no further history
+    res = store.apply_hits(store.begin_run(None, rs.digest), hits(["b1", "b2"], "b/k2"), rs, max_evidence=3)
+    assert (res.updated, res.unchanged, res.reopened) == (0, 1, 0)
+    assert len(store.get_case(k2)["history"]) == 3
+
+
+def test_reviewer_resolved_case_reopens_and_dismissed_stays_dismissed(store_url: str) -> None:
+    store = CaseStore(store_url)
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest), pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]), rs,
+                     max_evidence=3)
+    k1, k2 = case_id("objects.test.rule", "object", "b/k1"), case_id("objects.test.rule", "object", "b/k2")
+    store.transition(k1, "resolved", by="alice", reason="customer removed the content")
+    store.transition(k2, "dismissed", by="bob", reason="licensed operator")
+    res = store.apply_hits(store.begin_run(None, rs.digest), pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]),
+                           rs, max_evidence=3)
+    assert (res.reopened, res.updated, res.unchanged) == (1, 1, 1)
+    assert store.get_case(k1)["status"] == "open" and store.get_case(k1)["hit_count"] == 1
+    assert store.get_case(k2)["status"] == "dismissed" and store.get_case(k2)["hit_count"] == 1
+    # a new event on the dismissed case is recorded, and it stays dismissed
+    res = store.apply_hits(store.begin_run(None, rs.digest), hits(["b", "c"], "b/k2"), rs, max_evidence=3)
+    assert (res.reopened, res.updated) == (0, 1)
+    case = store.get_case(k2)
+    assert case["status"] == "dismissed" and case["hit_count"] == 2
+    assert [h["action"] for h in case["history"]] == ["opened", "dismissed", "hits_added"]

@@ -193,3 +193,39 @@ def test_scans_sharing_a_postgresql_store_exclude_each_other(data: Path, tmp_pat
         scan(settings)
     other_machine.db.unlock(SCAN_LOCK_KEY)
     other_machine.close()
+
+
+def test_auto_resolved_case_reopens_when_its_object_is_listed_again(data: Path, tmp_path: Path, dask_client,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto_resolve: a full scan that no longer finds an object resolves its case; the row restored (the same
+    object version, so no hit key is new), the next full scan reopens it without counting the hit twice."""
+    d = fresh(data, tmp_path)
+    monkeypatch.setenv("COMPLIANCE_SCAN__AUTO_RESOLVE", "true")
+    settings = load_settings(str(d / "config.yaml"))
+    assert settings.scan.auto_resolve
+    first = scan(settings, client=dask_client, full=True)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        cases = store.list_cases()
+        csv = d / "objects" / "generic.csv"
+        one = cases[(cases["hit_count"] == 1)
+                    & cases["evidence"].str.contains(str(csv).replace("\\", "\\\\"), regex=False)].iloc[0]
+        line = json.loads(one["evidence"])[0]["source_line"]
+    finally:
+        store.close()
+    original = csv.read_bytes()
+    lines = original.split(b"\n")
+    csv.write_bytes(b"\n".join(lines[:line - 1] + lines[line:]))
+    gone = scan(settings, client=dask_client, full=True)
+    assert gone.cases_resolved >= 1
+    csv.write_bytes(original)
+    back = scan(settings, client=dask_client, full=True)
+    assert back.cases_reopened == gone.cases_resolved and back.cases_new == 0
+    assert back.cases_unchanged == first.cases_new - back.cases_reopened
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        case = store.get_case(one["case_id"])
+    finally:
+        store.close()
+    assert case["status"] == "open" and case["hit_count"] == 1
+    assert [h["action"] for h in case["history"]][-2:] == ["auto_resolved", "reopened"]

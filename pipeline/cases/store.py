@@ -109,7 +109,7 @@ def now_utc() -> str:
 @dataclass(frozen=True)
 class ApplyResult:
     new: int
-    updated: int      # known cases that gained hits in this run
+    updated: int      # known cases that gained hits in this run, or were reopened by it
     unchanged: int    # known cases seen again with no new hit
     reopened: int = 0
 
@@ -269,15 +269,18 @@ class CaseStore:
         if existing["rule_hash"] != rule.content_hash:
             self._history(db, cid, "scan", "rule_changed", None, None,
                           f"rule {rule.id} now {rule.content_hash[:12]}", run_id, now)
-        if not added:
-            return "unchanged"
-        self._history(db, cid, "scan", "hits_added", None, None, f"{added} new hit(s)", run_id, now)
+        if added:
+            self._history(db, cid, "scan", "hits_added", None, None, f"{added} new hit(s)", run_id, now)
         if existing["status"] == "resolved":
-            # the violation is back: a resolved case opens again; a dismissed one stays dismissed
+            # The violation is back: a resolved case (auto-resolved, or resolved by a reviewer) opens
+            # again, even when this run's hits were all recorded before it was resolved (the same object
+            # version is back in the listing); the hit count stays the number of distinct events. A
+            # dismissed case stays dismissed and only records the new hits.
+            why = "violation found again" + ("" if added else " (hits already recorded before it was resolved)")
             db.execute("UPDATE cases SET status='open' WHERE case_id=?", (cid,))
-            self._history(db, cid, "scan", "reopened", "resolved", "open", "violation found again", run_id, now)
+            self._history(db, cid, "scan", "reopened", "resolved", "open", why, run_id, now)
             return "reopened"
-        return "updated"
+        return "updated" if added else "unchanged"
 
     @staticmethod
     def _history(db: Database, cid: str, actor: str, action: str, from_status: str | None, to_status: str | None,
