@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import Settings, load_settings
-from pipeline.errors import StoreError
+from pipeline.errors import SourceError, StoreError
 from pipeline.records import LOGS, conform
 from pipeline.retention import (LEGAL_FLOOR_DAYS, hold_add, hold_list, hold_release, ingest, partitions_between,
                                 purge, verify)
@@ -288,3 +288,77 @@ if __name__ == "__main__":
     print("ingesting", flush=True)   # the parent times its kill from here, not from interpreter start
     report = ingest(make_settings(Path(sys.argv[1])), [(Path(p), FORMAT) for p in sys.argv[2:]])
     assert report.reconciled
+
+
+# -- formats without a domain, files of which nothing parses ------------------------------------------
+
+LOG_DATA = Path(__file__).parent / "data" / "logs"
+NO_DOMAIN = [("combined", "combined_good.log"), ("common", "common.log"), ("qiniu-kodo", "qiniu.log")]
+
+
+@pytest.mark.parametrize(("fmt", "name"), NO_DOMAIN)
+def test_a_format_without_a_domain_is_refused_without_one_and_stored_with_it(settings: Settings, fmt: str,
+                                                                             name: str) -> None:
+    path = LOG_DATA / name
+    for missing in (None, "  "):
+        with pytest.raises(SourceError, match=f"format {fmt} carries no domain") as err:
+            ingest(settings, [(path, fmt)], domain=missing)
+        assert err.value.hint and "--domain" in err.value.hint and "domain:" in err.value.hint
+        assert str(err.value.location) == str(path)
+    assert not (settings.state_path / "logs" / "sources").exists()   # nothing recorded: it can still be ingested
+    report = ingest(settings, [(path, fmt)], domain="WWW.Example.cn")
+    assert report.files_read == 1 and report.rows_stored > 0
+    domains = stored(settings)["domain"]
+    assert domains.notna().all() and (domains == "www.example.cn").sum() >= report.rows_stored - 1  # one proxy line
+
+
+def _config(tmp_path: Path, entries: list[dict[str, str]]) -> Path:
+    import yaml
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"), "sources": {"logs": entries}}),
+                   encoding="utf-8")
+    return cfg
+
+
+def test_cli_ingest_of_a_config_entry_without_a_domain_ingests_nothing_and_says_to_add_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    import pipeline.cli.logs  # noqa: F401  (attaches the logs group)
+    from pipeline.cli import main
+
+    good = {"path": str(write_log(tmp_path / "a.jsonl", 50)), "format": FORMAT}
+    bad = {"path": str(LOG_DATA / "common.log"), "format": "common"}
+    res = CliRunner().invoke(main, ["--config", str(_config(tmp_path, [good, bad])), "logs", "ingest"])
+    assert res.exit_code == 2, res.output
+    assert "sources.logs entry 2" in res.output and "add `domain:` to that entry" in res.output
+    assert "internal error" not in res.output
+    assert not (tmp_path / "state" / "logs" / "days").exists()      # the good entry before it was not ingested
+    ok = CliRunner().invoke(main, ["--config", str(_config(tmp_path, [good, {**bad, "domain": "video.example.cn"}])),
+                                   "logs", "ingest"])
+    assert ok.exit_code == 0, ok.output
+    res = CliRunner().invoke(main, ["--config", str(_config(tmp_path, [bad])), "logs", "ingest",
+                                    str(LOG_DATA / "combined_good.log"), "--format", "combined"])
+    assert res.exit_code == 2 and "give --domain" in res.output
+
+
+def test_a_file_of_which_no_line_parses_is_warned_about_and_can_be_ingested_again(settings: Settings) -> None:
+    from loguru import logger
+
+    w3c = LOG_DATA / "w3c.log"
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
+        wrong = ingest(settings, [(w3c, "combined")], domain="cdn.example.cn")
+    finally:
+        logger.remove(sink)
+    assert (wrong.rows_stored, wrong.rows_quarantined) == (0, wrong.rows_read)
+    assert wrong.files_unparsed == ((str(w3c), "combined", wrong.rows_read),)
+    assert len(warnings) == 1 and "no line of" in warnings[0] and "check --format" in warnings[0]
+    assert not (settings.state_path / "logs" / "sources").exists()   # not marked as ingested
+    right = ingest(settings, [(w3c, "w3c")])
+    assert right.files_skipped == () and right.files_read == 1 and right.rows_stored > 0 and not right.files_unparsed
+    (quarantine,) = (settings.state_path / "logs" / "quarantine").glob("*.parquet")
+    assert pq.read_table(quarantine).num_rows == right.rows_quarantined  # the wrong format's lines are gone
+    assert ingest(settings, [(w3c, "w3c")]).files_skipped == (str(w3c),)
+    assert verify(settings).ok

@@ -172,3 +172,18 @@ def test_real_apache_log_parses_completely() -> None:
     assert r.rows_read == 10_000 and len(r.records) == 10_000 and r.quarantine.empty
     assert r.records.ts.min() == utc("2015-05-17 10:05:00")
     assert r.records.status.isna().sum() == 0 and r.records.source_line.tolist() == list(range(1, 10_001))
+
+
+def test_formats_without_a_host_on_the_line_are_the_ones_declared_so() -> None:
+    from pipeline.sources.logs_common import NO_DOMAIN_FORMATS
+
+    assert NO_DOMAIN_FORMATS == {"combined", "common", "qiniu-kodo"}
+    # Their lines give a domain only for a proxy's absolute target; a path gives none.
+    for fmt, name in (("combined", "combined_good.log"), ("common", "common.log"), ("qiniu-kodo", "qiniu.log")):
+        rec = read(fmt, DATA / name).records
+        relative = rec[~rec["uri"].fillna("").str.contains("://")]
+        assert len(relative) and relative["domain"].isna().all(), fmt
+    # The others carry the host on every line (Tencent: a field; S3: Host header or bucket; W3C: cs(Host)).
+    for fmt, name in (("tencent-cdn", "tencent.log"), ("s3-access", "s3.log"), ("w3c", "w3c.log")):
+        rec = read(fmt, DATA / name).records
+        assert len(rec) and rec["domain"].notna().all(), fmt

@@ -9,10 +9,12 @@ import sys
 import click
 
 from ..cases.store import open_store
-from ..errors import SourceError, StoreError
+from ..errors import ConfigError, SourceError, StoreError
 from ..query import read_audit, run_query, verify_audit
 from ..sources.bindings import load_bindings, owners
 from ..retention import IngestReport, hold_add, hold_list, hold_release, ingest, purge, verify
+from ..retention.ingest import missing_domain_message
+from ..sources.logs_common import NO_DOMAIN_FORMATS
 from . import get_settings, main
 
 
@@ -24,7 +26,8 @@ def logs() -> None:
 @logs.command("ingest")
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", help="Log format of PATHs (combined, common, qiniu-kodo, tencent-cdn, s3-access, w3c, jsonl).")
-@click.option("--domain", help="Domain the logs were served for, where the format does not carry it.")
+@click.option("--domain", help="Domain the logs were served for, where the format does not carry it "
+                                "(required for combined, common and qiniu-kodo).")
 @click.option("--account", "account_id", help="Account owning them, where the format does not carry it.")
 @click.pass_context
 def ingest_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str | None, domain: str | None,
@@ -41,6 +44,11 @@ def ingest_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str | None, doma
     if not settings.sources.logs:
         raise SourceError("no paths given and no sources.logs in the config",
                           hint="pass PATH... --format F, or list sources.logs in config.yaml")
+    for number, entry in enumerate(settings.sources.logs, start=1):
+        # Checked for every entry before any is ingested, so a bad entry leaves the store untouched.
+        if entry.format in NO_DOMAIN_FORMATS and not (entry.domain or domain or "").strip():
+            raise ConfigError(f"sources.logs entry {number} ({entry.path}): {missing_domain_message(entry.format)}",
+                              hint="add `domain:` to that entry (or pass --domain); nothing was ingested")
     bindings = owners(load_bindings(settings.sources.bindings, settings.resolve), "domain")
     for entry in settings.sources.logs:
         report = ingest(settings, [(settings.resolve(entry.path), entry.format)], bindings=bindings,
@@ -184,7 +192,7 @@ def audit_verify_cmd(ctx: click.Context) -> None:
 
 
 @audit.command("list")
-@click.option("--action", help="Only entries with this action (e.g. query, query.refused, hold.add).")
+@click.option("--action", help="Only entries with this action (e.g. query, query.refused, query.failed, hold.add).")
 @click.option("--last", type=int, default=None, help="Only the last N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print entries as JSON lines.")
 @click.pass_context

@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 from loguru import logger
 
 from ..config import Settings
-from ..errors import SourceError
+from ..errors import Location, SourceError
 from ..records import LOGS
 from ..sources.base import LOG_FORMATS, ReadResult, Stored, expand, read_stored
-from ..sources.logs_common import LOG_TABLES, LogTable, Quarantined
+from ..sources.logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
 from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock,
@@ -57,6 +57,9 @@ class IngestReport:
     rows_quarantined: int
     rows_recovered: int                   # of rows_stored, found already published by a killed run
     partitions_written: tuple[date, ...]
+    # Files of which no line parsed (every line quarantined): most likely the wrong format. Nothing of
+    # them is stored and they are not recorded as ingested, so they can be ingested again correctly.
+    files_unparsed: tuple[tuple[str, str, int], ...] = ()   # (path, format, lines)
 
     @property
     def reconciled(self) -> bool:
@@ -73,6 +76,11 @@ class _Parsed:
     rows_read: int
     rows_quarantined: int
     by_day: dict[date, pa.Table] = field(default_factory=dict)
+
+    @property
+    def unparsed(self) -> bool:
+        """Every line quarantined (none stored): not recorded in the ledger."""
+        return self.rows_read > 0 and self.rows_quarantined == self.rows_read
 
 
 def _to_days(columns: dict[str, pa.ChunkedArray], bindings: dict[str, str]) -> dict[date, pa.Table]:
@@ -120,6 +128,8 @@ def _to_days(columns: dict[str, pa.ChunkedArray], bindings: dict[str, str]) -> d
 
 def _write_quarantine(settings: Settings, sha: str, rows: list[Quarantined]) -> None:
     if not rows:
+        # A file not recorded as ingested (no line parsed) may have left lines here under a wrong format.
+        (quarantine_dir(settings) / f"{sha}.parquet").unlink(missing_ok=True)
         return
     table = pa.table({
         "source_file": pa.array([r[0] for r in rows], type=pa.string()),
@@ -207,6 +217,8 @@ def _flush(settings: Settings, batch: list[_Parsed]) -> tuple[list[date], int]:
         checkpoint("partition-published")
     checkpoint("before-ledger")
     for parsed in batch:
+        if parsed.unparsed:
+            continue  # nothing stored: leave it ingestible again, e.g. with the right format
         write_json_atomic(ledger_dir(settings) / f"{parsed.sha256}.json", {
             "sha256": parsed.sha256, "file": parsed.path, "format": parsed.fmt,
             "rows_read": parsed.rows_read, "rows_quarantined": parsed.rows_quarantined,
@@ -231,19 +243,32 @@ def _progress_enabled(settings: Settings, files: int) -> bool:
     return files > 1 and (mode == "always" or (mode == "auto" and sys.stderr.isatty()))
 
 
+MISSING_DOMAIN_HINT = ("give --domain with the site these logs were served for, or `domain:` in the file's "
+                       "sources.logs entry; nothing was ingested")
+
+
+def missing_domain_message(fmt: str) -> str:
+    return (f"format {fmt} carries no domain on its lines and no domain was given: its rows could never be found "
+            "by a domain query nor joined to their account, and a file is ingested only once")
+
+
 def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
            bindings: dict[str, str] | None = None, domain: str | None = None,
            account_id: str | None = None) -> IngestReport:
     """Ingest ``(path, format)`` sources (files, folders or globs) into the retained store.
 
     ``bindings`` (domain → account_id) fills account_id where a row has none; ``domain`` and
-    ``account_id`` are passed to the parser for formats that do not carry them.
+    ``account_id`` are passed to the parser for formats that do not carry them. A format that never
+    carries the domain (``NO_DOMAIN_FORMATS``) is refused without ``domain``, before any work.
     """
     binding_map = {k.lower(): v for k, v in (bindings or {}).items()}
+    domain = (domain or "").strip() or None
     files: list[tuple[str, str]] = []
     for path, fmt in sources:
         if fmt not in LOG_TABLES:
             LOG_FORMATS.get(fmt)  # an unknown format fails before any work, listing the valid ones
+        if fmt in NO_DOMAIN_FORMATS and not domain:
+            raise SourceError(missing_domain_message(fmt), location=Location(str(path)), hint=MISSING_DOMAIN_HINT)
         files.extend((f, fmt) for f in expand(str(path)))
     if not files:
         raise SourceError("no log files to ingest", hint="pass paths, or list sources.logs in config.yaml")
@@ -257,6 +282,7 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
         batch_rows = 0
         written: set[date] = set()
         totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0}
+        unparsed: list[tuple[str, str, int]] = []
 
         def flush() -> None:
             nonlocal batch, batch_rows
@@ -265,7 +291,8 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
                 written.update(days)
                 totals["recovered"] += recovered
                 for parsed in batch:
-                    done[parsed.sha256] = {"file": parsed.path}
+                    if not parsed.unparsed:
+                        done[parsed.sha256] = {"file": parsed.path}
             batch, batch_rows = [], 0
 
         for path, fmt in _iterate(files, _progress_enabled(settings, len(files))):
@@ -284,6 +311,11 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
             totals["quarantined"] += parsed.rows_quarantined
             stored = sum(t.num_rows for t in parsed.by_day.values())
             totals["stored"] += stored
+            if parsed.unparsed:
+                unparsed.append((path, fmt, parsed.rows_read))
+                logger.warning("no line of {} parsed as format {} (all {} quarantined): is it another format? Nothing "
+                               "was stored and the file is not marked as ingested; check --format (or `format:` in its "
+                               "sources.logs entry) and ingest it again", path, fmt, parsed.rows_read)
             batch.append(parsed)
             batch_rows += stored
             if batch_rows >= BATCH_ROWS:
@@ -291,7 +323,7 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
         flush()
 
     report = IngestReport(totals["files"], tuple(skipped), totals["read"], totals["stored"],
-                          totals["quarantined"], totals["recovered"], tuple(sorted(written)))
+                          totals["quarantined"], totals["recovered"], tuple(sorted(written)), tuple(unparsed))
     logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
                 report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
                 len(report.files_skipped), len(report.partitions_written))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable
+from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("combined", (
@@ -15,6 +15,9 @@ LAYOUT = Layout("combined", (
     Field("bytes_sent", "int", "byte count"), Field("referer", "quoted", "referer"),
     Field("user_agent", "quoted", "user agent"),
 ))
+
+# The request target is a path (a proxy's absolute URL is the rare exception): no host on the line.
+NO_DOMAIN_FORMATS.add("combined")
 
 
 @LOG_TABLES.register("combined")

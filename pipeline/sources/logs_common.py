@@ -326,6 +326,12 @@ TableReader = Callable[..., LogTable]
 # Formats that can hand the store Arrow columns directly; ingest falls back to LOG_FORMATS otherwise.
 LOG_TABLES: Registry[TableReader] = Registry("log format")
 
+# Formats whose lines carry no host: the domain comes only from the caller (``--domain`` or the
+# entry's ``domain:``), or from the rare absolute request target of a proxy. Each such parser adds
+# its name; the retained store refuses to ingest them without a domain (rows with a null domain
+# could never be found by a domain query nor joined to an account, and a file is ingested once).
+NO_DOMAIN_FORMATS: set[str] = set()
+
 
 def _arrow(col: pa.Array | pa.ChunkedArray, dtype: str) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable
+from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("common", (
@@ -13,6 +13,9 @@ LAYOUT = Layout("common", (
     Field("time", "clftime"), Field("request", "quoted", "request"), Field("status", "status", "status"),
     Field("bytes_sent", "int", "byte count"),
 ))
+
+# The request target is a path (a proxy's absolute URL is the rare exception): no host on the line.
+NO_DOMAIN_FORMATS.add("common")
 
 
 @LOG_TABLES.register("common")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable
+from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("qiniu-kodo", (
@@ -17,6 +17,9 @@ LAYOUT = Layout("qiniu-kodo", (
     Field("bytes_sent", "int", "byte count"), Field("referer", "quoted", "referer"),
     Field("user_agent", "quoted", "user agent"),
 ), tail=True)
+
+# The request target is a path (a proxy's absolute URL is the rare exception): no host on the line.
+NO_DOMAIN_FORMATS.add("qiniu-kodo")
 
 
 @LOG_TABLES.register("qiniu-kodo")
