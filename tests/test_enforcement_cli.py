@@ -62,14 +62,52 @@ def test_reviewer_plans_applies_sees_delivery_and_dismisses(env: dict[str, Any])
 
 
 def test_missing_secret_is_one_line_and_exit_2(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    seed_cases(env["store"], [("objects.malware", "object", "b1/virus.exe", "acc1")])
+    cids = seed_cases(env["store"], [("objects.malware", "object", "b1/virus.exe", "acc1")])
     out = env["tmp"] / "plan.json"
     run(env, "enforce", "plan", "--out", str(out))
     monkeypatch.delenv(SECRET_ENV)
     res = run(env, "enforce", "apply", str(out), "--by", "bob")
     assert res.exit_code == 2
     assert f"error: the signing secret is not set: environment variable {SECRET_ENV}" in res.output
+    assert "nothing was applied" in res.output and "queued" not in res.output.split("(")[0]
     assert sum(env["server"].requests.values()) == 0
+    # refused before anything changed: no action queued, the case still open, the plan not applied
+    db = env["store"].db
+    assert db.scalar("SELECT COUNT(*) FROM actions") == 0
+    assert db.scalar("SELECT status FROM cases WHERE case_id=?", (cids[0],)) == "open"
+    assert db.scalar("SELECT status FROM plans") == "planned"
+    # so the same plan goes through once the secret is set
+    monkeypatch.setenv(SECRET_ENV, SECRET.decode())
+    res = run(env, "enforce", "apply", str(out), "--by", "bob")
+    assert res.exit_code == 0, res.output
+    assert "1 action(s) queued" in res.output and sum(env["server"].applied.values()) == 1
+
+
+def test_undo_without_secret_dismisses_nothing(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    cids = seed_cases(env["store"], [("objects.malware", "object", "b1/virus.exe", "acc1")])
+    out = env["tmp"] / "plan.json"
+    run(env, "enforce", "plan", "--out", str(out))
+    assert run(env, "enforce", "apply", str(out), "--by", "bob").exit_code == 0
+    monkeypatch.delenv(SECRET_ENV)
+    res = run(env, "enforce", "undo", cids[0], "--by", "carol", "--reason", "appeal granted")
+    assert res.exit_code == 2 and "nothing was dismissed or queued" in res.output
+    assert env["store"].db.scalar("SELECT status FROM cases WHERE case_id=?", (cids[0],)) == "enforced"
+    assert env["store"].db.scalar("SELECT COUNT(*) FROM actions WHERE kind='undo'") == 0
+
+
+def test_apply_without_endpoint_queues_and_says_so(env: dict[str, Any]) -> None:
+    env["cfg"] = write_config(env["tmp"], f"sqlite:///{env['tmp'] / 'cases.db'}", None)
+    cids = seed_cases(env["store"], [("objects.malware", "object", "b1/virus.exe", "acc1")])
+    out = env["tmp"] / "plan.json"
+    run(env, "enforce", "plan", "--out", str(out))
+    res = run(env, "enforce", "apply", str(out), "--by", "bob")
+    # the plan is applied: the user is told the actions are queued, not that anything was refused
+    assert res.exit_code == 3, res.output
+    assert "error" not in res.output and "refused" not in res.output
+    assert "1 action(s) queued" in res.output
+    assert "no enforcement endpoint is configured" in res.output and "compliance enforce dispatch" in res.output
+    assert env["store"].db.scalar("SELECT status FROM actions") == "pending"
+    assert env["store"].db.scalar("SELECT status FROM cases WHERE case_id=?", (cids[0],)) == "enforced"
 
 
 def test_endpoint_down_exits_3_and_keeps_the_action(env: dict[str, Any], tmp_path: Path) -> None:
@@ -91,6 +129,30 @@ def test_notice_is_chinese_and_cites_the_clauses(env: dict[str, Any]) -> None:
     for part in ("第 3.1.3.5.4 条", "3.1.3.10", "7.3.2", "2026年11月04日 10:00（北京时间）", "b2/fortune.txt",
                  "澳门赌场", "封建迷信", "封禁资源", "acc2", cids[0]):
         assert part in text, part
+
+
+def test_no_notice_for_a_client_ip_case(env: dict[str, Any]) -> None:
+    # a client IP attacking a customer's site: the customer (whose account the case carries) is the victim
+    cids = seed_cases(env["store"], [("logs.scanning", "client_ip", "192.0.2.13", "acc1")])
+    res = run(env, "enforce", "notice", cids[0])
+    assert res.exit_code == 2
+    assert "违规信息处理通知" not in res.output and "Traceback" not in res.output
+    assert f"error: case {cids[0]} is not held against a customer" in res.output and "client IP" in res.output
+
+
+def test_notice_after_delivery_says_the_resource_is_blocked(env: dict[str, Any]) -> None:
+    cids = seed_cases(env["store"], [("objects.malware", "object", "b1/virus.exe", "acc1")])
+    before = run(env, "enforce", "notice", cids[0])
+    assert before.exit_code == 0 and "逾期未整改的，我们将对 b1/virus.exe 采取以下措施：封禁资源。" in before.output
+    out = env["tmp"] / "plan.json"
+    run(env, "enforce", "plan", "--out", str(out))
+    assert run(env, "enforce", "apply", str(out), "--by", "bob").exit_code == 0
+    res = run(env, "enforce", "notice", cids[0])
+    assert res.exit_code == 0, res.output
+    assert "逾期未整改" not in res.output and "我们将对" not in res.output
+    delivered = env["store"].db.scalar("SELECT delivered_at FROM actions WHERE case_id=?", (cids[0],))
+    from pipeline.enforcement.notices import _local
+    assert f"我们已于 {_local(delivered)} 对 b1/virus.exe 采取以下措施：封禁资源，该措施已经生效。" in res.output
 
 
 def test_penalty_table_and_undo_cover_every_action(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """`compliance enforce plan|apply|dispatch|status|undo|notice`: enforcement from the command line.
 
 Exit codes of the commands that deliver (apply, dispatch, undo): 0 when every action is
-delivered; 3 when the endpoint is unavailable and actions stay queued (run `dispatch` later);
-4 when the endpoint rejected an action (see `enforce status`).
+delivered; 3 when actions stay queued (the endpoint is unavailable or not configured: run
+`dispatch` later); 4 when the endpoint rejected an action (see `enforce status`); 2 when the
+command was refused and nothing changed. `apply` and `undo` check that the signing secret is
+set before they change anything, so a refusal never follows a change of state.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from ..cases.store import CaseStore, open_store
 from ..config import Settings
 from ..enforcement import EnforcementError
 from ..enforcement.apply import apply_plan, undo_case
-from ..enforcement.dispatch import DispatchReport, dispatch
+from ..enforcement.dispatch import DispatchReport, check_can_send, dispatch, not_sent
 from ..enforcement.notices import default_deadline, render_notice
-from ..enforcement.plan import episode_notice, make_plan, save_plan
+from ..enforcement.plan import episode_enforcements, episode_notice, make_plan, save_plan
 from ..query.audit import append_audit, default_actor
 from . import get_settings, main
 
@@ -83,6 +85,17 @@ def _report(report: DispatchReport) -> None:
         sys.exit(EXIT_REJECTED)
 
 
+def _deliver_queued(store: CaseStore, settings: Settings, actor: str) -> None:
+    """Deliver right after queueing. The state has already changed, so a reason not to send
+    (no endpoint configured) is reported as actions left queued, never as a refusal."""
+    try:
+        report = dispatch(store, settings, actor=actor)
+    except EnforcementError as exc:
+        click.echo(not_sent(exc, settings), err=True)
+        sys.exit(EXIT_QUEUED)
+    _report(report)
+
+
 @enforce.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--by", "by", required=True, help="Who applies the plan.")
@@ -91,12 +104,14 @@ def _report(report: DispatchReport) -> None:
 def apply(ctx: click.Context, plan_file: str, by: str, no_dispatch: bool) -> None:
     """Apply PLAN_FILE exactly: queue its actions in the outbox, then deliver them."""
     settings = get_settings(ctx)
+    if not no_dispatch:
+        check_can_send(settings, before="applied")
     store = _store(settings)
     try:
         done = apply_plan(store, settings, Path(plan_file), by=by)
         click.echo(f"plan {done.plan_id}: {done.queued} action(s) queued; {len(done.enforced_cases)} case(s) enforced")
         if not no_dispatch:
-            _report(dispatch(store, settings, actor=by))
+            _deliver_queued(store, settings, by)
     finally:
         store.close()
 
@@ -158,12 +173,14 @@ def status(ctx: click.Context, status: str | None, case_id: str | None, as_json:
 def undo(ctx: click.Context, case_id: str, by: str, reason: str, no_dispatch: bool) -> None:
     """Dismiss CASE (e.g. an appeal succeeded) and undo its actions: re-enable, unfreeze."""
     settings = get_settings(ctx)
+    if not no_dispatch:
+        check_can_send(settings, before="dismissed or queued")
     store = _store(settings)
     try:
         n = undo_case(store, settings, case_id, by=by, reason=reason)
         click.echo(f"case {case_id} dismissed; {n} undo action(s) queued")
         if not no_dispatch and n:
-            _report(dispatch(store, settings, actor=by))
+            _deliver_queued(store, settings, by)
     finally:
         store.close()
 
@@ -185,12 +202,13 @@ def notice(ctx: click.Context, case_id: str, deadline: str | None) -> None:
     store = _store(settings)
     try:
         case = store.get_case(case_id)
+        taken = episode_enforcements(store.db, case_id)
         if deadline is None:
             sent = episode_notice(store.db, case_id)
             deadline = json.loads(sent["payload"])["deadline"] if sent else default_deadline(settings, case)
     finally:
         store.close()
-    click.echo(render_notice(settings, case, deadline))
+    click.echo(render_notice(settings, case, deadline, taken=taken))
 
 
 main.add_command(enforce)

@@ -64,6 +64,32 @@ def signing_secret(settings: Settings) -> bytes:
     return value.encode("utf-8")
 
 
+def check_can_send(settings: Settings, *, before: str) -> None:
+    """Refuse, before ``before`` changes anything, a command that would queue actions and then
+    fail to send them for want of the signing secret. No endpoint configured is not refused:
+    actions then stay queued by design (see ``not_sent``)."""
+    es = settings.enforcement
+    if es.endpoint and not os.environ.get(es.secret_env):
+        raise EnforcementError(
+            f"the signing secret is not set: environment variable {es.secret_env} is empty or unset; "
+            f"nothing was {before}",
+            hint=f"export {es.secret_env}=<secret shared with the operations endpoint> and run the command again, "
+                 "or pass --no-dispatch to queue the actions without sending them")
+
+
+def not_sent(exc: EnforcementError, settings: Settings) -> str:
+    """What to tell the user when actions were queued but delivery could not start."""
+    es = settings.enforcement
+    if not es.endpoint:
+        why, fix = "no enforcement endpoint is configured", "enforcement.endpoint is set in the config"
+    elif not os.environ.get(es.secret_env):
+        why, fix = f"the signing secret {es.secret_env} is not set", f"{es.secret_env} is exported"
+    else:
+        why, fix = exc.message, "that is fixed"
+    return (f"not sent: {why}. The actions are queued in the outbox; "
+            f"run `compliance enforce dispatch` once {fix}")
+
+
 def sign(secret: bytes, body: bytes) -> str:
     """``sha256=<hex>``: HMAC-SHA256 of the exact body bytes."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()

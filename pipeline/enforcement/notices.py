@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import Location
 from . import EnforcementError
-from .policy import decide, intended_actions
+from .policy import NOT_ENFORCED, decide, intended_actions
 
 PRODUCT_ZH = {"object_storage": "对象存储", "cdn": "CDN", "live_streaming": "直播云", "account": "码尚云"}
 SUBJECT_ZH = {"object": "文件", "bucket": "存储空间", "domain": "域名", "url": "链接", "stream": "直播流",
@@ -95,14 +96,52 @@ def default_deadline(settings: Settings, case: dict[str, Any], now: datetime | N
     return ((now or datetime.now(timezone.utc)) + timedelta(days=days)).isoformat(timespec="seconds")
 
 
-def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: datetime | None = None) -> str:
-    """The notice for ``case`` (a store row, evidence as list or JSON) with ``deadline`` (ISO, UTC)."""
+# The measure sentence of templates that predate $measure_text (the packaged one among them): it
+# speaks of a measure still to come, so it is replaced by $measure_text, which also says when the
+# measure was already taken.
+PENDING_MEASURE = "逾期未整改的，我们将对 $target 采取以下措施：$measure_zh。"
+
+
+def check_noticeable(case: Mapping[str, Any]) -> None:
+    """Refuse a notice for a case that is never held against a customer (e.g. a client IP
+    attacking the customer's site: the customer is the victim)."""
+    why = NOT_ENFORCED.get(str(case["subject_type"]))
+    if why is not None:
+        raise EnforcementError(
+            f"case {case['case_id']} is not held against a customer, so it gets no violation notice: {why}",
+            hint="enforcement plans skip such cases for the same reason; `compliance cases show "
+                 f"{case['case_id']}` shows the evidence")
+
+
+def _measure_text(target: str, measure: str, taken: Sequence[Mapping[str, Any]]) -> str:
+    """The sentence naming the measure: still to come, already decided (queued), or already taken."""
+    if not taken:
+        return f"逾期未整改的，我们将对 {target} 采取以下措施：{measure}。"
+    done = [t for t in taken if t.get("status") == "delivered"]
+    names = "、".join(dict.fromkeys(ACTION_ZH.get(t["action"], t["action"]) for t in (done or taken)))
+    where = "、".join(dict.fromkeys(str(t["target"]) for t in (done or taken)))
+    if done:
+        when = max(str(t.get("delivered_at") or "") for t in done)
+        return f"我们已于 {_local(when)} 对 {where} 采取以下措施：{names}，该措施已经生效。"
+    return f"我们已决定对 {where} 采取以下措施：{names}，该措施即将生效。"
+
+
+def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: datetime | None = None,
+                  taken: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The notice for ``case`` (a store row, evidence as list or JSON) with ``deadline`` (ISO, UTC).
+
+    ``taken``: the case's enforcement actions already delivered or queued (rows with ``action``,
+    ``target``, ``status``, ``delivered_at``); the notice then says the measure was taken rather
+    than threatening it."""
+    check_noticeable(case)
     text, origin = template_text(settings)
     decision = decide(settings.enforcement, case["category"], case["severity"])
     intended, _ = intended_actions(case, decision.level) if decision else ([], None)
     measure = "、".join(dict.fromkeys(ACTION_ZH.get(i.action, i.action) for i in intended)) or "依协议处理"
     target = "、".join(dict.fromkeys(i.target for i in intended)) or str(case["subject_id"])
     product = intended[0].product if intended else "account"
+    if "measure_text" not in text:
+        text = text.replace(PENDING_MEASURE, "$measure_text")
     values = {
         "case_id": case["case_id"], "account": case.get("account_id") or "-",
         "provider": settings.enforcement.notice.provider, "appeal": settings.enforcement.notice.appeal,
@@ -114,7 +153,7 @@ def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: 
         "last_seen": _local(case.get("last_event") or case.get("last_seen")),
         "hit_count": case.get("hit_count", 0), "rule_title": case.get("rule_title") or "", "rule_id": case["rule_id"],
         "evidence": evidence_summary(case["evidence"]), "deadline": _local(deadline),
-        "target": target, "measure_zh": measure,
+        "target": target, "measure_zh": measure, "measure_text": _measure_text(target, measure, taken),
         "date": (now or datetime.now(timezone.utc)).astimezone(TZ_CN).strftime("%Y年%m月%d日"),
     }
     try:

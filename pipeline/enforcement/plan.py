@@ -115,6 +115,17 @@ def episode_notice(db: Database, case_id: str) -> dict[str, Any] | None:
     return None
 
 
+def episode_enforcements(db: Database, case_id: str) -> list[dict[str, Any]]:
+    """The enforcement actions of the case's current episode that were delivered or are on their
+    way (queued or being sent), oldest first; a notice rendered now must say they were taken."""
+    closed = db.scalar("SELECT MAX(at) FROM case_history WHERE case_id=? AND to_status IN ('resolved','dismissed')",
+                       (case_id,))
+    rows = db.all("SELECT action_id, action, target, status, delivered_at, created_at FROM actions"
+                  " WHERE case_id=? AND kind='enforce' AND status IN ('delivered','sending','pending')"
+                  " ORDER BY created_at, action_id", (case_id,))
+    return [r for r in rows if closed is None or r["created_at"] > closed]
+
+
 def undos_owed(db: Database, case_id: str, reason: str) -> list[PlannedAction]:
     """Undo actions for every enforcement action of ``case_id`` that may have been applied and
     has no undo yet."""
