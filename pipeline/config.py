@@ -61,6 +61,7 @@ class ScanSettings(_Model):
     # a name registered in pipeline.matchers.keyword_engine.BACKENDS ("reference" is for tests only)
     keyword_backend: Literal["pyahocorasick", "ahocorasick-rs"] = "pyahocorasick"
     batch_rows: int = Field(200_000, ge=1)
+    part_bytes: int = Field(64 << 20, ge=1 << 10)
 
 
 class RetentionSettings(_Model):
