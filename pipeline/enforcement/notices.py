@@ -96,9 +96,9 @@ def default_deadline(settings: Settings, case: dict[str, Any], now: datetime | N
     return ((now or datetime.now(timezone.utc)) + timedelta(days=days)).isoformat(timespec="seconds")
 
 
-# The measure sentence of templates that predate $measure_text (the packaged one among them): it
-# speaks of a measure still to come, so it is replaced by $measure_text, which also says when the
-# measure was already taken.
+# The measure sentence of custom templates written before $measure_text existed: it speaks of a
+# measure still to come, so it is replaced by $measure_text, which also says when the measure was
+# already taken. The packaged template uses $measure_text.
 PENDING_MEASURE = "逾期未整改的，我们将对 $target 采取以下措施：$measure_zh。"
 
 
