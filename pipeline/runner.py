@@ -96,6 +96,7 @@ class ScanReport:
     rows_already_scanned: int = 0
     put_time_max: dict[str, str] = field(default_factory=dict)  # bucket → newest put_time seen this run
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    checks_skipped: dict[str, str] = field(default_factory=dict)  # licensing rule id → why it did not run
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -417,19 +418,30 @@ def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: S
     rules = ctx.ruleset.for_source("icp")
     if not rules:
         return empty_hits()
-    from .licensing import LicensingInput, evaluate_licensing, load_licensing_sources
+    from .licensing import LicensingInput, evaluate_licensing, load_licensing_sources, skipped_checks
+    from .licensing.checks import INPUTS
 
     filings, licences, quarantine, counts = load_licensing_sources(settings)
     for kind, c in counts.items():
-        if c["rows_read"]:
-            files = sum(len(expand(settings.resolve(e.path))) for e in getattr(settings.sources, kind))
+        # filings and licences are read whole on every scan, incremental or not: count every file read,
+        # so that `files` is the sum of per_source's files
+        files = sum(len(expand(settings.resolve(e.path))) for e in getattr(settings.sources, kind))
+        if files:
             report.per_source[kind] = {"files": files, **c}
+            report.files += files
             report.rows_read += c["rows_read"]
             report.rows_parsed += c["rows_parsed"]
             report.rows_quarantined += c["rows_quarantined"]
     store.save_quarantine(report.run_id, "icp", quarantine)
     bindings = ctx.bindings if ctx.bindings is not None else load_bindings(settings.sources.bindings, settings.resolve)
-    data = LicensingInput(filings, licences, bindings, traffic, site_hits.reset_index(drop=True), object_buckets)
+    unconfigured = frozenset(kind for kind in INPUTS if not getattr(settings.sources, kind))
+    report.checks_skipped = skipped_checks(ctx.ruleset.rules, unconfigured)
+    if report.checks_skipped:
+        logger.warning("skipped {} licensing rule(s), {}: {}",
+                       len(report.checks_skipped), "; ".join(sorted(set(report.checks_skipped.values()))),
+                       ", ".join(sorted(report.checks_skipped)))
+    data = LicensingInput(filings, licences, bindings, traffic, site_hits.reset_index(drop=True), object_buckets,
+                          unconfigured)
     return evaluate_licensing(ctx.ruleset.rules, data)  # checks and the site_* rules whose params they read
 
 

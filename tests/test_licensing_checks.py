@@ -265,3 +265,21 @@ def test_site_rule_params_and_category_are_validated(tmp_path: Path) -> None:
         _load(tmp_path, site.replace("CATEGORY", "site_news").replace("PARAMS", "{min_hit: 2}"))
     with pytest.raises(RuleLoadError, match="names no field of content"):
         _load(tmp_path, site.replace("CATEGORY", "site_weather").replace("PARAMS", "{min_hits: 2}"))
+
+
+def test_checks_needing_filings_are_skipped_when_no_icp_source_is_configured() -> None:
+    """No sources.icp: an empty filings frame would make every bound domain look unfiled and every
+    declared number unknown; the checks that need filings are skipped and say so instead."""
+    from pipeline.licensing import skipped_checks
+
+    checks = [r for r in RULES if r.check is not None]
+    d = data(bindings=[binding("a.example.cn"), binding("b.example.cn", "acct-2", declared="浙ICP备1号")],
+             flows=[traffic("a.example.cn", 50)])
+    configured_but_empty = hits(checks, d)
+    assert {"unfiled_domain_serving", "declared_filing_mismatch"} <= {k.split(":")[0]
+                                                                      for k in configured_but_empty["hit_key"]}
+    assert hits(checks, replace(d, unconfigured=frozenset({"icp"}))).empty
+    skipped = skipped_checks(checks, {"icp"})
+    assert set(skipped) == {r.id for r in checks if r.enabled}
+    assert all("sources.icp" in why for why in skipped.values())
+    assert skipped_checks(checks, set()) == {}

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pipeline.cases.store import open_store
 from pipeline.cli import main
 from pipeline.config import load_settings
+from pipeline.rules.loader import load_rules
 from pipeline.runner import scan
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -137,3 +138,66 @@ def test_real_benign_access_log_opens_no_case(corpus: Path, root: Path, tmp_path
     assert report.rows_read == 10000 and report.rows_quarantined == 0
     cases = open_store(tmp_path / "state").list_cases()
     assert list(cases["rule_id"]) == []
+
+
+def config_copy(generated: Path, tmp_path: Path, drop: tuple[str, ...] = ()) -> Path:
+    """The generated config with a state folder of its own under tmp_path, without the ``drop`` sources."""
+    import yaml
+
+    cfg = yaml.safe_load((generated / "config.yaml").read_text(encoding="utf-8"))
+    cfg["rules"] = str((generated / cfg["rules"]).resolve()) if not Path(cfg["rules"]).is_absolute() else cfg["rules"]
+    cfg["state_dir"] = str(tmp_path / "state")
+    for kind in drop:
+        cfg["sources"].pop(kind, None)
+    for entries in cfg["sources"].values():
+        for e in entries:
+            e["path"] = str(generated / e["path"])
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "config.yaml"
+    out.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+def cli_summary(cfg: Path, *args: str) -> dict:
+    res = CliRunner().invoke(main, ["--config", str(cfg), "scan", "--json", *args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_scan_summary_counts_every_file_read(generated: Path, tmp_path: Path, dask_client,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`files` is the sum of per_source's files: filings and licences, read on every scan, count too."""
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
+    cfg = config_copy(generated, tmp_path)
+    full = cli_summary(cfg, "--full")
+    assert {"icp", "licences"} <= set(full["per_source"])
+    assert full["files"] == sum(s["files"] for s in full["per_source"].values())
+    assert full["rows_read"] == sum(s["rows_read"] for s in full["per_source"].values())
+    incremental = cli_summary(cfg)
+    licensing_files = full["per_source"]["icp"]["files"] + full["per_source"]["licences"]["files"]
+    assert set(incremental["per_source"]) == {"icp", "licences"}
+    assert incremental["files"] == licensing_files > 0
+    assert incremental["files"] + incremental["files_skipped"] == full["files"]
+    assert incremental["rows_read"] == sum(s["rows_read"] for s in incremental["per_source"].values()) > 0
+
+
+def test_no_icp_source_skips_the_filing_checks(generated: Path, tmp_path: Path, dask_client,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects, logs and bindings only: no filing record is configured, so no case says a domain is unfiled
+    or its declared number unknown; the summary names the skipped rules."""
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
+    cfg = config_copy(generated, tmp_path, drop=("icp", "licences", "streams"))
+    summary = cli_summary(cfg)
+    assert summary["cases_new"] > 0
+    settings = load_settings(str(cfg))
+    store = open_store(settings.state_path)
+    try:
+        cases = store.list_cases()
+    finally:
+        store.close()
+    assert not cases["rule_id"].str.startswith("icp.").any()
+    checks = {r.id for r in load_rules(settings.rules_dir).rules if r.check is not None and r.enabled}
+    assert set(summary["checks_skipped"]) == checks
+    assert all("sources.icp" in why for why in summary["checks_skipped"].values())
+    # with the filings configured nothing is skipped
+    assert cli_summary(config_copy(generated, tmp_path / "with-icp"))["checks_skipped"] == {}

@@ -58,6 +58,12 @@ def _print(report: Any) -> None:
     for source, c in sorted(report.per_source.items()):
         console.print(f"  {source}: {c['files']} file(s), {c['rows_read']} read = {c['rows_parsed']} parsed "
                       f"+ {c['rows_quarantined']} quarantined")
+    skipped: dict[str, list[str]] = {}
+    for rule_id, why in sorted(report.checks_skipped.items()):
+        skipped.setdefault(why, []).append(rule_id)
+    for why, rule_ids in skipped.items():
+        console.print(f"  [yellow]skipped[/yellow] {len(rule_ids)} licensing rule(s), {why}: {', '.join(rule_ids)}",
+                      markup=True, highlight=False, soft_wrap=True)
     for q in report.quarantine_samples:
         console.print(f"  [yellow]quarantined[/yellow] {q['file']}:{q['line']}: {q['reason']}", markup=True,
                       highlight=False, soft_wrap=True)

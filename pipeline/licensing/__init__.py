@@ -14,7 +14,7 @@ import pandas as pd
 from ..matchers.hits import HIT_COLUMNS, empty_hits
 from ..records import QUARANTINE, conform, empty
 from ..rules.model import Rule
-from .checks import CHECKS, Owner, Site, normalize_entity, resolved
+from .checks import CHECKS, INPUTS, Owner, Site, normalize_entity, resolved
 from .inference import infer_fields
 
 ReadCounts = dict[str, dict[str, int]]   # kind (icp, licences) → rows_read, rows_parsed, rows_quarantined
@@ -28,6 +28,9 @@ class LicensingInput:
     traffic: pd.DataFrame        # per domain from the scanned logs: domain, requests, bytes_sent, first_ts, last_ts
     site_hits: pd.DataFrame      # HIT_COLUMNS rows of rules whose category starts with "site_"
     object_buckets: pd.DataFrame  # bucket, objects (count) seen in this scan
+    # source kinds (checks.INPUTS) the config does not name: checks that need one are skipped, not run
+    # over an empty frame (no filing records configured is not "no site is filed")
+    unconfigured: frozenset[str] = frozenset()
 
 
 def load_licensing_sources(settings: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ReadCounts]:
@@ -121,13 +124,27 @@ def _licence_covers(lic: dict[str, Any], domain: str, entities: set[str], when: 
     return normalize_entity(_text(lic.get("holder"))) in entities
 
 
+def skipped_checks(rules: Sequence[Rule], unconfigured: frozenset[str] | set[str]) -> dict[str, str]:
+    """Enabled check rules that cannot run without a source the config does not name: rule id → why."""
+    out: dict[str, str] = {}
+    for rule in rules:
+        if rule.check is None or not rule.enabled or rule.check not in CHECKS:
+            continue
+        missing = [INPUTS.get(k, k) for k in CHECKS.get(rule.check).needs if k in unconfigured]
+        if missing:
+            out[rule.id] = f"no {' or '.join(missing)} configured"
+    return out
+
+
 def evaluate_licensing(rules: Sequence[Rule], data: LicensingInput) -> pd.DataFrame:
     """Run every enabled check rule over every bound domain; HIT_COLUMNS rows on subject ``domain``.
 
     ``hit_key`` is ``<check>:<domain>:<facts>``: the same facts give the same key (a re-scan adds nothing);
-    a changed fact (a filing revoked, a new day of unfiled traffic) gives a new one.
+    a changed fact (a filing revoked, a new day of unfiled traffic) gives a new one. Checks that need a
+    source named in ``data.unconfigured`` are skipped (see ``skipped_checks``).
     """
-    checks = [r for r in rules if r.check is not None and r.enabled]
+    skipped = skipped_checks(rules, data.unconfigured)
+    checks = [r for r in rules if r.check is not None and r.enabled and r.id not in skipped]
     if not checks:
         return empty_hits()
     sites = build_sites(data, rules)
@@ -153,4 +170,5 @@ def evaluate_licensing(rules: Sequence[Rule], data: LicensingInput) -> pd.DataFr
     return pd.DataFrame(rows, columns=HIT_COLUMNS) if rows else empty_hits()
 
 
-__all__ = ["LicensingInput", "ReadCounts", "load_licensing_sources", "evaluate_licensing", "build_sites"]
+__all__ = ["LicensingInput", "ReadCounts", "load_licensing_sources", "evaluate_licensing", "build_sites",
+           "skipped_checks"]

@@ -74,21 +74,29 @@ class Finding:
     evidence: tuple[dict[str, Any], ...]
 
 
+# What a check may need from the config's sources beyond the bindings, and what it is called in messages.
+INPUTS = {"icp": "filing records (sources.icp)"}
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
     doc: str
     params: Mapping[str, Param]
     run: Callable[[Site, Mapping[str, Any]], Finding | None]
+    # source kinds (INPUTS) without which the check cannot tell a violation from missing data: with no
+    # filing records configured every site would look unfiled, so such a check is skipped instead
+    needs: tuple[str, ...] = ()
 
 
 CHECKS: Registry[Check] = Registry("licensing check")
 SITE_RULE_PARAMS = {"min_hits": Param(int, 1, "hits of the rule on one site before its field is inferred", 1)}
 
 
-def check(name: str, doc: str, **params: Param) -> Callable[[Callable[[Site, Mapping[str, Any]], Finding | None]], Check]:
+def check(name: str, doc: str, needs: tuple[str, ...] = (),
+          **params: Param) -> Callable[[Callable[[Site, Mapping[str, Any]], Finding | None]], Check]:
     def register(fn: Callable[[Site, Mapping[str, Any]], Finding | None]) -> Check:
-        c = Check(name, doc, params, fn)
+        c = Check(name, doc, params, fn, needs)
         CHECKS.register(name)(c)
         return c
     return register
@@ -203,7 +211,7 @@ def _finding(site: Site, facts: str, items: list[dict[str, Any]], account: str |
 
 # --- the checks -------------------------------------------------------------------------------
 
-@check("unfiled_domain_serving", "a bound domain serves traffic or objects and has no active filing",
+@check("unfiled_domain_serving", "a bound domain serves traffic or objects and has no active filing", ("icp",),
        min_requests=Param(int, 1, "requests in the scanned logs that count as serving", 1),
        min_objects=Param(int, 1, "objects in the domain's origin bucket that count as serving (0: ignore objects)", 0))
 def unfiled_domain_serving(site: Site, p: Mapping[str, Any]) -> Finding | None:
@@ -218,6 +226,7 @@ def unfiled_domain_serving(site: Site, p: Mapping[str, Any]) -> Finding | None:
 
 
 @check("filing_limited", "the domain's filing is limited (limitAccess) or revoked, and no other filing allows it",
+       ("icp",),
        min_requests=Param(int, 0, "requests in the scanned logs needed (0: being bound is enough)", 0))
 def filing_limited(site: Site, p: Mapping[str, Any]) -> Finding | None:
     if site.usable is not None or not site.filings or site.requests < p["min_requests"]:
@@ -235,6 +244,7 @@ def _approved(site: Site, approvals: tuple[str, ...]) -> bool:
 
 
 @check("licence_missing", "the site's inferred fields of content need a licence its filing and licence records lack",
+       ("icp",),  # a prior approval in the filing's contentTypeName is one of the two ways to hold it
        fields=Param(list, sorted(FIELD_LICENCES), "fields of content to check (site_* categories)"))
 def licence_missing(site: Site, p: Mapping[str, Any]) -> Finding | None:
     missing = []
@@ -257,7 +267,7 @@ def licence_missing(site: Site, p: Mapping[str, Any]) -> Finding | None:
     return _finding(site, f"{'+'.join(n.licence_type for _, n in missing)}:{number}:{site.day}", items)
 
 
-@check("entity_mismatch", "the filing's 主办单位 differs from the account's verified entity")
+@check("entity_mismatch", "the filing's 主办单位 differs from the account's verified entity", ("icp",))
 def entity_mismatch(site: Site, p: Mapping[str, Any]) -> Finding | None:
     f = site.active
     if f is None:
@@ -274,6 +284,7 @@ def entity_mismatch(site: Site, p: Mapping[str, Any]) -> Finding | None:
 
 
 @check("declared_filing_mismatch", "the filing number the customer declared is malformed or not the domain's",
+       ("icp",),
        require_declared=Param(bool, False, "a domain bound without a declared number is a finding too"))
 def declared_filing_mismatch(site: Site, p: Mapping[str, Any]) -> Finding | None:
     own = {f["service_licence"] for f in site.filings}
