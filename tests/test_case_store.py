@@ -134,7 +134,7 @@ def test_auto_resolved_case_reopens_when_the_same_event_comes_back(store_url: st
     assert len(store.get_case(k2)["history"]) == 3
 
 
-def test_reviewer_resolved_case_reopens_and_dismissed_stays_dismissed(store_url: str) -> None:
+def test_reviewer_resolved_case_reopens_on_a_new_event_and_dismissed_stays_dismissed(store_url: str) -> None:
     store = CaseStore(store_url)
     rs = ruleset()
     store.apply_hits(store.begin_run(None, rs.digest), pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]), rs,
@@ -142,10 +142,14 @@ def test_reviewer_resolved_case_reopens_and_dismissed_stays_dismissed(store_url:
     k1, k2 = case_id("objects.test.rule", "object", "b/k1"), case_id("objects.test.rule", "object", "b/k2")
     store.transition(k1, "resolved", by="alice", reason="customer removed the content")
     store.transition(k2, "dismissed", by="bob", reason="licensed operator")
+    # the events the reviewer saw, read again (a full rescan of old data): the decision stands
     res = store.apply_hits(store.begin_run(None, rs.digest), pd.concat([hits(["a"], "b/k1"), hits(["b"], "b/k2")]),
                            rs, max_evidence=3)
-    assert (res.reopened, res.updated, res.unchanged) == (1, 1, 1)
-    assert store.get_case(k1)["status"] == "open" and store.get_case(k1)["hit_count"] == 1
+    assert (res.reopened, res.updated, res.unchanged) == (0, 0, 2)
+    assert store.get_case(k1)["status"] == "resolved"
+    # a new event: the violation is back
+    res = store.apply_hits(store.begin_run(None, rs.digest), hits(["a", "a2"], "b/k1"), rs, max_evidence=3)
+    assert res.reopened == 1 and store.get_case(k1)["status"] == "open" and store.get_case(k1)["hit_count"] == 2
     assert store.get_case(k2)["status"] == "dismissed" and store.get_case(k2)["hit_count"] == 1
     # a new event on the dismissed case is recorded, and it stays dismissed
     res = store.apply_hits(store.begin_run(None, rs.digest), hits(["b", "c"], "b/k2"), rs, max_evidence=3)

@@ -271,16 +271,24 @@ class CaseStore:
                           f"rule {rule.id} now {rule.content_hash[:12]}", run_id, now)
         if added:
             self._history(db, cid, "scan", "hits_added", None, None, f"{added} new hit(s)", run_id, now)
-        if existing["status"] == "resolved":
-            # The violation is back: a resolved case (auto-resolved, or resolved by a reviewer) opens
-            # again, even when this run's hits were all recorded before it was resolved (the same object
-            # version is back in the listing); the hit count stays the number of distinct events. A
-            # dismissed case stays dismissed and only records the new hits.
+        if existing["status"] == "resolved" and (added or self._auto_resolved(db, cid)):
+            # The violation is back: a resolved case opens again on a new event. A case the scan itself
+            # resolved (a full scan no longer found it) also opens again when a scan finds its known
+            # events once more (the same object version is back in the listing); one a reviewer resolved
+            # does not: the reviewer saw those events. The hit count stays the number of distinct events.
+            # A dismissed case stays dismissed and only records the new hits.
             why = "violation found again" + ("" if added else " (hits already recorded before it was resolved)")
             db.execute("UPDATE cases SET status='open' WHERE case_id=?", (cid,))
             self._history(db, cid, "scan", "reopened", "resolved", "open", why, run_id, now)
             return "reopened"
         return "updated" if added else "unchanged"
+
+    @staticmethod
+    def _auto_resolved(db: Database, cid: str) -> bool:
+        """Whether the case's last move to resolved was the scan's own (auto_resolve)."""
+        row = db.one("SELECT action FROM case_history WHERE case_id=? AND to_status='resolved' ORDER BY id DESC",
+                     (cid,))
+        return row is not None and row["action"] == "auto_resolved"
 
     @staticmethod
     def _history(db: Database, cid: str, actor: str, action: str, from_status: str | None, to_status: str | None,
