@@ -32,7 +32,8 @@ from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hi
 from .records import SCHEMAS, conform
 from .rules.loader import load_rules
 from .rules.model import RuleSet
-from .sources.base import REGISTRIES, ReadResult, expand
+from .sources.base import (REGISTRIES, FilePart, ReadResult, cut_inside_a_field, expand, plan_parts, reading_part,
+                           shift_lines)
 from .sources.bindings import load_bindings, owners
 
 # Source kinds scanned by record rules, and the modules that register their formats.
@@ -50,6 +51,25 @@ class ScanTask:
     path: str
     format: str
     extras: tuple[tuple[str, str], ...] = ()
+    part: FilePart | None = None   # a part of the file (see split_tasks), or None for all of it
+
+
+# Object formats read line by line, whose files can be read in parts: whether the first line
+# names the columns (every part is then read after it).
+PART_FORMATS = {"csv": True, "jsonl": False, "qiniu-json": False, "qshell": False, "s3-inventory": False}
+
+
+def split_tasks(tasks: list[ScanTask], part_bytes: int) -> list[ScanTask]:
+    """Each object listing larger than ``part_bytes`` (local, uncompressed, line-oriented) as one
+    task per part of about that size; every other file as it is."""
+    out: list[ScanTask] = []
+    for task in tasks:
+        header = PART_FORMATS.get(task.format) if task.source == "objects" else None
+        parts = plan_parts(task.path, part_bytes, header=header) if header is not None else []
+        if parts:
+            logger.info("{}: read in {} parts of about {} MB", task.path, len(parts), part_bytes >> 20)
+        out += [replace(task, part=part) for part in parts] or [task]
+    return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,7 @@ class FileResult:
     volume: pd.DataFrame | None = None  # logs: per-domain traffic; objects: objects per bucket
     error: PipelineError | None = None  # bad input: returned, not raised, so Dask neither retries nor logs it
     rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
+    read_whole: bool = False            # a part was cut inside a quoted value: its file is to be read whole
 
 
 @dataclass
@@ -168,7 +189,15 @@ def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
 def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     load_formats(task.source)
     reader = REGISTRIES[task.source].get(task.format)
-    result: ReadResult = reader(task.path, **dict(task.extras))
+    result: ReadResult
+    if task.part is None:
+        result = reader(task.path, **dict(task.extras))
+    else:
+        with reading_part(task.part):
+            result = reader(task.path, **dict(task.extras))
+        if cut_inside_a_field(result, task.part):
+            return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), read_whole=True)
+        result = shift_lines(result, task.part)
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
     fresh = _not_yet_scanned(records, task.source, ctx)
@@ -266,26 +295,71 @@ def _progress_enabled(settings: Settings) -> bool:
 
 
 def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Settings) -> Iterator[FileResult]:
-    """Submit one task per file and yield results as they finish, with a progress bar."""
+    """Submit one task per file or file part and yield one result per file as its tasks finish,
+    with a progress bar. The parts of a file are merged into one result; if one was cut inside
+    a quoted value, the file is read again whole by a task of its own."""
     from distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     shared = client.scatter(ctx, broadcast=True)
-    futures = [client.submit(scan_file, t, shared, retries=settings.dask.retries, pure=False) for t in tasks]
-    progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+
+    def submit(task: ScanTask) -> Any:
+        return client.submit(scan_file, task, shared, retries=settings.dask.retries, pure=False)
+
+    futures = [submit(t) for t in tasks]
+    unit = "files" if all(t.part is None for t in tasks) else "file parts"
+    progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                         TimeElapsedColumn(), disable=not _progress_enabled(settings), transient=False)
+    parts: dict[str, list[FileResult]] = {}
+    read_whole: set[str] = set()
     with progress:
         bar = progress.add_task("scan", total=len(futures))
         try:
-            for fut in as_completed(futures):
+            queue = as_completed(futures)
+            for fut in queue:
                 result = fut.result()
+                progress.advance(bar)
                 if result.error is not None:
                     raise result.error
-                yield result
-                progress.advance(bar)
+                part = result.task.part
+                if part is None:
+                    yield result
+                elif part.path in read_whole:
+                    continue   # the file is being read whole instead
+                elif result.read_whole:
+                    logger.info("{}: a quoted value spans the lines where it was cut; reading it whole", part.path)
+                    read_whole.add(part.path)
+                    parts.pop(part.path, None)
+                    futures.append(submit(replace(result.task, part=None)))
+                    queue.add(futures[-1])
+                    progress.update(bar, total=len(futures))
+                else:
+                    done = parts.setdefault(part.path, [])
+                    done.append(result)
+                    if len(done) == part.count:
+                        yield merge_parts(parts.pop(part.path))
         finally:
             for f in futures:
                 f.cancel()
+
+
+def merge_parts(results: list[FileResult]) -> FileResult:
+    """The results of a file's parts as the one result of reading it whole."""
+    results = sorted(results, key=lambda r: r.task.part.index if r.task.part else 0)
+    quarantine = [r.quarantine for r in results if len(r.quarantine)]
+    partials: dict[str, list[pd.DataFrame]] = {}
+    for r in results:
+        for rule_id, frame in r.partials.items():
+            partials.setdefault(rule_id, []).append(frame)
+    volumes = [r.volume for r in results if r.volume is not None]
+    return FileResult(
+        replace(results[0].task, part=None),
+        rows_read=sum(r.rows_read for r in results), rows_parsed=sum(r.rows_parsed for r in results),
+        hits=_concat_hits([r.hits for r in results]),
+        quarantine=pd.concat(quarantine, ignore_index=True) if quarantine else results[0].quarantine,
+        partials={k: pd.concat(v, ignore_index=True) for k, v in partials.items()},
+        volume=pd.concat(volumes, ignore_index=True) if volumes else None,
+        rows_already_scanned=sum(r.rows_already_scanned for r in results))
 
 
 def scan(settings: Settings, *, config_path: str | None = None, client: Any = None,
@@ -391,11 +465,12 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                             iso = pd.Timestamp(newest).tz_convert("UTC").isoformat()
                             report.put_time_max[str(bucket)] = max(iso, report.put_time_max.get(str(bucket), iso))
 
-    if tasks and client is not None:
-        consume(run_tasks(client, tasks, ctx, settings))
-    elif tasks:
+    work = split_tasks(tasks, settings.scan.part_bytes)
+    if work and client is not None:
+        consume(run_tasks(client, work, ctx, settings))
+    elif work:
         with dask_client(settings) as c:
-            consume(run_tasks(c, tasks, ctx, settings))
+            consume(run_tasks(c, work, ctx, settings))
     for rule_id, parts in partials.items():
         agg_hits = aggregate_hits(ctx.ruleset.by_id(rule_id), pd.concat(parts, ignore_index=True))
         is_domain = agg_hits["subject_type"] == "domain"

@@ -12,7 +12,7 @@ from pipeline.cases.store import open_store
 from pipeline.cli import main
 from pipeline.config import load_settings
 from pipeline.rules.loader import load_rules
-from pipeline.runner import scan
+from pipeline.runner import plan_tasks, scan, split_tasks
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -201,3 +201,62 @@ def test_no_icp_source_skips_the_filing_checks(generated: Path, tmp_path: Path, 
     assert all("sources.icp" in why for why in summary["checks_skipped"].values())
     # with the filings configured nothing is skipped
     assert cli_summary(config_copy(generated, tmp_path / "with-icp"))["checks_skipped"] == {}
+
+
+def test_files_read_in_parts_give_exactly_the_cases_of_whole_files(generated: Path, tmp_path: Path,
+                                                                     dask_client) -> None:
+    """Object listings cut into parts of 4 KB: the same rows, quarantine (file, line, reason) and
+    cases, hit for hit and line for line, as reading every file whole."""
+    import yaml
+
+    base = yaml.safe_load((generated / "config.yaml").read_text(encoding="utf-8"))
+    outcome = {}
+    for name, scan_settings in (("whole", {}), ("parts", {"part_bytes": 4096})):
+        cfg = generated / f"config-{name}.yaml"
+        cfg.write_text(yaml.safe_dump({**base, "state_dir": str(tmp_path / name), "scan": scan_settings},
+                                      allow_unicode=True), encoding="utf-8")
+        settings = load_settings(str(cfg))
+        report = scan(settings, client=dask_client)
+        store = open_store(settings.state_path)
+        cases = store.list_cases()
+        quarantine = store.db.all("SELECT source_file, source_line, reason FROM quarantine ORDER BY source_file, "
+                                  "source_line, reason")
+        evidence = {cid: sorted((i["source_file"], i["source_line"]) for i in store.get_case(cid)["evidence"])
+                    for cid in cases["case_id"]}
+        store.close()
+        outcome[name] = ({k: getattr(report, k) for k in ("files", "rows_read", "rows_parsed", "rows_quarantined",
+                                                            "hits", "cases_new")},
+                         sorted(zip(cases["case_id"], cases["hit_count"])), [tuple(q.values()) for q in quarantine],
+                         evidence)
+    assert outcome["parts"] == outcome["whole"]
+    assert outcome["whole"][0]["rows_quarantined"] > 0 and outcome["whole"][0]["cases_new"] > 0
+    files = plan_tasks(load_settings(str(generated / "config-parts.yaml")))
+    assert len(split_tasks(files, 4096)) > len(files) + 20   # the parts were there to be read
+
+
+def test_a_file_cut_inside_a_quoted_value_is_read_whole(tmp_path: Path, root: Path, dask_client) -> None:
+    from pipeline.sources.base import OBJECT_FORMATS, cut_inside_a_field, plan_parts, reading_part
+
+    rows = ["bucket,key,title"]
+    for i in range(200):
+        title = f'"澳门赌场 第{i}期\n线上开户"' if i % 2 else f"假期照片 {i}"
+        rows.append(f"b,k{i:03d}.jpg,{title}")
+    listing = tmp_path / "objects.csv"
+    listing.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cut_inside = []
+    for part in plan_parts(str(listing), 2048, header=True):
+        with reading_part(part):
+            cut_inside.append(cut_inside_a_field(OBJECT_FORMATS.get("csv")(str(listing)), part))
+    assert any(cut_inside)
+    found = {}
+    for name, part_bytes in (("whole", 1 << 30), ("parts", 2048)):
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(f"rules: {root / 'rules'}\nstate_dir: {tmp_path / name}\nscan: {{part_bytes: {part_bytes}}}\n"
+                       f"sources:\n  objects:\n    - {{path: {listing}, format: csv}}\n", encoding="utf-8")
+        report = scan(load_settings(str(cfg)), client=dask_client)
+        store = open_store(tmp_path / name)
+        found[name] = (report.rows_read, report.rows_quarantined, report.files,
+                       sorted(zip(store.list_cases()["subject_id"], store.list_cases()["hit_count"])))
+        store.close()
+    assert found["parts"] == found["whole"]
+    assert found["whole"][:3] == (200, 0, 1) and len(found["whole"][3]) == 100
