@@ -25,7 +25,7 @@ from .cases.store import CaseStore, open_store
 from .faults import checkpoint
 from .incremental import fingerprint, scan_lock
 from .config import Settings
-from .errors import PipelineError
+from .errors import ConfigError, Location, PipelineError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
@@ -35,6 +35,7 @@ from .rules.model import RuleSet
 from .sources.base import (REGISTRIES, FilePart, ReadResult, cut_inside_a_field, expand, plan_parts, reading_part,
                            shift_lines)
 from .sources.bindings import load_bindings, owners
+from .sources.logs_common import NO_DOMAIN_FORMATS
 
 # Source kinds scanned by record rules, and the modules that register their formats.
 SCANNED_SOURCES = ("objects", "logs", "streams")
@@ -144,10 +145,19 @@ def plan_tasks(settings: Settings) -> list[ScanTask]:
             continue
         load_formats(source)
         registry = REGISTRIES[source]
-        for entry in entries:
-            registry.get(entry.format)  # unknown format: error listing the valid ones
+        for i, entry in enumerate(entries):
+            where = Location(f"sources.{source} entry {i + 1} ({entry.path})")
+            try:
+                registry.get(entry.format)  # unknown format: error listing the valid ones
+                paths = expand(settings.resolve(entry.path))
+            except PipelineError as exc:   # say which entry of the config it is
+                raise type(exc)(exc.message, location=where, hint=exc.hint) from None
+            if source == "logs" and entry.format in NO_DOMAIN_FORMATS and not (entry.domain or "").strip():
+                raise ConfigError(f"format {entry.format} carries no domain on its lines and the entry gives none: "
+                                  "its hits would have no domain to be about and no account to be held against",
+                                  location=where, hint="give `domain:` in this entry: the site these logs were served for")
             extras = tuple((k, getattr(entry, k)) for k in READER_EXTRAS[source] if getattr(entry, k, None))
-            for path in expand(settings.resolve(entry.path)):
+            for path in paths:
                 if source == "objects" and entry.format == "s3-inventory" and path.endswith("manifest.json"):
                     continue  # the manifest describes the data files beside it; it is not data
                 tasks.append(ScanTask(source, path, entry.format, extras))

@@ -85,3 +85,23 @@ def test_internal_error_points_to_a_traceback_file_that_exists(tmp_path: Path, m
     assert res.exit_code == 1 and "internal error: ZeroDivisionError: boom" in res.stderr
     where = re.search(r"the traceback is in (\S+);", res.stderr)
     assert where and Path(where.group(1)).exists() and "ZeroDivisionError" in Path(where.group(1)).read_text()
+
+
+def test_config_entries_with_problems_are_named(tmp_path: Path, root: Path) -> None:
+    sample = root / "examples" / "sample"
+    cases = {
+        f"objects:\n    - {{path: {sample / 'objects/generic.csv'}, format: xls}}":
+            ("sources.objects entry 1", "unknown objects format 'xls'"),
+        f"objects:\n    - {{path: {sample / 'objects/generic.csv'}, format: csv}}\n"
+        f"    - {{path: {tmp_path / 'missing.csv'}, format: csv}}":
+            ("sources.objects entry 2", "no such file or folder"),
+        f"logs:\n    - {{path: {sample / 'logs/common/video02.example.cn.access.log'}, format: common}}":
+            ("sources.logs entry 1", "format common carries no domain"),
+    }
+    for sources, (entry, problem) in cases.items():
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f"rules: {root / 'rules'}\nstate_dir: {tmp_path / 'state'}\nsources:\n  {sources}\n",
+                       encoding="utf-8")
+        res = CliRunner().invoke(main, ["--config", str(cfg), "scan"])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.startswith(f"error: {entry} (") and problem in res.stderr
