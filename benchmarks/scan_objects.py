@@ -186,13 +186,15 @@ def main() -> None:
         pattern_path = Path(tmp) / "patterns.txt"
         text_path.write_text(text, encoding="utf-8")
         pattern_path.write_text("\n".join(patterns) + "\n", encoding="utf-8")
-        results = []
-        for timing in build_timings(rows, patterns, args.backend, text_path, pattern_path):
-            best_wall = best_cpu = float("inf")
-            for _ in range(args.repeat):
+        timings = build_timings(rows, patterns, args.backend, text_path, pattern_path)
+        best = {t.name: (float("inf"), float("inf")) for t in timings}
+        # round after round of every measurement, so that a slow spell of a shared machine falls on
+        # all of them alike rather than on whichever was being repeated then; the best of each is kept
+        for _ in range(args.repeat):
+            for timing in timings:
                 wall, cpu = _measure(timing.run)
-                best_wall, best_cpu = min(best_wall, wall), min(best_cpu, cpu)
-            results.append((timing.name, best_wall, best_cpu))
+                best[timing.name] = (min(best[timing.name][0], wall), min(best[timing.name][1], cpu))
+        results = [(name, wall, cpu) for name, (wall, cpu) in best.items()]
     # CPU seconds are the figure to compare on a shared machine; wall seconds are shown beside them
     base = results[0][2]
     print(f"{'measurement':38} {'wall s':>7} {'cpu s':>7} {'rows/s (cpu)':>13} {'MB/s (cpu)':>11} {'× first':>8}")
