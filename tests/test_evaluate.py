@@ -110,10 +110,15 @@ def test_field_conditions_on_labels_and_hashes(ruleset) -> None:
         {"bucket": "b", "key": "c.txt", "mime_type": "text/plain", "labels": '{"pulp": 0.99}'},
         {"bucket": "b", "key": "d.jpg", "mime_type": "image/jpeg", "labels": "not json"},
         {"bucket": "b", "key": "e.bin", "md5": "0123456789ABCDEF0123456789ABCDEF"},
+        {"bucket": "b", "key": "f.jpg", "mime_type": "image/jpeg", "labels": '{"pulp": 0.95}'},  # parsed once
     ])
     got = matched(ruleset, df)
-    assert got["objects.moderation.pulp"] == [0]
+    assert got["objects.moderation.pulp"] == [0, 5]
     assert got["objects.hash.bad"] == [4]
+    # a frame of one's own (a notebook's) may hold the maps as objects rather than JSON text
+    as_dicts = pd.DataFrame({"bucket": ["b", "b"], "key": ["g.jpg", "h.jpg"], "mime_type": ["image/jpeg"] * 2,
+                             "labels": [{"pulp": 0.91}, {"porn": 0.99}]})
+    assert matched(ruleset, as_dicts)["objects.moderation.pulp"] == [0]
 
 
 def test_evidence_carries_original_span_and_provenance(ruleset, backend: str) -> None:

@@ -71,8 +71,21 @@ class _Partition:
         base, key = name.split(".", 1)
         if base not in self.maps:
             raw = self.df[base] if base in self.df.columns else pd.Series([pd.NA] * len(self.df))
-            self.maps[base] = raw.reset_index(drop=True).map(_parse_map)
-        return self.maps[base].map(lambda d: d.get(key, pd.NA) if isinstance(d, dict) else pd.NA)
+            self.maps[base] = _parse_maps(raw.reset_index(drop=True))
+        codes, maps = self.maps[base]
+        # one look-up per distinct map; the last slot answers the missing ones (code -1)
+        found = np.array([d.get(key, pd.NA) if isinstance(d, dict) else pd.NA for d in maps] + [pd.NA], dtype=object)
+        return pd.Series(found[codes], dtype="object")
+
+
+def _parse_maps(raw: pd.Series) -> tuple[np.ndarray, list[dict[str, Any] | None]]:
+    """Each value's code and the distinct values parsed: a JSON object (text) is parsed once
+    however many records carry it, and a missing one not at all (code -1)."""
+    try:
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        return codes, [_parse_map(u) for u in uniques]
+    except TypeError:   # maps given as dicts (Parquet, JSONL) cannot be factorized: one by one
+        return np.arange(len(raw)), [_parse_map(v) for v in raw]
 
 
 def _parse_map(v: Any) -> dict[str, Any] | None:
