@@ -22,7 +22,7 @@ import re2
 from ..normalize import normalize_many
 from ..normalize.batch import arrow_utf8
 from ..rules import model as m
-from .keyword_engine import KeywordBackend, KeywordHits, build_backend
+from .keyword_engine import KeywordBackend, KeywordHits, as_text_column, build_backend
 
 # Log fields searched URL-decoded, so /%E8%B5%8C%E5%9C%BA/ hits 赌场.
 DECODED_FIELDS = {"logs": ("uri", "path", "query", "referer", "user_agent")}
@@ -266,7 +266,9 @@ class CompiledRules:
         compiled = self._regex[node.pattern]
         for name in node.fields:
             col = part.text(name)
-            arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
+            arr = as_text_column(col)   # the column's own Arrow array when it has one: no str per row
+            if not isinstance(arr, (pa.Array, pa.ChunkedArray)):   # missing values stay null: no match
+                arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
             hit = pc.match_substring_regex(arr, node.pattern).fill_null(False).to_numpy(zero_copy_only=False)
             for r in np.flatnonzero(hit):
                 mt = compiled.search(col.iat[r])
