@@ -1,6 +1,6 @@
 """Scaling of the distributed scan: one worker process against two, on the same files, in one run.
 
-    python benchmarks/scan_scaling.py --rows 400000 --files 8
+    python benchmarks/scan_scaling.py --rows 3200000 --files 16   (tasks of 200k rows: keep them coarse)
 
 Writes ``--files`` equal CSV files of object metadata (rows from scan_objects.make_rows, ~95 bytes
 of mixed Chinese / English in the title) and scans them with the starter rules on a LocalCluster
