@@ -51,8 +51,9 @@ def _class_of(length: int) -> int:
 
 @dataclass(frozen=True)
 class Prefilter:
-    lengths: np.ndarray     # int64 per class: the prefix length q
-    shifts: np.ndarray      # uint64 per class: 8 × (8 - q), taking q bytes off the top of 8
+    """The hashed prefix tables of a set of keys, by class, shortest prefix first."""
+
+    shifts: np.ndarray      # uint64 per class: 8 × (8 - q), taking a class's q bytes off the top of 8
     spans: np.ndarray       # int64 per class: the longest key of the class, in bytes (0: none)
     shift: int              # 64 - log2(slots per table)
     tables: np.ndarray      # uint8 (classes, slots / 4): 2 bits a slot, EXACT | LONGER
@@ -77,8 +78,7 @@ class Prefilter:
                 np.bitwise_or.at(tables[c], at >> 2, (np.uint8(kind) << ((at & 3) * 2).astype(np.uint8)))
                 if kind == EXACT:
                     spans[c] = max(map(len, members))
-        return cls(lengths=np.array(lengths, dtype=np.int64),
-                   shifts=np.array([8 * (8 - q) for q in lengths], dtype=np.uint64),
+        return cls(shifts=np.array([8 * (8 - q) for q in lengths], dtype=np.uint64),
                    spans=spans, shift=shift, tables=tables,
                    firsts=np.isin(np.arange(256), np.array([key[0] for key in keys], dtype=np.int64)))
 
