@@ -68,13 +68,16 @@ def check_can_send(settings: Settings, *, before: str) -> None:
     """Refuse, before ``before`` changes anything, a command that would queue actions and then
     fail to send them for want of the signing secret. No endpoint configured is not refused:
     actions then stay queued by design (see ``not_sent``)."""
-    es = settings.enforcement
-    if es.endpoint and not os.environ.get(es.secret_env):
+    if not settings.enforcement.endpoint:
+        return
+    try:
+        signing_secret(settings)
+    except EnforcementError as exc:
+        name = settings.enforcement.secret_env
         raise EnforcementError(
-            f"the signing secret is not set: environment variable {es.secret_env} is empty or unset; "
-            f"nothing was {before}",
-            hint=f"export {es.secret_env}=<secret shared with the operations endpoint> and run the command again, "
-                 "or pass --no-dispatch to queue the actions without sending them")
+            f"{exc.message}; nothing was {before}",
+            hint=f"export {name}=<secret shared with the operations endpoint> and run the command again, "
+                 "or pass --no-dispatch to queue the actions without sending them") from None
 
 
 def not_sent(exc: EnforcementError, settings: Settings) -> str:
