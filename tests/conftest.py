@@ -29,7 +29,7 @@ def unavailable(what: str, message: str) -> None:
     """Skip, or fail when this requirement is set in COMPLIANCE_TEST_REQUIRE."""
     if what in REQUIRED:
         pytest.fail(f"{message} (required by COMPLIANCE_TEST_REQUIRE={','.join(sorted(REQUIRED))})", pytrace=False)
-    pytest.skip(f"{message}; to run these tests, fix that (or set COMPLIANCE_TEST_REQUIRE={what} to make it fail)")
+    pytest.skip(f"{message}; skipped here (COMPLIANCE_TEST_REQUIRE={what} makes this a failure, as in CI)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
