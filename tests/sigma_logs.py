@@ -216,7 +216,8 @@ def write_logs(records: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
     comb, w3c, jsl = [], ["#Version: 1.0", "#Fields: date time c-ip cs-username cs-method cs-uri-stem cs-uri-query "
                           "sc-status sc-bytes cs(User-Agent) cs(Referer) cs-host"], []
     for i, rec in enumerate(records):
-        ip = f"198.51.100.{i % 250 + 1}"
+        ip = rec.get("c-ip") or f"198.51.100.{i % 250 + 1}"
+        size = rec.get("sc-bytes") if isinstance(rec.get("sc-bytes"), int) else 512
         method = rec.get("cs-method") or "GET"
         status = rec.get("sc-status") if rec.get("sc-status") is not None else 200
         status = status if re.fullmatch(r"\d{3}", str(status)) else 200
@@ -224,14 +225,14 @@ def write_logs(records: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
         ua, ref, user, host = (rec.get(k) for k in ("cs-user-agent", "cs-referer", "cs-username", "cs-host"))
         method = method if re.fullmatch(r"[A-Za-z]{1,20}", str(method)) else "GET"
         comb.append(f'{ip} - {_clean(user).replace(" ", "_") if user else "-"} [01/Nov/2026:10:00:{i % 60:02d} +0000] '
-                    f'"{method} {uri.replace(chr(34), "%22")} HTTP/1.1" {status} 512 '
+                    f'"{method} {uri.replace(chr(34), "%22")} HTTP/1.1" {status} {size} '
                     f'"{_clean(ref) if ref else "-"}" "{_clean(ua) if ua else "-"}"')
         stem, _, query = uri.partition("?")
         w3c.append("\t".join(["2026-11-01", f"10:00:{i % 60:02d}", ip, str(user).replace(" ", "+") if user else "-",
                               str(method), stem.replace(" ", "%20"), query.replace(" ", "%20") or "-", str(status),
-                              "512", _w3c_escaped(ua) if ua else "-", _w3c_escaped(ref) if ref else "-", str(host) if host else "-"]))
+                              str(size), _w3c_escaped(ua) if ua else "-", _w3c_escaped(ref) if ref else "-", str(host) if host else "-"]))
         jsl.append(json.dumps({"ts": f"2026-11-01T10:00:{i % 60:02d}Z", "client_ip": ip, "method": method, "uri": uri,
-                               "status": int(status), "bytes_sent": 512, "referer": ref, "user_agent": ua,
+                               "status": int(status), "bytes_sent": size, "referer": ref, "user_agent": ua,
                                "username": user, "host": host}))
     paths = {"combined": folder / "access.log", "w3c": folder / "cloudfront.log", "jsonl": folder / "access.jsonl"}
     paths["combined"].write_text("\n".join(comb) + "\n", encoding="utf-8")
