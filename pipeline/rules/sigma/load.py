@@ -168,7 +168,7 @@ def _convert(path: str, node: yaml.MappingNode, text: str, rid: str, meta: dict[
     severity = settings.level_severity.get(level.lower(), "medium")
     fields = {**SIGMA_FIELDS, **entry.fields}
     uuid = str(meta.get("id") or "")
-    conv = Converter(fields, f"Sigma {uuid or rid} ({level or 'no level'})")
+    conv = Converter(fields, f"{uuid or rid} (level {level or 'none'})")
     det = next(vn for kn, vn in node.value if py(kn) == "detection")
     match = conv.detection(det)
     for where, note in conv.notes:
