@@ -51,7 +51,7 @@ class UnsupportedError(ValueError):
 @dataclass
 class Converter:
     fields: Mapping[str, str | None]     # Sigma field → canonical field (None: no format has it)
-    label: str                           # names the rule in evidence: "Sigma <uuid> (<level>)"
+    label: str                           # names the rule in evidence: "<uuid> (level <level>)"
     notes: list[tuple[yaml.Node, str]] = field(default_factory=list)   # (where, what): not errors
     used: dict[str, str] = field(default_factory=dict)                   # Sigma field → column read
 

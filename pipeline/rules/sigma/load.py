@@ -111,11 +111,13 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
             out.problems.append(RuleError(f"not valid YAML: {getattr(exc, 'problem', exc)}", location=loc))
             continue
         for i, node in enumerate(nodes):
-            if not is_sigma(node):
-                out.problems.append(RuleError("not a Sigma rule: a document needs detection and logsource "
-                                              "(or correlation)", location=_loc(path, node)))
-                continue
-            docs.append((path, i, "", node, text))
+            if is_sigma(node):
+                docs.append((path, i, "", node, text))
+            elif isinstance(node, yaml.MappingNode) and "filter" in {getattr(k, "value", None) for k, _ in node.value}:
+                out.skipped.append(Skipped(f"sigma.filter.{slug(path)}", path, _line(node),
+                                           "Sigma filter documents (filter: + rules:) are not supported"))
+            else:   # a checkout holds other YAML too (CI, configs): not ours to judge
+                out.notes.append(f"{path}:{_line(node)}: not a Sigma rule (no detection + logsource): ignored")
     named: dict[str, m.Rule] = {}         # Sigma name / id → converted rule, for correlations
     pending = []
     for path, i, _, node, text in docs:
