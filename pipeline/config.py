@@ -120,6 +120,11 @@ SIGMA_FIELDS: dict[str, str | None] = {
 }
 
 
+Severity = Literal["low", "medium", "high", "critical"]
+_LEVELS: dict[str, Severity] = {"informational": "low", "low": "low", "medium": "medium", "high": "high",
+                                "critical": "critical"}
+
+
 class SigmaLogsource(_Model):
     """How Sigma rules of one logsource become rules of this project."""
 
@@ -135,8 +140,7 @@ class SigmaLogsource(_Model):
 
 class SigmaSettings(_Model):
     folders: tuple[str, ...] = ("rules/sigma",)
-    level_severity: dict[str, Literal["low", "medium", "high", "critical"]] = Field(default_factory=lambda: {
-        "informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"})
+    level_severity: dict[str, Severity] = Field(default_factory=lambda: dict(_LEVELS))
     logsources: tuple[SigmaLogsource, ...] = (SigmaLogsource(category="webserver"),)
     unsupported: Literal["skip", "error"] = "skip"
 

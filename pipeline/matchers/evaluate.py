@@ -133,6 +133,9 @@ class CompiledRules:
                     self._regex[mt.pattern] = re2.compile(mt.pattern, opts)
             if rule.allow_words:
                 self._allow[rule.id] = self._add(rule.allow_words, True)
+        # whether some rule reads the raw line (``raw``), which log readers then keep for the scan
+        self.needs_raw = any(RAW in mt.fields for rule in self.rules for mt in (m.walk(rule.match) if rule.match else [])
+                             if isinstance(mt, (m.Regex, m.Keywords)))
         self._backends: dict[bool, KeywordBackend] = {
             flag: build_backend(pats, normalize=flag, backend=backend)
             for flag, pats in self._patterns.items() if pats
@@ -147,11 +150,6 @@ class CompiledRules:
             idx.append(self._index[flag][key])
         return np.array(sorted(set(idx)), dtype=np.int32)
 
-    @property
-    def needs_raw(self) -> bool:
-        """Whether some rule reads the raw line (``raw``), which log readers then keep for the scan."""
-        return any(RAW in mt.fields for rule in self.rules for mt in (m.walk(rule.match) if rule.match else [])
-                   if isinstance(mt, (m.Regex, m.Keywords)))
 
     def pattern(self, flag: bool, idx: int) -> str:
         return self._patterns[flag][idx]

@@ -97,7 +97,7 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
     """Every Sigma document under ``folders``, converted; ``taken``: rule ids already in use."""
     out = SigmaLoad()
     taken = set(taken or ())
-    docs: list[tuple[str, int, str, yaml.Node, str]] = []   # (path, index, rule id, node, file text)
+    docs: list[tuple[str, int, str, yaml.MappingNode, str]] = []   # (path, index, rule id, node, file text)
     for path in sigma_files(folders):
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -111,7 +111,7 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
             out.problems.append(RuleError(f"not valid YAML: {getattr(exc, 'problem', exc)}", location=loc))
             continue
         for i, node in enumerate(nodes):
-            if is_sigma(node):
+            if is_sigma(node) and isinstance(node, yaml.MappingNode):
                 docs.append((path, i, "", node, text))
             elif isinstance(node, yaml.MappingNode) and "filter" in {getattr(k, "value", None) for k, _ in node.value}:
                 out.skipped.append(Skipped(f"sigma.filter.{slug(path)}", path, _line(node),
