@@ -112,6 +112,39 @@ class EnforcementSettings(_Model):
         return v
 
 
+SIGMA_FIELDS: dict[str, str | None] = {
+    # Sigma field → canonical log field; None: no log format carries it (the field is NULL).
+    "c-ip": "client_ip", "cs-method": "method", "cs-uri-query": "uri", "cs-uri-stem": "path",
+    "sc-status": "status", "sc-bytes": "bytes_sent", "cs-referer": "referer", "cs-user-agent": "user_agent",
+    "cs-username": "username", "cs-host": "host", "cs-version": None,
+}
+
+
+Severity = Literal["low", "medium", "high", "critical"]
+_LEVELS: dict[str, Severity] = {"informational": "low", "low": "low", "medium": "medium", "high": "high",
+                                "critical": "critical"}
+
+
+class SigmaLogsource(_Model):
+    """How Sigma rules of one logsource become rules of this project."""
+
+    category: str | None = None            # logsource fields this entry applies to (None: any)
+    product: str | None = None
+    service: str | None = None
+    id_prefix: str = "sigma.web"           # rule ids: <id_prefix>.<file name>
+    clause: str = "3.1.3.7"
+    rule_category: str = "attack_web"
+    subject: str = "client_ip"
+    fields: dict[str, str | None] = Field(default_factory=lambda: dict(SIGMA_FIELDS))
+
+
+class SigmaSettings(_Model):
+    folders: tuple[str, ...] = ("rules/sigma",)
+    level_severity: dict[str, Severity] = Field(default_factory=lambda: dict(_LEVELS))
+    logsources: tuple[SigmaLogsource, ...] = (SigmaLogsource(category="webserver"),)
+    unsupported: Literal["skip", "error"] = "skip"
+
+
 class LoggingSettings(_Model):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -126,6 +159,7 @@ class Settings(_Model):
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     enforcement: EnforcementSettings = EnforcementSettings()
+    sigma: SigmaSettings = SigmaSettings()
     # Folder of the config file: relative paths in it are relative to this.
     base_dir: str = "."
 
@@ -138,6 +172,10 @@ class Settings(_Model):
     @property
     def rules_dir(self) -> str:
         return self.resolve(self.rules)
+
+    @property
+    def sigma_folders(self) -> tuple[str, ...]:
+        return tuple(self.resolve(f) for f in self.sigma.folders)
 
     @property
     def state_path(self) -> Path:

@@ -51,6 +51,8 @@ LOGS: dict[str, str] = {
     "user_agent": STR,
     "request_time_ms": FLOAT,
     "cache_status": STR,
+    "username": STR,    # the authenticated user (%u of combined / common, cs-username of W3C)
+    "host": STR,        # the Host header, where the format logs one (W3C, JSON lines)
     "account_id": STR,  # joined through bindings; empty where no binding is known
     **PROVENANCE,
 }

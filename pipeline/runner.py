@@ -30,12 +30,12 @@ from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
 from .records import SCHEMAS, conform
-from .rules.loader import load_rules
+from .rules.loader import load_configured_rules
 from .rules.model import RuleSet
 from .sources.base import (REGISTRIES, FilePart, ReadResult, cut_inside_a_field, expand, plan_parts, reading_part,
                            shift_lines)
 from .sources.bindings import load_bindings, owners
-from .sources.logs_common import NO_DOMAIN_FORMATS
+from .sources.logs_common import NO_DOMAIN_FORMATS, RAW, keeping_raw
 
 # Source kinds scanned by record rules, and the modules that register their formats.
 SCANNED_SOURCES = ("objects", "logs", "streams")
@@ -119,6 +119,7 @@ class ScanReport:
     put_time_max: dict[str, str] = field(default_factory=dict)  # bucket → newest put_time seen this run
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     checks_skipped: dict[str, str] = field(default_factory=dict)  # licensing rule id → why it did not run
+    rules_skipped: dict[str, str] = field(default_factory=dict)   # unsupported Sigma rule id → why
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -199,9 +200,11 @@ def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
 def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     load_formats(task.source)
     reader = REGISTRIES[task.source].get(task.format)
+    compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
     result: ReadResult
     if task.part is None:
-        result = reader(task.path, **dict(task.extras))
+        with keeping_raw(compiled.needs_raw):   # only rules reading the raw line pay for it
+            result = reader(task.path, **dict(task.extras))
     else:
         with reading_part(task.part):
             result = reader(task.path, **dict(task.extras))
@@ -209,7 +212,8 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
             return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), read_whole=True)
         result = shift_lines(result, task.part)
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
-    compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
+    if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
+        records[RAW] = result.records[RAW].reset_index(drop=True)
     fresh = _not_yet_scanned(records, task.source, ctx)
     hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows)
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
@@ -381,7 +385,10 @@ def scan(settings: Settings, *, config_path: str | None = None, client: Any = No
     was not found again). The case update is one transaction, so a killed scan changes nothing
     and the next run redoes its work.
     """
-    ruleset = load_rules(settings.rules_dir)  # a broken rule file stops the scan before any data is read
+    ruleset = load_configured_rules(settings)  # a broken rule file stops the scan before any data is read
+    if ruleset.skipped:
+        logger.warning("{} Sigma rule(s) skipped as unsupported (sigma.unsupported: skip): {}", len(ruleset.skipped),
+                       "; ".join(f"{s.rule_id}: {s.reason}" for s in ruleset.skipped))
     all_tasks = plan_tasks(settings)
     store = open_store(settings.state_path, settings.case_store)
     try:
@@ -405,6 +412,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
         ctx = replace(ctx, put_time_scanned=store.watermarks("objects"))
     run_id = store.begin_run(config_path, ruleset.digest)
     report = ScanReport(run_id)
+    report.rules_skipped = {s.rule_id: s.reason for s in ruleset.skipped}
     report.files_skipped = len(all_tasks) - len(tasks)
     logger.info("scan {}: {} rules, {} files ({} unchanged, skipped)", run_id, len(ruleset.rules), len(tasks),
                 report.files_skipped)

@@ -409,6 +409,6 @@ def test_w3c_and_jsonl_read_arrow_tables(tmp_path: Path) -> None:
     assert table.records.to_pylist()[0] | {"ts": None} == {
         "ts": None, "client_ip": "1.1.1.1", "domain": None, "method": None, "uri": "/a?b", "path": "/a",
         "query": "b", "status": None, "bytes_sent": None, "referer": None, "user_agent": None,
-        "request_time_ms": None, "cache_status": None, "account_id": "acct-1", "source_file": str(jsonl),
-        "source_line": 1}
+        "request_time_ms": None, "cache_status": None, "username": None, "host": None, "account_id": "acct-1",
+        "source_file": str(jsonl), "source_line": 1}
     assert [q[1:3] for q in table.quarantine] == [(2, "field 'ts' must be a string, got 1"), (3, "invalid UTF-8")]

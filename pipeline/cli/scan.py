@@ -64,6 +64,9 @@ def _print(report: Any) -> None:
     for why, rule_ids in skipped.items():
         console.print(f"  [yellow]skipped[/yellow] {len(rule_ids)} licensing rule(s), {why}: {', '.join(rule_ids)}",
                       markup=True, highlight=False, soft_wrap=True)
+    if report.rules_skipped:
+        console.print(f"  [yellow]skipped[/yellow] {len(report.rules_skipped)} unsupported Sigma rule(s): "
+                      f"{', '.join(sorted(report.rules_skipped))}", markup=True, highlight=False, soft_wrap=True)
     for q in report.quarantine_samples:
         console.print(f"  [yellow]quarantined[/yellow] {q['file']}:{q['line']}: {q['reason']}", markup=True,
                       highlight=False, soft_wrap=True)

@@ -24,6 +24,7 @@ from ..normalize.batch import arrow_utf8
 from ..rules import model as m
 from .keyword_engine import KeywordBackend, KeywordHits, as_text_column, build_backend
 
+RAW = "raw"   # the raw line of a log record, present during a scan when a rule reads it
 # Log fields searched URL-decoded, so /%E8%B5%8C%E5%9C%BA/ hits 赌场.
 DECODED_FIELDS = {"logs": ("uri", "path", "query", "referer", "user_agent")}
 EVIDENCE_COLUMNS = ["row", "field", "kind", "pattern", "text", "start", "end"]
@@ -50,7 +51,13 @@ class _Partition:
     maps: dict[str, pd.Series] = field(default_factory=dict)
     hits: dict[tuple[bool, str], KeywordHits] = field(default_factory=dict)
 
-    def text(self, name: str) -> pd.Series:
+    def text(self, name: str, decoded: bool = True) -> pd.Series:
+        if not decoded and name in DECODED_FIELDS.get(self.source, ()):
+            key = name + "\0as-logged"
+            if key not in self.texts:
+                col = self.df[name] if name in self.df.columns else pd.Series([pd.NA] * len(self.df), dtype="string")
+                self.texts[key] = col.astype("string").reset_index(drop=True)
+            return self.texts[key]
         if name not in self.texts:
             col = self.df[name] if name in self.df.columns else pd.Series([pd.NA] * len(self.df), dtype="string")
             col = col.astype("string")
@@ -126,6 +133,9 @@ class CompiledRules:
                     self._regex[mt.pattern] = re2.compile(mt.pattern, opts)
             if rule.allow_words:
                 self._allow[rule.id] = self._add(rule.allow_words, True)
+        # whether some rule reads the raw line (``raw``), which log readers then keep for the scan
+        self.needs_raw = any(RAW in mt.fields for rule in self.rules for mt in (m.walk(rule.match) if rule.match else [])
+                             if isinstance(mt, (m.Regex, m.Keywords)))
         self._backends: dict[bool, KeywordBackend] = {
             flag: build_backend(pats, normalize=flag, backend=backend)
             for flag, pats in self._patterns.items() if pats
@@ -139,6 +149,7 @@ class CompiledRules:
                 self._patterns[flag].append(w)
             idx.append(self._index[flag][key])
         return np.array(sorted(set(idx)), dtype=np.int32)
+
 
     def pattern(self, flag: bool, idx: int) -> str:
         return self._patterns[flag][idx]
@@ -198,6 +209,11 @@ class CompiledRules:
             mask = np.asarray(masks.any(axis=0) if isinstance(node, m.AnyOf) else masks.all(axis=0))
             evs = [r.evidence for r in results if len(r.evidence)]
             ev = pd.concat(evs, ignore_index=True) if evs else _empty_evidence()
+            if isinstance(node, m.AllOf) and len(ev):
+                # a branch's match on a row where another branch failed is no evidence of this one
+                keep = mask[ev["row"].to_numpy(dtype=np.int64)]
+                if not keep.all():
+                    ev = ev[keep].reset_index(drop=True)
             return _Result(mask, ev)
         if isinstance(node, m.Not):
             child = self._eval(node.child, rule, part)
@@ -265,7 +281,7 @@ class CompiledRules:
         rows, fields, texts, starts, ends = [], [], [], [], []
         compiled = self._regex[node.pattern]
         for name in node.fields:
-            col = part.text(name)
+            col = part.text(name, node.decoded)
             arr = as_text_column(col)   # the column's own Arrow array when it has one: no str per row
             if not isinstance(arr, (pa.Array, pa.ChunkedArray)):   # missing values stay null: no match
                 arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
@@ -277,7 +293,8 @@ class CompiledRules:
                 mask[r] = True
                 rows.append(int(r)); fields.append(name); texts.append(mt.group(0))
                 starts.append(mt.start()); ends.append(mt.end())
-        ev = pd.DataFrame({"row": rows, "field": fields, "kind": "regex", "pattern": node.pattern,
+        kind, shown = ("sigma", node.label) if node.label else ("regex", node.pattern)
+        ev = pd.DataFrame({"row": rows, "field": fields, "kind": kind, "pattern": shown,
                            "text": texts, "start": starts, "end": ends}) if rows else _empty_evidence()
         return _Result(mask, ev[EVIDENCE_COLUMNS] if rows else ev)
 

@@ -632,12 +632,27 @@ def rule_files(root: str) -> list[str]:
     return sorted(str(p) for p in Path(root).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_rules(root: str) -> m.RuleSet:
-    """Load every rule file under ``root``; raise RuleLoadError listing every problem found."""
+def load_configured_rules(settings: Any) -> m.RuleSet:
+    """The rules a config names: its rules folder and the Sigma rules under ``sigma.folders``."""
+    return load_rules(settings.rules_dir, sigma_folders=settings.sigma_folders, sigma=settings.sigma)
+
+
+def _under(path: str, folders: Iterable[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == (f := os.path.realpath(folder)) or real.startswith(f.rstrip(os.sep) + os.sep)
+               for folder in folders)
+
+
+def load_rules(root: str, *, sigma_folders: Iterable[str] = (), sigma: Any = None) -> m.RuleSet:
+    """Load every rule file under ``root`` (and, given ``sigma`` settings, every Sigma rule under
+    ``sigma_folders``); raise RuleLoadError listing every problem found."""
     problems = _Problems()
     rules: list[m.Rule] = []
     first_seen: dict[str, str] = {}
+    sigma_folders = tuple(sigma_folders) if sigma is not None else ()
     for path in rule_files(root):
+        if _under(path, sigma_folders):
+            continue   # read below as Sigma
         ctx = _Ctx(path, problems, None, ())
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -646,12 +661,16 @@ def load_rules(root: str) -> m.RuleSet:
             ctx.error(None, f"not UTF-8 ({exc.reason} at byte {exc.start})")
             continue
         except yaml.YAMLError as exc:
+            if _sigma_outside(ctx, text, sigma_folders):
+                continue
             mark = getattr(exc, "problem_mark", None)
             loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
             problems.items.append(RuleError(f"not valid YAML: {getattr(exc, 'problem', exc)}", location=loc,
                                             hint="fix the YAML syntax (indentation, quotes, colons)"))
             continue
         if doc is None:
+            continue
+        if _sigma_outside(ctx, text, sigma_folders):
             continue
         top = _mapping(ctx, doc, "a rule file")
         if top is None:
@@ -674,7 +693,36 @@ def load_rules(root: str) -> m.RuleSet:
             rule = _parse_rule(problems, path, rnode)
             if rule is not None:
                 rules.append(rule)
+    skipped: list[Any] = []
+    notes: list[str] = []
+    if sigma is not None:
+        from .sigma import load_sigma   # imported here: the Sigma package builds on this module's model
+
+        loaded = load_sigma(sigma_folders, sigma, taken=set(first_seen))
+        problems.items.extend(loaded.problems)
+        if sigma.unsupported == "error":
+            problems.items.extend(RuleError(f"unsupported: {s.reason}", location=Location(s.path, s.line),
+                                            hint="set sigma.unsupported: skip to run the other rules",
+                                            rule_id=s.rule_id) for s in loaded.skipped)
+        rules.extend(loaded.rules)
+        skipped, notes = loaded.skipped, loaded.notes
     if problems.items:
         raise RuleLoadError(problems.items)
     digest = hashlib.sha256("".join(f"{r.id}={r.content_hash};" for r in rules).encode()).hexdigest()
-    return m.RuleSet(tuple(rules), digest)
+    return m.RuleSet(tuple(rules), digest, tuple(skipped), tuple(notes))
+
+
+def _sigma_outside(ctx: _Ctx, text: str, sigma_folders: tuple[str, ...]) -> bool:
+    """A Sigma document among the project's own rule files: say where it belongs (True if it is one)."""
+    from .sigma import is_sigma
+
+    try:
+        first = next((d for d in yaml.compose_all(text) if d is not None), None)
+    except yaml.YAMLError:
+        return False
+    if not is_sigma(first):
+        return False
+    where = ", ".join(sigma_folders) if sigma_folders else "the folders in sigma.folders"
+    ctx.error(first, "this is a Sigma rule (detection + logsource): it is read only under sigma.folders",
+              hint=f"move it under {where}, or add its folder to sigma.folders in the config")
+    return True

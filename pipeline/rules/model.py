@@ -32,6 +32,8 @@ class Regex:
 
     pattern: str
     fields: tuple[str, ...]
+    decoded: bool = True      # False: search the fields as logged, never URL-decoded (Sigma rules)
+    label: str = ""           # what evidence names instead of the pattern (a Sigma rule's own value)
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,17 @@ class Rule:
     params: dict[str, Any] = field(default_factory=dict)
     tests: tuple[RuleTest, ...] = ()
     enabled: bool = True
+    # What a converted rule keeps of its origin (Sigma: id, level, status, tags, references, author,
+    # falsepositives, the file and field mapping), shown by `rules show` and in evidence.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     digest: str                            # hash over every rule's content hash: the cache key on workers
+    skipped: tuple[Any, ...] = ()          # Sigma rules that cannot run (sigma.Skipped: id, place, reason)
+    notes: tuple[str, ...] = ()            # things lint says once, not errors (e.g. unmapped Sigma fields)
 
     def for_source(self, source: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if source in r.sources and r.enabled)

@@ -11,7 +11,9 @@ which are neither records nor quarantine. Blank lines are data lines and are qua
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -297,6 +299,21 @@ LOGS_ARROW: pa.Schema = pa.schema([pa.field(name, ARROW_TYPES[dtype]) for name, 
 
 Quarantined = tuple[str, int, str, bytes]  # (source file, line number, reason, raw bytes)
 
+# The column holding each record's raw line: rules read it (Sigma keyword searches) while the scan
+# evaluates a batch; it is never part of the canonical records, so the retained store never sees it.
+RAW = "raw"
+_KEEP_RAW: contextvars.ContextVar[bool] = contextvars.ContextVar("keeping_raw", default=False)
+
+
+@contextlib.contextmanager
+def keeping_raw(keep: bool = True) -> Iterator[None]:
+    """While active, log readers add the ``raw`` column (each record's line) to their frames."""
+    token = _KEEP_RAW.set(keep)
+    try:
+        yield
+    finally:
+        _KEEP_RAW.reset(token)
+
 
 @dataclass(frozen=True)
 class LogTable:
@@ -308,6 +325,7 @@ class LogTable:
     records: pa.Table
     quarantine: tuple[Quarantined, ...]
     rows_read: int
+    raw: pa.Array | None = None    # each record's line as logged, only inside ``keeping_raw()``
 
     def __post_init__(self) -> None:
         if self.rows_read != self.records.num_rows + len(self.quarantine):
@@ -318,6 +336,8 @@ class LogTable:
         """The same rows as the canonical pandas frame every other caller reads."""
         frame = {name: _pandas(self.records.column(name), dtype) for name, dtype in LOGS.items()}
         records = conform(pd.DataFrame(frame), LOGS)
+        if self.raw is not None:
+            records[RAW] = _pandas(self.raw, "string")
         return ReadResult(records=records, quarantine=quarantine_frame(list(self.quarantine)),
                           rows_read=self.rows_read)
 
@@ -362,7 +382,11 @@ def assemble_table(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapp
         columns = {k: v.filter(mask) for k, v in columns.items()}
         line_no = lines.line_no[keep]
     else:
+        mask = None
         line_no = lines.line_no
+    raw = None
+    if _KEEP_RAW.get():
+        raw = lines.text if mask is None else lines.text.filter(mask)
     m = len(line_no)
     arrays: list[pa.Array] = []
     for name, dtype in LOGS.items():
@@ -376,7 +400,7 @@ def assemble_table(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapp
             arrays.append(pa.nulls(m, ARROW_TYPES[dtype]))
     quarantined.sort(key=lambda row: row[1])
     total = rows_read if rows_read is not None else lines.rows_read
-    return LogTable(pa.Table.from_arrays(arrays, schema=LOGS_ARROW), tuple(quarantined), total)
+    return LogTable(pa.Table.from_arrays(arrays, schema=LOGS_ARROW), tuple(quarantined), total, raw)
 
 
 def assemble(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,

@@ -9,7 +9,7 @@ from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("common", (
-    Field("client_ip"), Field(None, label="ident"), Field(None, label="user"),
+    Field("client_ip"), Field(None, label="ident"), Field("username", label="user"),
     Field("time", "clftime"), Field("request", "quoted", "request"), Field("status", "status", "status"),
     Field("bytes_sent", "int", "byte count"),
 ))

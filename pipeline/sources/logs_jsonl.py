@@ -23,6 +23,7 @@ SCHEMA = pa.schema([
     ("uri", pa.string()), ("path", pa.string()), ("query", pa.string()), ("status", pa.int64()),
     ("bytes_sent", pa.int64()), ("referer", pa.string()), ("user_agent", pa.string()),
     ("request_time_ms", pa.float64()), ("cache_status", pa.string()), ("account_id", pa.string()),
+    ("username", pa.string()), ("host", pa.string()),
 ])
 _OPTIONS = pajson.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 

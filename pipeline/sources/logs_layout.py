@@ -392,6 +392,8 @@ def canonical(cols: dict[str, pa.Array], failures: dict[int, str], *, domain: st
         "account_id": constant(account_id, n),
         **{k: req[k] for k in ("method", "uri", "path", "query")},
     }
+    if "username" in cols:
+        out["username"] = dash_to_null(cols["username"])
     if "request_time" in cols:
         out["request_time_ms"] = to_float(cols["request_time"])
     if "cache_status" in cols:

@@ -24,6 +24,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "bytes_sent": ("sc-bytes",), "referer": ("cs(Referer)", "cs-referer"),
     "user_agent": ("cs(User-Agent)", "cs-user-agent"), "time_taken": ("time-taken",),
     "cache_status": ("x-edge-result-type",), "domain": ("x-host-header", "cs(Host)", "cs-host"),
+    "host": ("cs(Host)", "cs-host", "x-host-header"), "username": ("cs-username",),
 }
 
 
@@ -113,4 +114,5 @@ def _canonical(cols: dict[str, pa.Array], failures: dict[int, str], domain: str 
         "referer": _decode(dash_to_null(cols["referer"])), "user_agent": _decode(dash_to_null(cols["user_agent"])),
         "request_time_ms": pc.multiply(taken, 1000.0), "cache_status": dash_to_null(cols["cache_status"]),
         "account_id": constant(account_id, n),
+        "host": dash_to_null(cols["host"]), "username": dash_to_null(cols["username"]),
     }
