@@ -27,7 +27,7 @@ import orjson
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.cases.fold import case_ids  # noqa: E402
+from pipeline.cases.fold import ApplyResult, case_ids  # noqa: E402
 from pipeline.cases.store import CaseStore, now_utc  # noqa: E402
 from pipeline.matchers.hits import HIT_COLUMNS  # noqa: E402
 from pipeline.rules import model as m  # noqa: E402
@@ -84,7 +84,7 @@ def bare_insert(url: str, hits: pd.DataFrame, rs: m.RuleSet) -> float:
     return took
 
 
-def fold(store: CaseStore, hits: pd.DataFrame, rs: m.RuleSet) -> tuple[float, object]:
+def fold(store: CaseStore, hits: pd.DataFrame, rs: m.RuleSet) -> tuple[float, ApplyResult]:
     run = store.begin_run(None, rs.digest)
     t = time.perf_counter()
     res = store.apply_hits(run, hits, rs, max_evidence=20)
