@@ -62,6 +62,7 @@ class ScanSettings(_Model):
     keyword_backend: Literal["pyahocorasick", "ahocorasick-rs"] = "pyahocorasick"
     batch_rows: int = Field(200_000, ge=1)
     part_bytes: int = Field(64 << 20, ge=1 << 10)
+    noisy_rule_share: float = Field(0.01, gt=0, le=1)
 
 
 class RetentionSettings(_Model):
