@@ -31,7 +31,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("key", "title", "description", "tags")
-STAGES = ("dask_start", "read", "normalize", "match", "hit_rows", "case_store")
+STAGES = ("dask_start", "read", "compile", "normalize", "match", "hit_rows", "case_store")
 
 
 def dictionary() -> tuple[list[str], np.ndarray]:
@@ -55,12 +55,16 @@ def make_data(rows: int, patterns: int, seed: int) -> tuple[dict[str, np.ndarray
     rng = np.random.default_rng(seed)
     words, freqs = dictionary()
     lengths = np.array([len(w) for w in words])
-    # the deny list: real words of 2-4 characters drawn by frequency, then kept out of the text
-    # (the text is drawn from the other words), so that each rate's planting decides who hits
-    candidates = np.flatnonzero((lengths >= 2) & (lengths <= 4))
-    deny = rng.choice(candidates, size=patterns, replace=False, p=freqs[candidates] / freqs[candidates].sum())
+    # the deny list: real words of 3-4 characters drawn by frequency that occur inside no other word
+    # of the dictionary, kept out of the text (drawn from the other words): each rate's planting then
+    # decides which rows hit, up to words that two neighbours happen to spell
+    candidates = np.flatnonzero((lengths >= 3) & (lengths <= 4))
+    drawn = rng.choice(candidates, size=min(len(candidates), 4 * patterns), replace=False,
+                       p=freqs[candidates] / freqs[candidates].sum())
+    inside = _inside_other_words([words[i] for i in drawn], words)
+    pool = np.array([i for i in drawn if words[i] not in inside])
     keep = np.ones(len(words), dtype=bool)
-    keep[deny] = False
+    keep[pool] = False
     vocab = np.array(words, dtype=object)[keep]
     p = freqs[keep] / freqs[keep].sum()
 
@@ -79,7 +83,40 @@ def make_data(rows: int, patterns: int, seed: int) -> tuple[dict[str, np.ndarray
         "description": phrases(rows, 4, 9, ""),
         "tags": phrases(rows, 2, 4, ","),
     }
-    return fields, [words[i] for i in deny]
+    # and none that two neighbouring words spell anywhere in this text
+    spelled = _found_in([words[i] for i in pool], fields)
+    deny = [words[i] for i in pool if words[i] not in spelled][:patterns]
+    if len(deny) < patterns:
+        sys.exit(f"only {len(deny)} deny words qualify; ask for fewer --patterns")
+    return fields, deny
+
+
+def _inside_other_words(candidates: list[str], words: list[str]) -> set[str]:
+    """The candidates that occur inside some other word of ``words``."""
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for c in candidates:
+        automaton.add_word(c, c)
+    automaton.make_automaton()
+    found: set[str] = set()
+    for w in words:
+        if len(w) > 3:
+            found.update(c for _, c in automaton.iter(w) if c != w)
+    return found
+
+
+def _found_in(candidates: list[str], fields: dict[str, np.ndarray]) -> set[str]:
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for c in candidates:
+        automaton.add_word(c, c)
+    automaton.make_automaton()
+    found: set[str] = set()
+    for name in FIELDS:
+        found.update(c for _, c in automaton.iter("\n".join(fields[name])))
+    return found
 
 
 def plant(fields: dict[str, np.ndarray], deny: list[str], rate: float, seed: int) -> dict[str, np.ndarray]:

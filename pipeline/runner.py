@@ -102,7 +102,7 @@ class FileResult:
     error: PipelineError | None = None  # bad input: returned, not raised, so Dask neither retries nor logs it
     rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
     read_whole: bool = False            # a part was cut inside a quoted value: its file is to be read whole
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, normalize, match, hit_rows
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: read, compile, normalize, match, hit_rows
 
 
 @dataclass
@@ -127,7 +127,7 @@ class ScanReport:
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
     # per record rule: rows hit, share of its source's rows scanned, noisy (over scan.noisy_rule_share)
     rules: list[dict[str, Any]] = field(default_factory=list)
-    # seconds per stage: dask_start, read, normalize, match, hit_rows (summed over tasks), case_store, total
+    # seconds per stage: dask_start, read, compile, normalize, match, hit_rows (summed over tasks), case_store, total
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -209,7 +209,8 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     began = time.perf_counter()
     load_formats(task.source)
     reader = REGISTRIES[task.source].get(task.format)
-    compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
+    compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)  # once per worker process
+    compile_s = time.perf_counter() - began
     result: ReadResult
     if task.part is None:
         with keeping_raw(compiled.needs_raw):   # only rules reading the raw line pay for it
@@ -224,7 +225,7 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
         records[RAW] = result.records[RAW].reset_index(drop=True)
     fresh = _not_yet_scanned(records, task.source, ctx)
-    timings = {"read": time.perf_counter() - began}
+    timings = {"read": time.perf_counter() - began - compile_s, "compile": compile_s}
     hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows, timings)
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
                       _volume(records, task.source), rows_already_scanned=len(records) - len(fresh), timings=timings)

@@ -157,3 +157,49 @@ def test_reviewer_resolved_case_reopens_on_a_new_event_and_dismissed_stays_dismi
     case = store.get_case(k2)
     assert case["status"] == "dismissed" and case["hit_count"] == 2
     assert [h["action"] for h in case["history"]] == ["opened", "dismissed", "hits_added"]
+
+
+def test_folding_takes_as_many_statements_for_many_cases_as_for_few(store_url: str) -> None:
+    """Set-based folding: the statements a run sends do not grow with its cases or hits."""
+    def statements(n_cases: int) -> int:
+        store = CaseStore(store_url)
+        rs = ruleset()
+        sent = 0
+        for name in ("execute", "executemany", "bulk_insert"):
+            def counted(*args, _f=getattr(store.db, name), **kw):
+                nonlocal sent
+                sent += 1
+                return _f(*args, **kw)
+            setattr(store.db, name, counted)
+        run = store.begin_run(None, rs.digest)
+        sent = 0
+        store.apply_hits(run, pd.concat([hits([f"e{i}", f"f{i}"], f"b/n{n_cases}-{i}") for i in range(n_cases)]),
+                         rs, max_evidence=3)
+        store.close()
+        return sent
+
+    assert statements(3) == statements(300)
+
+
+def test_one_run_with_every_outcome(store_url: str) -> None:
+    store = CaseStore(store_url)
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest),
+                     pd.concat([hits(["a"], "b/same"), hits(["b"], "b/more"), hits(["c"], "b/back")]), rs,
+                     max_evidence=3)
+    back = case_id("objects.test.rule", "object", "b/back")
+    store.transition(back, "resolved", by="alice", reason="removed")
+    changed = m.RuleSet((m.Rule(**{**ruleset().rules[0].__dict__, "content_hash": "h2"}),), "d2")
+    res = store.apply_hits(store.begin_run(None, changed.digest),
+                           pd.concat([hits(["a"], "b/same"), hits(["b", "b2", "b3", "b4"], "b/more"),
+                                      hits(["c", "c2"], "b/back"), hits(["d"], "b/new")]), changed, max_evidence=3)
+    assert (res.new, res.updated, res.unchanged, res.reopened) == (1, 2, 1, 1)
+    actions = {s: [h["action"] for h in store.get_case(case_id("objects.test.rule", "object", s))["history"]]
+               for s in ("b/same", "b/more", "b/back", "b/new")}
+    assert actions == {"b/same": ["opened", "rule_changed"], "b/more": ["opened", "rule_changed", "hits_added"],
+                       "b/back": ["opened", "resolved", "rule_changed", "hits_added", "reopened"],
+                       "b/new": ["opened"]}
+    more = store.get_case(case_id("objects.test.rule", "object", "b/more"))
+    assert more["hit_count"] == 4 and [e["hit_key"] for e in more["evidence"]] == ["b", "b2", "b3"]
+    assert more["rule_hash"] == "h2" and more["first_event"] == "2026-11-01T00:00:00+00:00"
+    assert more["last_event"] == "2026-11-01T00:03:00+00:00"

@@ -55,8 +55,8 @@ class Prepared:
     rules: list[tuple[Any, ...]]   # RULE_COLUMNS
     case_ids: list[str]
     item_case: np.ndarray          # case position of each evidence item, ascending
-    item_key: list[str]
-    items: list[str]               # each item's JSON object
+    item_key: pa.Array             # each item's hit key
+    items: pa.Array                # each item's JSON object (read only for cases whose evidence is merged)
 
 
 def _arrow(col: pd.Series, type_: pa.DataType | None = None) -> pa.Array:
@@ -127,7 +127,7 @@ def prepare(hits: pd.DataFrame, rules: RuleSet, max_evidence: int) -> Prepared:
                iso_times(pa.array(lo, pa.int64(), mask=lo == np.iinfo(np.int64).max)).to_pylist(),
                iso_times(pa.array(hi, pa.int64(), mask=hi == nat)).to_pylist(), evidence.to_pylist()]
     return Prepared(list(zip(*columns)), list(zip(cid_sorted.to_pylist(), keys.take(pa.array(order)).to_pylist())),
-                    rule_rows, case_list, item_case, keys.take(pa.array(order[kept])).to_pylist(), items.to_pylist())
+                    rule_rows, case_list, item_case, keys.take(pa.array(order[kept])), items)
 
 
 def _accounts(hits: pd.DataFrame, order: np.ndarray, case_of: np.ndarray, n: int) -> list[str | None]:
@@ -307,8 +307,7 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     db.bulk_insert("fold_rules", RULE_COLUMNS, prep.rules)
     checkpoint("store.fold")
     if db.dialect == "postgresql":
-        db.execute("ANALYZE fold_hits")
-        db.execute("ANALYZE fold_cases")
+        db.execute("ANALYZE fold_hits")  # the planner's row counts (fold_cases: sampling its evidence costs more)
     db.execute(CLASSIFY)
     checkpoint("store.fold")
     merged = _merged_evidence(db, prep, max_evidence)  # read before the cases are updated
@@ -349,7 +348,9 @@ def _merged_evidence(db: Database, prep: Prepared, max_evidence: int) -> list[tu
             continue
         at = position[r["case_id"]]
         known = {i.get("hit_key") for i in old}
-        fresh = [prep.items[j] for j in range(starts[at], starts[at + 1]) if prep.item_key[j] not in known]
+        lo, hi = int(starts[at]), int(starts[at + 1])
+        keys, items = prep.item_key[lo:hi].to_pylist(), prep.items[lo:hi].to_pylist()
+        fresh = [item for key, item in zip(keys, items) if key not in known]
         if not fresh:
             continue
         texts = [_json(i) for i in old] + fresh
