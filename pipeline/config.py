@@ -62,6 +62,7 @@ class ScanSettings(_Model):
     keyword_backend: Literal["pyahocorasick", "ahocorasick-rs"] = "pyahocorasick"
     batch_rows: int = Field(200_000, ge=1)
     part_bytes: int = Field(64 << 20, ge=1 << 10)
+    noisy_rule_share: float = Field(0.01, gt=0, le=1)
 
 
 class RetentionSettings(_Model):
@@ -207,11 +208,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _is_override(name: str) -> bool:
+    """COMPLIANCE_CONFIG names the file, and COMPLIANCE_TEST_* belong to the test suite: not settings."""
+    return (name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG"
+            and not name.startswith(ENV_PREFIX + "TEST_"))
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     """COMPLIANCE_SECTION__KEY=value → {"section": {"key": value}} (values parsed as YAML scalars)."""
     out: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not _is_override(name):
             continue
         keys = name[len(ENV_PREFIX):].lower().split("__")
         node = out
@@ -225,7 +232,7 @@ def _env_variable(environ: dict[str, str], keys: tuple[Any, ...]) -> str | None:
     """The COMPLIANCE_* variable that set the setting at ``keys`` (or below it), if one did."""
     path = [str(k).lower() for k in keys if not isinstance(k, int)]
     for name in environ:
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not _is_override(name):
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
         if parts[:len(path)] == path or path[:len(parts)] == parts:

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,8 @@ from .errors import ConfigError, Location, PipelineError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
+from .matchers.keyword_bytes import NORMALIZE_SECONDS
+from .matchers.rule_rows import rule_rows
 from .records import SCHEMAS, conform
 from .rules.loader import load_configured_rules
 from .rules.model import RuleSet
@@ -99,6 +102,7 @@ class FileResult:
     error: PipelineError | None = None  # bad input: returned, not raised, so Dask neither retries nor logs it
     rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
     read_whole: bool = False            # a part was cut inside a quoted value: its file is to be read whole
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, normalize, match, hit_rows
 
 
 @dataclass
@@ -121,6 +125,10 @@ class ScanReport:
     checks_skipped: dict[str, str] = field(default_factory=dict)  # licensing rule id → why it did not run
     rules_skipped: dict[str, str] = field(default_factory=dict)   # unsupported Sigma rule id → why
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
+    # per record rule: rows hit, share of its source's rows scanned, noisy (over scan.noisy_rule_share)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    # seconds per stage: dask_start, read, normalize, match, hit_rows (summed over tasks), case_store, total
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -198,6 +206,7 @@ def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
 
 
 def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
+    began = time.perf_counter()
     load_formats(task.source)
     reader = REGISTRIES[task.source].get(task.format)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
@@ -215,23 +224,32 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
         records[RAW] = result.records[RAW].reset_index(drop=True)
     fresh = _not_yet_scanned(records, task.source, ctx)
-    hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows)
+    timings = {"read": time.perf_counter() - began}
+    hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows, timings)
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
-                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh))
+                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh), timings=timings)
 
 
-def evaluate_batches(compiled: CompiledRules, records: pd.DataFrame,
-                     batch_rows: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def evaluate_batches(compiled: CompiledRules, records: pd.DataFrame, batch_rows: int,
+                     timings: dict[str, float] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Hit rows and aggregate partials of ``records``, evaluated ``batch_rows`` at a time: every
-    rule looks at one record at a time, and partials of batches combine like those of files."""
+    rule looks at one record at a time, and partials of batches combine like those of files.
+    ``timings`` gains the seconds spent normalizing, matching (the rest of evaluating) and building hit rows."""
     if not compiled.rules or records.empty:
         return empty_hits(), {}
     hits: list[pd.DataFrame] = []
     parts: dict[str, list[pd.DataFrame]] = {}
+    spent = timings if timings is not None else {}
     for lo in range(0, len(records), batch_rows):
         batch = records.iloc[lo:lo + batch_rows].reset_index(drop=True)
+        began, normalized = time.perf_counter(), NORMALIZE_SECONDS[0]
         results, masks = compiled.evaluate_all(batch)
+        evaluated = time.perf_counter()
         hits.append(record_hits(compiled, batch, results))
+        normalizing = NORMALIZE_SECONDS[0] - normalized
+        spent["normalize"] = spent.get("normalize", 0.0) + normalizing
+        spent["match"] = spent.get("match", 0.0) + evaluated - began - normalizing
+        spent["hit_rows"] = spent.get("hit_rows", 0.0) + time.perf_counter() - evaluated
         for rule in compiled.rules:
             if rule.aggregate is not None:
                 parts.setdefault(rule.id, []).append(aggregate.partials(rule, batch, masks[rule.id]))
@@ -373,7 +391,8 @@ def merge_parts(results: list[FileResult]) -> FileResult:
         quarantine=pd.concat(quarantine, ignore_index=True) if quarantine else results[0].quarantine,
         partials={k: pd.concat(v, ignore_index=True) for k, v in partials.items()},
         volume=pd.concat(volumes, ignore_index=True) if volumes else None,
-        rows_already_scanned=sum(r.rows_already_scanned for r in results))
+        rows_already_scanned=sum(r.rows_already_scanned for r in results),
+        timings={k: sum(r.timings.get(k, 0.0) for r in results) for k in {k for r in results for k in r.timings}})
 
 
 def scan(settings: Settings, *, config_path: str | None = None, client: Any = None,
@@ -416,9 +435,12 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     report.files_skipped = len(all_tasks) - len(tasks)
     logger.info("scan {}: {} rules, {} files ({} unchanged, skipped)", run_id, len(ruleset.rules), len(tasks),
                 report.files_skipped)
+    began = time.perf_counter()
     try:
         hits = _collect(settings, tasks, ctx, store, report, client)
+        _report_rules(report, hits, ruleset, settings.scan.noisy_rule_share)
         checkpoint("scan.before_apply")
+        folding = time.perf_counter()
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
                                    files=[f for f in files if f["size"] >= 0],
                                    watermarks={"objects": report.put_time_max})
@@ -427,6 +449,8 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
             rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
             seen = {case_id(r, t, s) for r, t, s in zip(hits["rule_id"], hits["subject_type"], hits["subject_id"])}
             report.cases_resolved = len(store.auto_resolve(run_id, rule_ids, seen))
+        report.timings["case_store"] = time.perf_counter() - folding
+        report.timings["total"] = time.perf_counter() - began
     except BaseException:
         store.finish_run(run_id, "failed", report.as_dict())
         raise
@@ -437,6 +461,18 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     logger.info("scan {} done: {} rows, {} quarantined, {} new cases", run_id, report.rows_read,
                 report.rows_quarantined, report.cases_new)
     return report
+
+
+def _report_rules(report: ScanReport, hits: pd.DataFrame, ruleset: RuleSet, noisy_share: float) -> None:
+    """Rows hit per rule in the report; a rule over ``noisy_share`` of its source's rows is warned of."""
+    scanned = {source: c["rows_parsed"] - (report.rows_already_scanned if source == "objects" else 0)
+               for source, c in report.per_source.items() if source in SCANNED_SOURCES}
+    report.rules = rule_rows(hits, ruleset, scanned, noisy_share)
+    for r in report.rules:
+        if r["noisy"]:
+            top = ", ".join(f"{p} ({n})" for p, n in r["top_patterns"])
+            logger.warning("noisy rule {}: it hit {:.1%} of the {} rows scanned (over scan.noisy_rule_share {:.1%}); "
+                           "most frequent patterns: {}", r["rule_id"], r["share"], r["source"], noisy_share, top)
 
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
@@ -458,6 +494,8 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
             report.rows_parsed += res.rows_parsed
             report.rows_quarantined += len(res.quarantine)
             report.rows_already_scanned += res.rows_already_scanned
+            for stage, seconds in res.timings.items():
+                report.timings[stage] = report.timings.get(stage, 0.0) + seconds
             src = report.per_source.setdefault(res.task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
                                                                   "rows_quarantined": 0})
             src["files"] += 1
@@ -487,7 +525,9 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
     if work and client is not None:
         consume(run_tasks(client, work, ctx, settings))
     elif work:
+        starting = time.perf_counter()
         with dask_client(settings) as c:
+            report.timings["dask_start"] = time.perf_counter() - starting
             consume(run_tasks(c, work, ctx, settings))
     for rule_id, parts in partials.items():
         agg_hits = aggregate_hits(ctx.ruleset.by_id(rule_id), pd.concat(parts, ignore_index=True))

@@ -1,6 +1,7 @@
 """A real operations endpoint for enforcement tests: a ThreadingHTTPServer on 127.0.0.1 that
 verifies the HMAC signature, applies each idempotency key once, counts every request per key,
-and answers as told: 200, 409, 500, hang past the client's timeout, or close without answering."""
+and answers as told: 200, 409, 500, hang until the client gives up (or the server stops), or close
+without answering."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import hmac
 import json
 import socket
 import threading
-import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,10 +21,11 @@ class EnforcementServer:
     """Start with ``start()``; ``url`` is the endpoint. ``script`` holds the modes of the next
     requests (consumed one per request); once it is empty every request gets ``mode``."""
 
-    def __init__(self, secret: bytes, port: int = 0, hang_s: float = 3.0):
+    def __init__(self, secret: bytes, port: int = 0, hang_s: float = 60.0):
         self.secret = secret
         self.port = port
-        self.hang_s = hang_s
+        self.hang_s = hang_s                         # the longest a "hang" lasts; stop() ends it at once
+        self._released = threading.Event()
         self.mode = "ok"
         self.script: list[str] = []
         self.requests: Counter[str] = Counter()      # every request that arrived, per idempotency key
@@ -58,6 +59,7 @@ class EnforcementServer:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -97,7 +99,8 @@ class EnforcementServer:
                 self.applied[key] += 1
                 self.bodies[key] = json.loads(body)
         if mode == "hang":
-            time.sleep(self.hang_s)
+            # answered only after the client's timeout, whatever the machine's load
+            self._released.wait(self.hang_s)
         if not first or mode == "conflict":
             self._answer(h, 409, {"status": "already applied", "key": key})
         else:
@@ -169,10 +172,11 @@ def seed_cases(store: Any, rows: list[tuple[str, str, str, str]]) -> list[str]:
 
 
 def write_config(tmp: Any, store_url: str, endpoint: str | None, **enforcement: Any) -> str:
-    """A config file for the enforcement section under test (short timeouts, no real waiting)."""
+    """A config file for the enforcement section under test: a timeout generous enough that a loaded
+    machine never hits it by accident (tests of the timeout itself set their own), no real backoff."""
     import yaml
 
-    section: dict[str, Any] = {"endpoint": endpoint, "secret_env": SECRET_ENV, "timeout_s": 0.5, "retries": 2,
+    section: dict[str, Any] = {"endpoint": endpoint, "secret_env": SECRET_ENV, "timeout_s": 10.0, "retries": 2,
                                "backoff_s": 0.01, "backoff_max_s": 0.05}
     section.update(enforcement)
     cfg = {"rules": "rules", "state_dir": str(tmp / "state"), "case_store": store_url, "enforcement": section}

@@ -110,3 +110,53 @@ def test_a_file_evaluated_in_batches_gives_the_hits_and_episodes_of_one_pass(roo
         pd.testing.assert_frame_equal(canon(batched), canon(whole))
         episodes += len(whole)
     assert episodes   # the sample file holds aggregate violations: the comparison above compared some
+
+
+# --- the window's guarantee, as a property --------------------------------------------------------
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+T0 = pd.Timestamp("2026-11-01T00:00:00Z")
+
+
+@st.composite
+def bursts(draw: st.DrawFn) -> tuple[int, int, list[pd.Timestamp], list[int]]:
+    """A window below a day, a threshold, and ``threshold`` events at random instants inside a
+    span of at most the window less a quarter, starting anywhere, cut into files at random."""
+    window = draw(st.sampled_from([1, 7, 60, 61, 90, 300, 3599, 3600, 7200]) | st.integers(1, 86399))
+    count = draw(st.integers(1, 40))
+    start_ms = draw(st.integers(0, 2 * 86400 * 1000))
+    span_ms = draw(st.integers(0, window * 750))                        # ≤ 3/4 of the window
+    offsets = sorted(draw(st.lists(st.integers(0, span_ms), min_size=count, max_size=count)))
+    offsets[0], offsets[-1] = 0, span_ms                                # the burst spans all of it
+    times = [T0 + pd.Timedelta(milliseconds=start_ms + o) for o in offsets]
+    cuts = sorted(draw(st.lists(st.integers(0, count), max_size=3)))
+    return window, count, times, cuts
+
+
+def files_of(times: list[pd.Timestamp], cuts: list[int]) -> list[pd.DataFrame]:
+    bounds = [0, *cuts, len(times)]
+    return [logs([t.isoformat() for t in times[a:b]]) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+@settings(max_examples=300, deadline=None)
+@given(bursts())
+# a window that is no whole number of 4 s: buckets of whole seconds (15 s for 61 s) missed this one
+@example((61, 2, [T0 + pd.Timedelta(milliseconds=14_900), T0 + pd.Timedelta(milliseconds=60_650)], []))
+def test_a_burst_within_three_quarters_of_a_window_is_always_caught(case: tuple[int, int, list[pd.Timestamp],
+                                                                                 list[int]]) -> None:
+    window, count, times, cuts = case
+    caught = run(rule(m.Aggregate(("client_ip",), window, count_gte=count)), *files_of(times, cuts))
+    assert len(caught) == 1 and caught.iloc[0]["value"] == count
+    assert caught.iloc[0]["window_start"] <= times[0] and times[-1] < caught.iloc[0]["window_end"]
+    if count > 1:   # one event fewer than the threshold is never a burst, wherever it falls
+        assert run(rule(m.Aggregate(("client_ip",), window, count_gte=count + 1)), *files_of(times, cuts)).empty
+        assert run(rule(m.Aggregate(("client_ip",), window, count_gte=count)), *files_of(times[1:], [])).empty
+
+
+def test_a_short_window_is_not_widened() -> None:
+    # a 1 s window once had 1 s buckets, four to a window: two requests 3 s apart were a burst
+    one_second = rule(m.Aggregate(("client_ip",), 1, count_gte=2))
+    assert run(one_second, logs(burst(2, "2026-11-01T10:00:00Z", 3))).empty
+    assert len(run(one_second, logs(burst(2, "2026-11-01T10:00:00.100Z", 0.7)))) == 1

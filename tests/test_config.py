@@ -43,7 +43,8 @@ def test_mistyped_value(tmp_path: Path) -> None:
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
-    env = {"COMPLIANCE_DASK__WORKERS": "4", "COMPLIANCE_STATE_DIR": "/var/tmp/x", "DASK_SCHEDULER_ADDRESS": ""}
+    env = {"COMPLIANCE_DASK__WORKERS": "4", "COMPLIANCE_STATE_DIR": "/var/tmp/x", "DASK_SCHEDULER_ADDRESS": "",
+           "COMPLIANCE_TEST_REQUIRE": "postgres", "COMPLIANCE_CONFIG": "elsewhere.yaml"}   # these two are no settings
     s = load_settings(write(tmp_path, "dask:\n  workers: 2\n"), environ=env)
     assert s.dask.workers == 4 and s.state_dir == "/var/tmp/x"
 

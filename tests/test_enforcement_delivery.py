@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ def malware(n: int) -> list[tuple[str, str, str, str]]:
 @pytest.fixture
 def env(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv(SECRET_ENV, SECRET.decode())
-    server = EnforcementServer(SECRET, hang_s=1.5).start()
+    server = EnforcementServer(SECRET).start()
     store = CaseStore(store_url)
     cfg = write_config(tmp_path, store_url, server.url)
     yield {"server": server, "store": store, "tmp": tmp_path, "cfg": cfg, "settings": load_settings(cfg)}
@@ -47,14 +46,23 @@ def env(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def queue_plan(env: dict[str, Any], settings: Settings | None = None) -> list[str]:
-    """Plan and apply without delivering; returns the queued action ids in dispatch order (one
-    plan's actions share a queue time, so they go out by action id)."""
+    """Plan and apply without delivering; returns the queued action ids in the order the outbox
+    hands them out (read from the outbox itself, not assumed)."""
     settings = settings or env["settings"]
     plan = make_plan(env["store"], settings, by="alice")
     out = env["tmp"] / f"{plan.plan_id}.json"
     save_plan(env["store"], plan, out)
     apply_plan(env["store"], settings, out, by="bob")
-    return sorted(a.action_id for a in plan.actions)
+    rows = env["store"].db.all("SELECT action_id FROM actions WHERE plan_id=? ORDER BY created_at, action_id",
+                               (plan.plan_id,))
+    return [r["action_id"] for r in rows]
+
+
+def action_of(env: dict[str, Any], case_id: str) -> str:
+    """The enforcing action queued for a case."""
+    rows = env["store"].db.all("SELECT action_id FROM actions WHERE case_id=? AND kind='enforce'", (case_id,))
+    assert len(rows) == 1, rows
+    return str(rows[0]["action_id"])
 
 
 def outbox(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -70,12 +78,14 @@ def until_drained(env: dict[str, Any], settings: Settings | None = None, rounds:
     return reports
 
 
-def test_each_action_delivered_once_across_500_close_and_hang(env: dict[str, Any]) -> None:
+def test_each_action_delivered_once_across_500_close_and_hang(env: dict[str, Any], tmp_path: Path) -> None:
+    # The timeout is what this test is about: 2 s, while a hang lasts until the client gives up.
+    settings = load_settings(write_config(tmp_path, env["store"].url, env["server"].url, timeout_s=2.0))
     seed_cases(env["store"], malware(3))
-    ids = queue_plan(env)
+    ids = queue_plan(env, settings)
     # first action: 500, connection dropped, then applied but the answer arrives after the timeout
     env["server"].script = ["error", "close", "hang", "error"]
-    reports = until_drained(env)
+    reports = until_drained(env, settings)
     assert reports[0].stopped and "unavailable" in reports[0].stopped      # retries ran out on the first
     assert reports[-1].stopped is None
     assert {r["status"] for r in outbox(env).values()} == {"delivered"}
@@ -144,14 +154,15 @@ def test_no_secret_is_a_clear_error_and_sends_nothing(env: dict[str, Any], monke
 
 def test_dismissal_after_delivery_sends_the_undo(env: dict[str, Any]) -> None:
     cids = seed_cases(env["store"], malware(2))
-    ids = queue_plan(env)
+    queue_plan(env)
     dispatch(env["store"], env["settings"])
+    first = action_of(env, cids[0])
     env["store"].transition(cids[0], "dismissed", by="erin", reason="a security researcher's sample")
     report = dispatch(env["store"], env["settings"])
     assert [(o.action, o.target, o.status) for o in report.outcomes] == [("enable_object", "b0/virus0.exe",
                                                                           "delivered")]
     undo = next(b for b in env["server"].bodies.values() if b["action"] == "enable_object")
-    assert undo["undo_of"] == ids[0] and env["server"].applied[undo["action_id"]] == 1
+    assert undo["undo_of"] == first and env["server"].applied[undo["action_id"]] == 1
     assert dispatch(env["store"], env["settings"]).outcomes == ()        # the undo is owed once
     # an appeal on the other case: dismissed and undone in one command
     assert undo_case(env["store"], env["settings"], cids[1], by="frank", reason="appeal granted") == 1
@@ -182,7 +193,15 @@ def test_dispatcher_killed_mid_batch_and_restarted(env: dict[str, Any]) -> None:
     # the second action reached the endpoint, but the kill came before it was marked delivered
     assert sorted(env["server"].applied) == sorted(ids[:2])
     assert outbox(env)[ids[1]]["status"] == "sending"
-    time.sleep(2.2)                                                       # its lease (2 × timeout + 1 s) runs out
+    # restarted while the dead dispatcher's lease (2 × timeout + 1 s = 21 s here) still holds: the
+    # rest goes out, the leased action waits
+    early = subprocess.run(cmd, cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
+    assert early.returncode == 0, early.stderr
+    assert {a: r["status"] for a, r in outbox(env).items()} == {**dict.fromkeys(ids, "delivered"), ids[1]: "sending"}
+    assert env["server"].requests[ids[1]] == 1
+    # the lease runs out (moved into the past rather than waited for), and a restart re-sends it
+    with env["store"].transaction() as db:
+        db.execute("UPDATE actions SET not_before=? WHERE action_id=?", ("2000-01-01T00:00:00+00:00", ids[1]))
     done = subprocess.run(cmd, cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert {r["status"] for r in outbox(env).values()} == {"delivered"}

@@ -22,7 +22,6 @@ from pipeline.normalize import normalize  # noqa: E402
 
 BACKEND_NAMES = ["ahocorasick-rs", "pyahocorasick", "reference"]
 FAST_BACKENDS = [name for name in BACKEND_NAMES if name != "reference"]
-CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
 
 
 def spans(patterns: list[str], texts: list[str | None], backend: str, *, normalize: bool = True
@@ -176,10 +175,8 @@ def test_fast_agrees_with_reference_on_planted_substrings(texts: list[str], data
         assert fast.as_tuples() == ref.as_tuples(), name
 
 
-def test_real_access_log_uris_agree() -> None:
-    path = CORPUS / "access-logs" / "apache_combined_2015.log"
-    if not path.exists():
-        pytest.skip("shared corpus not present")
+def test_real_access_log_uris_agree(corpus: Path) -> None:
+    path = corpus / "access-logs" / "apache_combined_2015.log"
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[:3000]
     patterns = ["wp-admin", "php", "robots.txt", "admin", "xmlrpc", "select", "union", "etc/passwd",
                 "Mozilla", "bot", "jpg", "favicon"]

@@ -21,37 +21,16 @@ import pytest
 
 from pipeline.config import Settings, load_settings
 from pipeline.errors import SourceError, StoreError
-from pipeline.records import LOGS, conform
+from pipeline.records import LOGS
 from pipeline.retention import (LEGAL_FLOOR_DAYS, hold_add, hold_list, hold_release, ingest, partitions_between,
                                 purge, verify)
 from pipeline.retention import partition as partition_mod
-from pipeline.sources.base import LOG_FORMATS, ReadResult, quarantine_frame
+import pipeline.sources.logs  # noqa: F401  (registers every format)
 
 DAY0 = datetime(2026, 8, 1, tzinfo=timezone.utc)
 
 
-def _read_jsonl(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """Canonical JSON lines; lines that are not JSON objects are quarantined."""
-    rows, bad = [], []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                row = json.loads(raw)
-                if not isinstance(row, dict):
-                    raise ValueError
-            except ValueError:
-                bad.append((path, number, "not a JSON object", raw.rstrip(b"\n")))
-                continue
-            row.setdefault("domain", domain)
-            row.setdefault("account_id", account_id)
-            rows.append({**row, "source_file": path, "source_line": number})
-    return ReadResult(conform(pd.DataFrame(rows), LOGS), quarantine_frame(bad), len(rows) + len(bad))
-
-
-# The real jsonl parser when it is there; this minimal one otherwise.
-FORMAT = "jsonl" if "jsonl" in LOG_FORMATS else "test-jsonl"
-if FORMAT not in LOG_FORMATS:
-    LOG_FORMATS.register(FORMAT)(_read_jsonl)
+FORMAT = "jsonl"
 
 
 def make_settings(state: Path, **env: str) -> Settings:

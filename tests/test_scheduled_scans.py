@@ -114,7 +114,7 @@ def test_two_scans_started_together(data: Path, tmp_path: Path) -> None:
     assert case_keys(d / "config.yaml") == case_keys(reference / "config.yaml")
 
 
-@pytest.mark.parametrize("crash_at", ["scan.before_apply", "store.case_applied:40"])
+@pytest.mark.parametrize("crash_at", ["scan.before_apply", "store.fold:3"])
 def test_scan_killed_then_rerun_equals_uninterrupted(data: Path, tmp_path: Path, crash_at: str) -> None:
     reference = fresh(data, tmp_path, "reference")
     assert cli(reference / "config.yaml", "scan").returncode == 0

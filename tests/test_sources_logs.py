@@ -15,7 +15,6 @@ from pipeline.sources.base import LOG_FORMATS, ReadResult
 from pipeline.sources.logs_common import MAX_LINE_BYTES
 
 DATA = Path(__file__).parent / "data" / "logs"
-CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "access-logs" / "apache_combined_2015.log"
 
 
 def read(fmt: str, path: Path | str, **kw: str) -> ReadResult:
@@ -166,9 +165,8 @@ def test_empty_file(tmp_path: Path) -> None:
         assert r.rows_read == 0 and r.records.empty
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus not present")
-def test_real_apache_log_parses_completely() -> None:
-    r = read("combined", CORPUS)
+def test_real_apache_log_parses_completely(corpus: Path) -> None:
+    r = read("combined", corpus / "access-logs" / "apache_combined_2015.log")
     assert r.rows_read == 10_000 and len(r.records) == 10_000 and r.quarantine.empty
     assert r.records.ts.min() == utc("2015-05-17 10:05:00")
     assert r.records.status.isna().sum() == 0 and r.records.source_line.tolist() == list(range(1, 10_001))

@@ -54,6 +54,8 @@ class Database:
             self.conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA busy_timeout=60000")
+            # the fold stages a run's hits in temporary tables: keep them off the disk
+            self.conn.execute("PRAGMA temp_store=MEMORY")
             self.dialect = "sqlite"
         else:
             raise StoreError(f"unsupported case store URL {_redact(url)!r}",
@@ -87,6 +89,18 @@ class Database:
                 cur.executemany(self._sql(sql), [tuple(r) for r in rows])
         else:
             self.conn.executemany(sql, [tuple(r) for r in rows])
+
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows into ``table``: ``COPY`` on PostgreSQL, one prepared statement on SQLite."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            self.conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})",
+                                  rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self.all(sql, params)

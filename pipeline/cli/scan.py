@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import get_settings, main
@@ -55,6 +56,7 @@ def _print(report: Any) -> None:
                          ("cases reopened", report.cases_reopened), ("cases resolved", report.cases_resolved)):
         table.add_row(label, str(value))
     console.print(table)
+    _print_rules(console, report.rules)
     for source, c in sorted(report.per_source.items()):
         console.print(f"  {source}: {c['files']} file(s), {c['rows_read']} read = {c['rows_parsed']} parsed "
                       f"+ {c['rows_quarantined']} quarantined")
@@ -71,3 +73,27 @@ def _print(report: Any) -> None:
         console.print(f"  [yellow]quarantined[/yellow] {q['file']}:{q['line']}: {q['reason']}", markup=True,
                       highlight=False, soft_wrap=True)
     console.print("See the cases with: compliance cases list")
+
+
+RULES_SHOWN = 15
+
+
+def _print_rules(console: Console, rules: list[dict[str, Any]]) -> None:
+    """Rows hit per rule (most first), then a warning naming each noisy rule and its top patterns."""
+    if not rules:
+        return
+    table = Table(title="rows hit per rule")
+    for col, justify in (("rule", "left"), ("source", "left"), ("rows hit", "right"), ("of rows scanned", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rules[:RULES_SHOWN]:
+        share = f"{r['share']:.2%}"
+        table.add_row(r["rule_id"], r["source"], str(r["rows_hit"]), f"[yellow]{share}[/yellow]" if r["noisy"] else share)
+    if len(rules) > RULES_SHOWN:
+        table.add_row(f"… {len(rules) - RULES_SHOWN} more (--json lists all)", "", "", "")
+    console.print(table)
+    for r in rules:
+        if r["noisy"]:
+            top = escape(", ".join(f"{p} ({n})" for p, n in r.get("top_patterns", [])))
+            console.print(f"  [yellow]noisy rule[/yellow] {r['rule_id']}: hit {r['share']:.1%} of the {r['source']} "
+                          f"rows scanned; most frequent patterns: {top}. A word this common in the data is "
+                          "likely too broad for the lexicon", markup=True, highlight=False, soft_wrap=True)

@@ -1,10 +1,11 @@
 """Aggregate rules: count, distinct count or sum per group within a time window.
 
 Work splits in two so that files can be scanned in parallel: each task reduces its matching rows
-to *partials* per (group, sub-bucket) — a bucket is a quarter of the window (a whole UTC day for
-windows of a day or more) — and the client combines the partials of all files exactly, then
-evaluates every window of four consecutive sub-buckets. A burst anywhere inside one window's
-length, less a quarter, is therefore always caught, whatever the file boundaries. Consecutive
+to *partials* per (group, sub-bucket) — a bucket is a quarter of the window, to the millisecond (a
+whole UTC day for windows of a whole number of days) — and the client combines the partials of all
+files exactly, then evaluates every window of four consecutive sub-buckets. A burst anywhere inside
+one window's length, less a quarter, is therefore always caught, whatever the file boundaries (for
+windows of whole days: a burst inside one UTC day); tests/test_aggregate.py holds the property. Consecutive
 windows over the threshold form one episode, which is one hit of the case.
 """
 
@@ -19,13 +20,15 @@ from ..rules import model as m
 
 SAMPLE_LINES = 5       # evidence lines kept per (group, bucket)
 DAY = 86400
+MS = 1000
 
 
 def sub_buckets(agg: m.Aggregate) -> tuple[int, int]:
-    """(bucket length in seconds, buckets per window)."""
+    """(bucket length in milliseconds, buckets per window)."""
     if agg.window_seconds >= DAY and agg.window_seconds % DAY == 0:
-        return agg.window_seconds, 1
-    return max(1, agg.window_seconds // 4), 4
+        return agg.window_seconds * MS, 1
+    # milliseconds, so that a quarter is exact for any window a rule can name (1s, 61s, ...)
+    return agg.window_seconds * MS // 4, 4
 
 
 def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -39,8 +42,8 @@ def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     if sel.empty:
         return pd.DataFrame(columns=[*groups, "bucket", "value", "samples"])
     size, _ = sub_buckets(agg)
-    secs = pd.to_datetime(sel["ts"], utc=True).astype("int64") // 1_000_000_000
-    sel = sel.assign(bucket=(secs // size).astype("int64"))
+    millis = pd.to_datetime(sel["ts"], utc=True).dt.as_unit("ms").astype("int64")
+    sel = sel.assign(bucket=(millis // size).astype("int64"))
     sel["sample"] = sel["source_file"].astype("string").fillna("") + ":" + sel["source_line"].astype("string").fillna("")
     keys = [*groups, "bucket"]
     if agg.distinct_field is not None:
@@ -108,8 +111,8 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
         for b in range(int(r.first), int(r.last) + k):
             samples.extend(sample_map.get((*key, b), []))
         rows.append({**{g: getattr(r, g) for g in groups},
-                     "window_start": pd.Timestamp(int(r.first) * size, unit="s", tz="UTC"),
-                     "window_end": pd.Timestamp((int(r.last) + k) * size, unit="s", tz="UTC"),
+                     "window_start": pd.Timestamp(int(r.first) * size, unit="ms", tz="UTC"),
+                     "window_end": pd.Timestamp((int(r.last) + k) * size, unit="ms", tz="UTC"),
                      "value": float(r.value), "threshold": threshold,
                      "samples": json.dumps(samples[:SAMPLE_LINES * 2])})
     return pd.DataFrame(rows, columns=cols)

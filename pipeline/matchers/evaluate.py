@@ -22,7 +22,7 @@ import re2
 from ..normalize import normalize_many
 from ..normalize.batch import arrow_utf8
 from ..rules import model as m
-from .keyword_engine import KeywordBackend, KeywordHits, as_text_column, build_backend
+from .keyword_engine import LIST_FIELDS, KeywordBackend, KeywordHits, as_text_column, build_backend, items_apart
 
 RAW = "raw"   # the raw line of a log record, present during a scan when a rule reads it
 # Log fields searched URL-decoded, so /%E8%B5%8C%E5%9C%BA/ hits 赌场.
@@ -196,7 +196,10 @@ class CompiledRules:
         part = _Partition(df.reset_index(drop=True), self.source)
         for flag, backend in self._backends.items():
             for name in sorted(self._fields[flag]):
-                part.hits[(flag, name)] = backend.find(part.text(name))
+                text = part.text(name)
+                if name in LIST_FIELDS:  # a keyword never spans two items of a list (tags)
+                    text = items_apart(text, LIST_FIELDS[name])
+                part.hits[(flag, name)] = backend.find(text)
         return part
 
     def _rule_mask(self, rule: m.Rule, part: _Partition) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import RuleError
 from ..normalize import normalize_many as _normalize_many
@@ -69,6 +70,25 @@ class KeywordHits:
     def as_tuples(self) -> list[tuple[int, int, int, int]]:
         """(row, pattern, start, end) per hit, for tests and debugging."""
         return list(zip(self.row.tolist(), self.pattern.tolist(), self.start.tolist(), self.end.tolist()))
+
+
+# List-valued fields and the separator their items are joined with (records.py: tags is "a,b").
+# A keyword never spans two items: before matching, each separator becomes ITEM_BOUNDARY, a
+# private-use character that folds to itself and is neither a separator nor a letter, so
+# normalization neither deletes it (中,出 stays apart) nor lets a letter run or a boundary check
+# cross it ("x,c,a,s,i,n,o" still holds "casino" in its own items). It is one character for one,
+# so hit offsets stay those of the original text.
+LIST_FIELDS: dict[str, str] = {"tags": ","}
+ITEM_BOUNDARY = "\ue000"
+
+
+def items_apart(texts: pd.Series, separator: str) -> pd.Series:
+    """``texts`` with each item separator replaced by ITEM_BOUNDARY (same length, same offsets)."""
+    arrow = pa.array(texts.astype("string").array)
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    replaced = pc.replace_substring(arrow, separator, ITEM_BOUNDARY)
+    return pd.Series(pd.array(replaced, dtype=texts.astype("string").dtype), index=texts.index)
 
 
 @runtime_checkable

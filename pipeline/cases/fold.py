@@ -1,0 +1,357 @@
+"""Folding a run's hits into cases, set-based: a constant number of SQL statements per run, not per case.
+
+The hits are prepared column-wise (case ids, first and last event, the account, the evidence JSON of
+each case), staged into temporary tables (``COPY`` on PostgreSQL), and SQL decides which cases are
+new, updated, reopened or unchanged, then writes cases, hit keys, runs and history in bulk. Only the
+evidence of known cases that gained hits is merged in Python (it is JSON, bounded to ``max_evidence``).
+
+What holds, as when cases were folded one at a time:
+- a case id is a digest of rule, subject type and subject (``ids.case_id``);
+- ``case_hits`` is keyed by the event, so the same hits folded again add nothing and the hit count
+  is the number of distinct events;
+- a resolved case opens again on a new event; one the scan itself resolved (``auto_resolved``) also
+  opens again when its known events come back, one a reviewer resolved does not; a dismissed case
+  only records new hits;
+- everything is written inside the caller's transaction: a process killed at any point leaves the
+  store as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..faults import checkpoint
+from ..rules.model import RuleSet
+from .db import Database
+
+# Staged columns: a case's rule fields come from fold_rules, one row per rule, joined in SQL.
+CASE_COLUMNS = ("case_id", "rule_id", "subject_type", "subject_id", "account_id", "first_event", "last_event",
+                "evidence")
+RULE_COLUMNS = ("rule_id", "rule_hash", "rule_title", "clause", "law", "category", "severity", "source")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    new: int
+    updated: int      # known cases that gained hits in this run, or were reopened by it
+    unchanged: int    # known cases seen again with no new hit
+    reopened: int = 0
+
+
+@dataclass
+class Prepared:
+    """A run's hits as staged rows: one per case, one per distinct (case, hit key), one per rule."""
+
+    cases: list[tuple[Any, ...]]   # CASE_COLUMNS, in case id order
+    hits: list[tuple[str, str]]    # (case id, hit key)
+    rules: list[tuple[Any, ...]]   # RULE_COLUMNS
+    case_ids: list[str]
+    item_case: np.ndarray          # case position of each evidence item, ascending
+    item_key: list[str]
+    items: list[str]               # each item's JSON object
+
+
+def _arrow(col: pd.Series, type_: pa.DataType | None = None) -> pa.Array:
+    """A column as one Arrow array (strings stay Arrow's, no Python object per value)."""
+    arr = pa.array(col.reset_index(drop=True), type=type_, from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _text(col: pd.Series) -> pa.Array:
+    arr = _arrow(col) if col.dtype != object else pa.array([None if _missing(v) else str(v) for v in col],
+                                                              pa.large_string())
+    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+
+
+def case_ids(hits: pd.DataFrame) -> pa.Array:
+    """``ids.case_id`` of each hit row, one digest per distinct (rule, subject type, subject)."""
+    from .ids import case_id
+
+    if hits.empty:
+        return pa.array([], pa.large_string())
+    parts = [pc.fill_null(_text(hits[c]), _s("")) for c in ("rule_id", "subject_type", "subject_id")]
+    encoded = pc.binary_join_element_wise(*parts, _s("\x1f")).dictionary_encode()
+    digests = [case_id(*k.split("\x1f", 2)) for k in encoded.dictionary.to_pylist()]
+    return pa.array(digests, pa.large_string()).take(encoded.indices)
+
+
+def prepare(hits: pd.DataFrame, rules: RuleSet, max_evidence: int) -> Prepared:
+    """The staged rows of a run's hits (pipeline.matchers.hits.HIT_COLUMNS), computed by column."""
+    cids = case_ids(hits)
+    keys = _text(hits["hit_key"])
+    times = _arrow(pd.to_datetime(hits["event_time"], utc=True, errors="coerce")).cast(pa.timestamp("ns", "UTC"))
+    # a case's hits in event order (missing times last), each event once: its first row
+    order = pc.sort_indices(pa.table({"c": cids, "t": times, "k": keys}),
+                            sort_keys=[("c", "ascending", "at_end"), ("t", "ascending", "at_end"),
+                                       ("k", "ascending", "at_end")]).to_numpy()
+    pair = pc.binary_join_element_wise(cids, keys, _s("\x1f")).dictionary_encode().indices.to_numpy()[order]
+    _, first_of_pair = np.unique(pair, return_index=True)
+    order = order[np.sort(first_of_pair)]
+    cid_sorted = cids.take(pa.array(order))
+    codes = cid_sorted.dictionary_encode().indices.to_numpy()
+    is_first = np.r_[True, codes[1:] != codes[:-1]]
+    first = np.flatnonzero(is_first)
+    case_of = np.cumsum(is_first) - 1
+    rank = np.arange(len(order)) - first[case_of]
+    n = len(first)
+
+    ns = times.take(pa.array(order)).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    nat = np.iinfo(np.int64).min
+    ns = np.where(pc.is_null(times.take(pa.array(order))).to_numpy(zero_copy_only=False), nat, ns)
+    lo = np.minimum.reduceat(np.where(ns == nat, np.iinfo(np.int64).max, ns), first)
+    hi = np.maximum.reduceat(ns, first)
+    heads = order[first]
+    rule_ids = _text(hits["rule_id"]).take(pa.array(heads))
+    case_list = cid_sorted.take(pa.array(first)).to_pylist()
+    rule_rows = []
+    for rid in pc.unique(rule_ids).to_pylist():
+        r = rules.by_id(rid)
+        rule_rows.append((r.id, r.content_hash, r.title, r.clause, r.law, r.category, r.severity, ",".join(r.sources)))
+
+    kept = np.flatnonzero(rank < max_evidence)
+    items = _items(hits, order[kept], pa.array(ns[kept], pa.int64(), mask=ns[kept] == nat))
+    item_case = case_of[kept]
+    offsets = np.searchsorted(item_case, np.arange(n + 1)).astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), _s(","))
+    evidence = _concat("[", joined, "]")
+    columns = [case_list, rule_ids.to_pylist(), _text(hits["subject_type"]).take(pa.array(heads)).to_pylist(),
+               _text(hits["subject_id"]).take(pa.array(heads)).to_pylist(), _accounts(hits, order, case_of, n),
+               iso_times(pa.array(lo, pa.int64(), mask=lo == np.iinfo(np.int64).max)).to_pylist(),
+               iso_times(pa.array(hi, pa.int64(), mask=hi == nat)).to_pylist(), evidence.to_pylist()]
+    return Prepared(list(zip(*columns)), list(zip(cid_sorted.to_pylist(), keys.take(pa.array(order)).to_pylist())),
+                    rule_rows, case_list, item_case, keys.take(pa.array(order[kept])).to_pylist(), items.to_pylist())
+
+
+def _accounts(hits: pd.DataFrame, order: np.ndarray, case_of: np.ndarray, n: int) -> list[str | None]:
+    """Each case's most frequent non-empty account among its events (ties: the first in sorted order)."""
+    acc = _text(hits["account_id"]).take(pa.array(order))
+    ok = pc.fill_null(pc.not_equal(acc, _s("")), False).to_numpy(zero_copy_only=False)
+    out: list[str | None] = [None] * n
+    if not ok.any():
+        return out
+    encoded = acc.filter(pa.array(ok)).dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    rank_of = np.argsort(np.argsort(np.array(names, dtype=object), kind="stable"))  # code → sorted position
+    ranked = rank_of[encoded.indices.to_numpy()]
+    combined, counts = np.unique(case_of[ok].astype(np.int64) * len(names) + ranked, return_counts=True)
+    case, rank = combined // len(names), combined % len(names)
+    best = np.lexsort((rank, -counts, case))
+    case, rank = case[best], rank[best]
+    firsts = np.r_[True, case[1:] != case[:-1]]
+    by_rank = sorted(names)
+    for c, r in zip(case[firsts].tolist(), rank[firsts].tolist()):
+        out[c] = by_rank[r]
+    return out
+
+
+def iso_times(ns: pa.Array) -> pa.Array:
+    """Each time (ns since the epoch, UTC) as ``pd.Timestamp.isoformat`` writes it, null where missing."""
+    if not len(ns):
+        return pa.array([], pa.large_string())
+    values = pc.fill_null(ns, 0).to_numpy()
+    seconds = pa.array(values // 1_000_000_000, pa.int64()).cast(pa.timestamp("s")).cast(pa.large_string())
+    base = pc.utf8_replace_slice(seconds, 10, 11, "T")  # Arrow writes "YYYY-MM-DD HH:MM:SS"
+    frac = values % 1_000_000_000
+    if frac.any():  # isoformat writes a fraction only when there is one: microseconds, or all nine digits
+        text = np.full(len(values), "", dtype=object)
+        micro, nano = (frac != 0) & (frac % 1000 == 0), frac % 1000 != 0
+        text[micro] = [f".{f // 1000:06d}" for f in frac[micro].tolist()]
+        text[nano] = [f".{f:09d}" for f in frac[nano].tolist()]
+        out = _concat(base, pa.array(text, pa.large_string()), "+00:00")
+    else:
+        out = _concat(base, "+00:00")
+    return pc.if_else(pc.is_null(ns), pa.nulls(len(ns), pa.large_string()), out)
+
+
+def _items(hits: pd.DataFrame, pos: np.ndarray, ns: pa.Array) -> pa.Array:
+    """The evidence item JSON of each hit row at ``pos``: hit key, file, line, event time, the record's
+    context fields and its matches, in that order (what a reviewer and the enforcement plan read)."""
+    n = len(pos)
+    if not n:
+        return pa.array([], pa.large_string())
+    at = pa.array(pos)
+
+    def text(name: str) -> pa.Array:
+        return _text(hits[name]).take(at) if name in hits.columns else pa.nulls(n, pa.large_string())
+
+    if "source_line" in hits.columns:
+        line = _arrow(pd.to_numeric(hits["source_line"], errors="coerce"), pa.float64()).take(at)
+        line = pc.cast(line, pa.int64()).cast(pa.large_string())
+    else:
+        line = pa.nulls(n, pa.large_string())
+    context = text("context")
+    inner = pc.utf8_slice_codeunits(context, 1, -1)  # the object's members, to splice into the item
+    ctx = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(context), 2), False), _concat(",", inner), _s(""))
+    if "evidence" in hits.columns and hits["evidence"].dtype != object:
+        matches = pc.fill_null(text("evidence"), _s("null"))
+    else:
+        values = hits["evidence"].to_numpy(dtype=object)[pos] if "evidence" in hits.columns else [None] * n
+        matches = pa.array([m if isinstance(m, str) else _json(None if _missing(m) else m) for m in values],
+                           pa.large_string())
+    when = pc.fill_null(_concat('"', iso_times(ns), '"'), _s("null"))
+    return _concat('{"hit_key":', _quoted(text("hit_key")), ',"source_file":', _quoted(text("source_file")),
+                   ',"source_line":', pc.fill_null(line, _s("null")), ',"event_time":', when, ctx,
+                   ',"matches":', matches, "}")
+
+
+def _quoted(arr: pa.Array) -> pa.Array:
+    """Each value as a JSON string (null where missing); orjson only for the few that need escapes."""
+    quoted = _concat('"', arr, '"')
+    needs = pc.fill_null(pc.match_substring_regex(arr, r'["\\\x00-\x1f]'), False)
+    if pc.any(needs).as_py():
+        escaped = [_json(v) for v in arr.filter(needs).to_pylist()]
+        quoted = pc.replace_with_mask(quoted, needs, pa.array(escaped, pa.large_string()))
+    return pc.fill_null(quoted, _s("null"))
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (not isinstance(v, (str, bytes, list, dict)) and bool(pd.isna(v)))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _s(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _concat(*parts: str | pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(*(_s(p) if isinstance(p, str) else p for p in parts), _s(""))
+
+
+# -- the statements --------------------------------------------------------------------------
+
+STAGE_DDL = (
+    "CREATE TEMP TABLE fold_hits (case_id TEXT NOT NULL, hit_key TEXT NOT NULL)",
+    "CREATE TEMP TABLE fold_cases (case_id TEXT PRIMARY KEY, rule_id TEXT, subject_type TEXT, subject_id TEXT,"
+    " account_id TEXT, first_event TEXT, last_event TEXT, evidence TEXT)",
+    "CREATE TEMP TABLE fold_rules (rule_id TEXT PRIMARY KEY, rule_hash TEXT, rule_title TEXT, clause TEXT, law TEXT,"
+    " category TEXT, severity TEXT, source TEXT)",
+)
+# Each staged case with what the store knew of it and what this run does to it (outcome).
+CLASSIFY = """
+CREATE TEMP TABLE fold_state AS
+SELECT x.*, CASE WHEN x.status_before IS NULL THEN 'new'
+                 WHEN x.status_before = 'resolved' AND (x.added > 0 OR x.last_resolve = 'auto_resolved') THEN 'reopened'
+                 WHEN x.added > 0 THEN 'updated' ELSE 'unchanged' END AS outcome
+FROM (SELECT s.case_id, s.rule_id, s.account_id, s.first_event, s.last_event, r.rule_hash,
+             c.status AS status_before, c.rule_hash AS hash_before, COALESCE(a.added, 0) AS added,
+             CASE WHEN c.status = 'resolved' THEN
+                  (SELECT h.action FROM case_history h WHERE h.case_id = s.case_id AND h.to_status = 'resolved'
+                   ORDER BY h.id DESC LIMIT 1) END AS last_resolve
+      FROM fold_cases s
+      JOIN fold_rules r ON r.rule_id = s.rule_id
+      LEFT JOIN cases c ON c.case_id = s.case_id
+      LEFT JOIN (SELECT f.case_id, COUNT(*) AS added FROM fold_hits f
+                 WHERE NOT EXISTS (SELECT 1 FROM case_hits k WHERE k.case_id = f.case_id AND k.hit_key = f.hit_key)
+                 GROUP BY f.case_id) a ON a.case_id = s.case_id) x
+"""
+_EARLIER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} <= {b} THEN {a} ELSE {b} END"
+_LATER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} >= {b} THEN {a} ELSE {b} END"
+WRITE = (
+    # `WHERE true` before ON CONFLICT: SQLite reads `SELECT ... ON` as a join otherwise
+    "INSERT INTO case_hits (case_id, hit_key, run_id) SELECT f.case_id, f.hit_key, ? FROM fold_hits f"
+    " WHERE NOT EXISTS (SELECT 1 FROM case_hits k WHERE k.case_id = f.case_id AND k.hit_key = f.hit_key)",
+    "INSERT INTO case_runs (case_id, run_id) SELECT case_id, ? FROM fold_state WHERE true ON CONFLICT DO NOTHING",
+    "INSERT INTO cases (case_id, rule_id, rule_hash, rule_title, clause, law, category, severity, source,"
+    " subject_type, subject_id, account_id, status, first_seen, last_seen, first_event, last_event, hit_count,"
+    " evidence, updated_at) SELECT s.case_id, s.rule_id, r.rule_hash, r.rule_title, r.clause, r.law, r.category,"
+    " r.severity, r.source, s.subject_type, s.subject_id, s.account_id, 'open', ?, ?, s.first_event, s.last_event,"
+    " st.added, s.evidence, ? FROM fold_state st JOIN fold_cases s ON s.case_id = st.case_id"
+    " JOIN fold_rules r ON r.rule_id = s.rule_id WHERE st.outcome = 'new'",
+    # the hit count stays the number of distinct events: cases.hit_count is always COUNT(case_hits)
+    "UPDATE cases SET last_seen = ?, updated_at = ?, hit_count = cases.hit_count + st.added,"
+    " rule_hash = st.rule_hash, account_id = COALESCE(cases.account_id, st.account_id),"
+    f" first_event = {_EARLIER.format(a='cases.first_event', b='st.first_event')},"
+    f" last_event = {_LATER.format(a='cases.last_event', b='st.last_event')},"
+    " status = CASE WHEN st.outcome = 'reopened' THEN 'open' ELSE cases.status END"
+    " FROM fold_state st WHERE st.case_id = cases.case_id AND st.outcome <> 'new'",
+)
+# One statement per kind of history row, in the order a case's rows were always written.
+HISTORY = (
+    "SELECT case_id, ?, 'scan', 'opened', NULL, 'open', CAST(added AS TEXT) || ' hit(s) of rule ' || rule_id, ?"
+    " FROM fold_state WHERE outcome = 'new'",
+    "SELECT case_id, ?, 'scan', 'rule_changed', NULL, NULL, 'rule ' || rule_id || ' now ' || SUBSTR(rule_hash, 1, 12),"
+    " ? FROM fold_state WHERE outcome <> 'new' AND hash_before <> rule_hash",
+    "SELECT case_id, ?, 'scan', 'hits_added', NULL, NULL, CAST(added AS TEXT) || ' new hit(s)', ?"
+    " FROM fold_state WHERE outcome <> 'new' AND added > 0",
+    "SELECT case_id, ?, 'scan', 'reopened', 'resolved', 'open', 'violation found again'"
+    " || CASE WHEN added > 0 THEN '' ELSE ' (hits already recorded before it was resolved)' END, ?"
+    " FROM fold_state WHERE outcome = 'reopened'",
+)
+TEMP_TABLES = ("fold_hits", "fold_cases", "fold_rules", "fold_state", "fold_evidence")
+
+
+def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evidence: int, now: str) -> ApplyResult:
+    """Fold ``hits`` into cases inside the caller's transaction on ``db``."""
+    if hits.empty:
+        return ApplyResult(0, 0, 0, 0)
+    prep = prepare(hits, rules, max_evidence)
+    # the previous fold's staging tables are dropped now, not at its end: dropping them costs about
+    # as much as filling them, and a store is usually closed (freeing them at once) right after a fold
+    for table in TEMP_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    for ddl in STAGE_DDL:
+        db.execute(ddl)
+    db.bulk_insert("fold_hits", ("case_id", "hit_key"), prep.hits)
+    db.bulk_insert("fold_cases", CASE_COLUMNS, prep.cases)
+    db.bulk_insert("fold_rules", RULE_COLUMNS, prep.rules)
+    checkpoint("store.fold")
+    if db.dialect == "postgresql":
+        db.execute("ANALYZE fold_hits")
+        db.execute("ANALYZE fold_cases")
+    db.execute(CLASSIFY)
+    checkpoint("store.fold")
+    merged = _merged_evidence(db, prep, max_evidence)  # read before the cases are updated
+    hits_sql, runs_sql, new_sql, update_sql = WRITE
+    db.execute(hits_sql, (run_id,))
+    db.execute(runs_sql, (run_id,))
+    checkpoint("store.fold")
+    db.execute(new_sql, (now, now, now))
+    db.execute(update_sql, (now, now))
+    checkpoint("store.fold")
+    for select in HISTORY:
+        db.execute("INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, reason, run_id) "
+                   + select, (now, run_id))
+    if merged:
+        db.execute("CREATE TEMP TABLE fold_evidence (case_id TEXT PRIMARY KEY, evidence TEXT NOT NULL)")
+        db.bulk_insert("fold_evidence", ("case_id", "evidence"), merged)
+        db.execute("UPDATE cases SET evidence = e.evidence FROM fold_evidence e WHERE e.case_id = cases.case_id")
+    checkpoint("store.fold")
+    counts = {r["outcome"]: int(r["n"]) for r in
+              db.all("SELECT outcome, COUNT(*) AS n FROM fold_state GROUP BY outcome")}
+    return ApplyResult(counts.get("new", 0), counts.get("updated", 0) + counts.get("reopened", 0),
+                       counts.get("unchanged", 0), counts.get("reopened", 0))
+
+
+def _merged_evidence(db: Database, prep: Prepared, max_evidence: int) -> list[tuple[str, str]]:
+    """(case id, evidence) of the known cases that gained hits: their evidence, then this run's first
+    items they did not have, up to ``max_evidence``. Cases already holding that many keep theirs."""
+    rows = db.all("SELECT st.case_id, c.evidence FROM fold_state st JOIN cases c ON c.case_id = st.case_id"
+                  " WHERE st.outcome <> 'new' AND st.added > 0")
+    if not rows:
+        return []
+    position = {cid: i for i, cid in enumerate(prep.case_ids)}
+    starts = np.searchsorted(prep.item_case, np.arange(len(position) + 1))
+    out = []
+    for r in rows:
+        old = orjson.loads(r["evidence"])
+        if len(old) >= max_evidence:
+            continue
+        at = position[r["case_id"]]
+        known = {i.get("hit_key") for i in old}
+        fresh = [prep.items[j] for j in range(starts[at], starts[at + 1]) if prep.item_key[j] not in known]
+        if not fresh:
+            continue
+        texts = [_json(i) for i in old] + fresh
+        out.append((r["case_id"], "[" + ",".join(texts[:max_evidence]) + "]"))
+    return out

@@ -1,0 +1,90 @@
+"""The case store's schema: numbered migrations, applied once each and recorded in ``schema_version``.
+
+DDL is written once with ``{autoid}`` / ``{blob}`` placeholders that ``Database.ddl`` fills per engine.
+A migration is appended, never edited: stores in the field have run the earlier ones.
+"""
+
+from __future__ import annotations
+
+from ..errors import StoreError
+from .db import Database
+
+MIGRATIONS: list[str] = [
+    # 1: cases, hits, runs, history, quarantine
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
+        config_path TEXT, rules_digest TEXT, files INTEGER DEFAULT 0, rows_read INTEGER DEFAULT 0,
+        rows_parsed INTEGER DEFAULT 0, rows_quarantined INTEGER DEFAULT 0, hits INTEGER DEFAULT 0,
+        cases_new INTEGER DEFAULT 0, cases_updated INTEGER DEFAULT 0, cases_unchanged INTEGER DEFAULT 0,
+        details TEXT
+    );
+    CREATE TABLE cases (
+        case_id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, rule_hash TEXT NOT NULL, rule_title TEXT,
+        clause TEXT, law TEXT, category TEXT NOT NULL, severity TEXT NOT NULL, source TEXT,
+        subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, account_id TEXT, status TEXT NOT NULL,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, first_event TEXT, last_event TEXT,
+        hit_count INTEGER NOT NULL, evidence TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX cases_status ON cases(status);
+    CREATE INDEX cases_account ON cases(account_id);
+    CREATE INDEX cases_rule ON cases(rule_id);
+    CREATE TABLE case_hits (case_id TEXT NOT NULL, hit_key TEXT NOT NULL, run_id TEXT NOT NULL,
+                            PRIMARY KEY (case_id, hit_key));
+    CREATE TABLE case_runs (case_id TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (case_id, run_id));
+    CREATE TABLE case_history (
+        id {autoid}, case_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL,
+        action TEXT NOT NULL, from_status TEXT, to_status TEXT, reason TEXT, run_id TEXT
+    );
+    CREATE INDEX case_history_case ON case_history(case_id);
+    CREATE TABLE quarantine (
+        run_id TEXT NOT NULL, source TEXT, source_file TEXT, source_line INTEGER, reason TEXT, raw {blob}
+    )
+    """,
+    # 2: incremental scans remember each source file; enforcement plans and the action outbox
+    """
+    CREATE TABLE scanned_files (
+        path TEXT PRIMARY KEY, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, sha256 TEXT NOT NULL,
+        source TEXT NOT NULL, format TEXT NOT NULL, run_id TEXT NOT NULL, scanned_at TEXT NOT NULL
+    );
+    CREATE TABLE plans (
+        plan_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, created_by TEXT, sha256 TEXT NOT NULL,
+        status TEXT NOT NULL, applied_at TEXT, applied_by TEXT, body TEXT NOT NULL
+    );
+    CREATE TABLE actions (
+        action_id TEXT PRIMARY KEY, plan_id TEXT, case_id TEXT NOT NULL, kind TEXT NOT NULL,
+        action TEXT NOT NULL, product TEXT, level TEXT, mode TEXT, target TEXT NOT NULL,
+        account_id TEXT, payload TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        not_before TEXT, last_error TEXT, response_status INTEGER, response_body TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, delivered_at TEXT, undo_of TEXT
+    );
+    CREATE INDEX actions_status ON actions(status);
+    CREATE INDEX actions_case ON actions(case_id)
+    """,
+    # 3: the audit log, when the case store is shared (PostgreSQL); one canonical JSON line an entry
+    """
+    CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, line TEXT NOT NULL);
+    CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)
+    """,
+    # 4: incremental object scans: the newest put_time already scanned, per bucket
+    """
+    CREATE TABLE watermarks (source TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
+                             PRIMARY KEY (source, scope))
+    """,
+]
+
+
+
+def migrate(db: Database) -> None:
+    """Bring the store to the newest schema, in one transaction (a store newer than this program is refused)."""
+    with db.transaction():
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = db.scalar("SELECT MAX(version) FROM schema_version") or 0
+        if current > len(MIGRATIONS):
+            raise StoreError(f"case store has schema version {current}, newer than this program knows "
+                             f"({len(MIGRATIONS)})", hint="upgrade the pipeline package")
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            for stmt in db.ddl(MIGRATIONS[version - 1]).split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
