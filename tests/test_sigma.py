@@ -231,3 +231,25 @@ def test_a_scan_opens_cases_naming_the_sigma_rule_and_skips_unsupported(tmp_path
         assert "6f1d1c9e-0000-4000-8000-00000000000a (level critical)" in evidence and "/console/%2e%2e/" in evidence
     finally:
         store.close()
+
+
+def test_a_correlation_opens_one_case_and_its_rule_none(tmp_path: Path, dask_client) -> None:
+    from pipeline.cases.store import open_store
+    from pipeline.runner import scan
+
+    own, sig = _sigma(tmp_path, {"web_console_probe.yml": CORRELATION})
+    line = '{ip} - - [01/Nov/2026:10:00:{s:02d} +0000] "POST /console/%2e%2e/x HTTP/1.1" 200 5 "-" "curl/8"\n'
+    log = tmp_path / "a.log"
+    log.write_text("".join(line.format(ip="203.0.113.5", s=s) for s in (1, 2, 3))
+                   + "".join(line.format(ip="203.0.113.6", s=s) for s in (4, 5)), encoding="utf-8")
+    cfg = _config(tmp_path, own, sig)
+    cfg.write_text(cfg.read_text() + f"sources:\n  logs:\n    - {{path: {log}, format: combined, domain: x.example}}\n")
+    settings = load_settings(str(cfg))
+    scan(settings, client=dask_client)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        cases = store.list_cases().to_dict("records")
+    finally:
+        store.close()
+    assert [(c["rule_id"], c["subject_id"]) for c in cases] == \
+        [("sigma.correlation.web_console_probe_2", "203.0.113.5")]

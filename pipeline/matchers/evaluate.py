@@ -50,6 +50,7 @@ class _Partition:
     texts: dict[str, pd.Series] = field(default_factory=dict)
     maps: dict[str, pd.Series] = field(default_factory=dict)
     hits: dict[tuple[bool, str], KeywordHits] = field(default_factory=dict)
+    regex_hits: dict[tuple[str, str, bool], np.ndarray] = field(default_factory=dict)  # shared leaves, once
 
     def text(self, name: str, decoded: bool = True) -> pd.Series:
         if not decoded and name in DECODED_FIELDS.get(self.source, ()):
@@ -173,6 +174,12 @@ class CompiledRules:
         for rule in self.rules:
             if rule.aggregate is not None:
                 masks[rule.id] = self._rule_mask(rule, part)
+            elif rule.match is not None and "sigma" in rule.meta:
+                # masks first, evidence only for the rows the whole rule matched: a leaf such as
+                # cs-method: GET holds on most rows, and evidence is a Python step per row
+                mask = self._unless(rule, part, self._mask(rule.match, part))
+                ev = self._eval(rule.match, rule, part, mask).evidence if mask.any() else _empty_evidence()
+                records.append((rule, mask, ev))
             elif rule.match is not None:
                 res = self._eval(rule.match, rule, part)
                 mask = self._unless(rule, part, res.mask)
@@ -196,7 +203,12 @@ class CompiledRules:
         return part
 
     def _rule_mask(self, rule: m.Rule, part: _Partition) -> np.ndarray:
-        mask = np.ones(len(part.df), dtype=bool) if rule.match is None else self._eval(rule.match, rule, part).mask
+        if rule.match is None:
+            mask = np.ones(len(part.df), dtype=bool)
+        elif "sigma" in rule.meta:   # an aggregate needs no evidence: masks only
+            mask = self._mask(rule.match, part)
+        else:
+            mask = self._eval(rule.match, rule, part).mask
         return self._unless(rule, part, mask)
 
     def _unless(self, rule: m.Rule, part: _Partition, mask: np.ndarray) -> np.ndarray:
@@ -204,10 +216,42 @@ class CompiledRules:
             mask = mask & ~self._eval(exc, rule, part).mask
         return mask
 
-    def _eval(self, node: m.Matcher, rule: m.Rule, part: _Partition) -> _Result:
+    def _mask(self, node: m.Matcher, part: _Partition) -> np.ndarray:
+        """``node``'s row mask without its evidence (regex leaves cached per partition)."""
+        if isinstance(node, (m.AnyOf, m.AllOf)):
+            masks = np.vstack([self._mask(c, part) for c in node.children])
+            return np.asarray(masks.any(axis=0) if isinstance(node, m.AnyOf) else masks.all(axis=0))
+        if isinstance(node, m.Not):
+            return ~self._mask(node.child, part)
+        if isinstance(node, m.Regex):
+            out = np.zeros(len(part.df), dtype=bool)
+            for name in node.fields:
+                out |= self._regex_hits(node, name, part)
+            return out
+        if isinstance(node, m.FieldCondition):
+            return _condition(node, part.value(node.field))
+        return self._eval(node, m.Rule("", "", "", "", "", (), None, "", 0, ""), part).mask
+
+    def _regex_hits(self, node: m.Regex, name: str, part: _Partition) -> np.ndarray:
+        key = (node.pattern, name, node.decoded)
+        if key not in part.regex_hits:
+            col = part.text(name, node.decoded)
+            arr = as_text_column(col)   # the column's own Arrow array when it has one: no str per row
+            if not isinstance(arr, (pa.Array, pa.ChunkedArray)):   # missing values stay null: no match
+                arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
+            part.regex_hits[key] = np.asarray(pc.match_substring_regex(arr, node.pattern).fill_null(False)
+                                              .to_numpy(zero_copy_only=False), dtype=bool)
+        return part.regex_hits[key]
+
+    def _eval(self, node: m.Matcher, rule: m.Rule, part: _Partition, scope: np.ndarray | None = None) -> _Result:
+        """Mask and evidence; given ``scope``, evidence only of the rows in it (the rule's matched rows)."""
         n = len(part.df)
+        if scope is not None and isinstance(node, m.Not):
+            return _Result(~self._mask(node.child, part), _empty_evidence())
+        if scope is not None and isinstance(node, m.Regex):
+            return self._regex_eval(node, part, scope)
         if isinstance(node, m.AnyOf) or isinstance(node, m.AllOf):
-            results = [self._eval(c, rule, part) for c in node.children]
+            results = [self._eval(c, rule, part, scope) for c in node.children]
             masks = np.vstack([r.mask for r in results])
             mask = np.asarray(masks.any(axis=0) if isinstance(node, m.AnyOf) else masks.all(axis=0))
             evs = [r.evidence for r in results if len(r.evidence)]
@@ -231,7 +275,8 @@ class CompiledRules:
             return _Result(mask, _leaf_evidence(mask, node.field, "hash_list", node.path, raw))
         if isinstance(node, m.FieldCondition):
             mask = _condition(node, part.value(node.field))
-            return _Result(mask, _leaf_evidence(mask, node.field, node.op, repr(node.value), part.value(node.field)))
+            shown = mask if scope is None else mask & scope
+            return _Result(mask, _leaf_evidence(shown, node.field, node.op, repr(node.value), part.value(node.field)))
         raise TypeError(f"unknown matcher {node!r}")  # the loader only builds the kinds above
 
     def _keywords(self, node: m.Keywords, rule: m.Rule, part: _Partition) -> _Result:
@@ -278,17 +323,22 @@ class CompiledRules:
             self._names[flag] = pa.array(self._patterns[flag], pa.large_string())
         return pd.array(self._names[flag].take(pa.array(idx.astype(np.int64))), dtype=_TEXT)
 
-    def _regex_eval(self, node: m.Regex, part: _Partition) -> _Result:
+    def _regex_eval(self, node: m.Regex, part: _Partition, scope: np.ndarray | None = None) -> _Result:
         n = len(part.df)
         mask = np.zeros(n, dtype=bool)
         rows, fields, texts, starts, ends = [], [], [], [], []
         compiled = self._regex[node.pattern]
         for name in node.fields:
             col = part.text(name, node.decoded)
-            arr = as_text_column(col)   # the column's own Arrow array when it has one: no str per row
-            if not isinstance(arr, (pa.Array, pa.ChunkedArray)):   # missing values stay null: no match
-                arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
-            hit = pc.match_substring_regex(arr, node.pattern).fill_null(False).to_numpy(zero_copy_only=False)
+            if scope is not None:
+                hit = self._regex_hits(node, name, part)
+                mask |= hit
+                hit = hit & scope
+            else:
+                arr = as_text_column(col)   # the column's own Arrow array when it has one: no str per row
+                if not isinstance(arr, (pa.Array, pa.ChunkedArray)):   # missing values stay null: no match
+                    arr = pa.array(col.to_numpy(dtype=object, na_value=None), type=pa.string())
+                hit = pc.match_substring_regex(arr, node.pattern).fill_null(False).to_numpy(zero_copy_only=False)
             for r in np.flatnonzero(hit):
                 mt = compiled.search(col.iat[r])
                 if mt is None:
