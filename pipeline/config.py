@@ -30,6 +30,8 @@ class SourceEntry(_Model):
     bucket: str | None = None
     account_id: str | None = None
     domain: str | None = None
+    # How the files' bytes are text: utf-8, gb18030 / gbk, utf-16 (by its BOM), or auto.
+    encoding: Literal["utf-8", "gb18030", "gbk", "utf-16", "auto"] = "utf-8"
 
 
 class Sources(_Model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,15 +26,16 @@ from .cases.store import CaseStore, open_store
 from .faults import checkpoint
 from .incremental import fingerprint, scan_lock
 from .config import Settings
-from .errors import ConfigError, Location, PipelineError
+from .errors import ConfigError, Location, PipelineError, SourceError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
 from .records import SCHEMAS, conform
 from .rules.loader import load_rules
 from .rules.model import RuleSet
-from .sources.base import (REGISTRIES, FilePart, ReadResult, cut_inside_a_field, expand, plan_parts, reading_part,
-                           shift_lines)
+from .sources.base import (REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
+                           cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
+                           reading_part, shift_lines, undecodable_throughout)
 from .sources.bindings import load_bindings, owners
 from .sources.logs_common import NO_DOMAIN_FORMATS
 
@@ -53,6 +55,7 @@ class ScanTask:
     format: str
     extras: tuple[tuple[str, str], ...] = ()
     part: FilePart | None = None   # a part of the file (see split_tasks), or None for all of it
+    encoding: str = "utf-8"        # the source entry's `encoding:` (pipeline.sources.base.decode_text)
 
 
 # Object formats read line by line, whose files can be read in parts: whether the first line
@@ -66,6 +69,8 @@ def split_tasks(tasks: list[ScanTask], part_bytes: int) -> list[ScanTask]:
     out: list[ScanTask] = []
     for task in tasks:
         header = PART_FORMATS.get(task.format) if task.source == "objects" else None
+        if task.encoding != "utf-8":
+            header = None   # cut at b"\n" only in UTF-8 bytes (UTF-16 has zero bytes around its newlines)
         parts = plan_parts(task.path, part_bytes, header=header) if header is not None else []
         if parts:
             logger.info("{}: read in {} parts of about {} MB", task.path, len(parts), part_bytes >> 20)
@@ -85,6 +90,7 @@ class ScanContext:
     keyword_backend: str = "pyahocorasick"
     batch_rows: int = 200_000  # records evaluated at a time (bounds the matcher's working memory)
     bindings: pd.DataFrame | None = None  # every binding row, for the licensing checks
+    strict: bool = False  # --strict: the first file that cannot be read stops the scan (exit 2)
 
 
 @dataclass
@@ -99,6 +105,7 @@ class FileResult:
     error: PipelineError | None = None  # bad input: returned, not raised, so Dask neither retries nor logs it
     rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
     read_whole: bool = False            # a part was cut inside a quoted value: its file is to be read whole
+    troubles: list[FileTrouble] = field(default_factory=list)  # the file's unreadable tail, or why no line decoded
 
 
 @dataclass
@@ -115,11 +122,13 @@ class ScanReport:
     cases_reopened: int = 0
     cases_resolved: int = 0
     files_skipped: int = 0
+    files_quarantined: list[dict[str, Any]] = field(default_factory=list)  # {path, reason, bytes, partial}
     rows_already_scanned: int = 0
     put_time_max: dict[str, str] = field(default_factory=dict)  # bucket → newest put_time seen this run
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     checks_skipped: dict[str, str] = field(default_factory=dict)  # licensing rule id → why it did not run
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "completed"   # or "completed_with_errors": some file was quarantined whole or in part
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -136,8 +145,9 @@ def load_formats(source: str) -> None:
                 raise
 
 
-def plan_tasks(settings: Settings) -> list[ScanTask]:
-    """Every file named by the config's sources, checked before any work is sent."""
+def plan_tasks(settings: Settings, *, strict: bool = False) -> list[ScanTask]:
+    """Every file named by the config's sources, checked before any work is sent. An entry that
+    names no file is warned about, and stops the scan under ``strict``."""
     tasks: list[ScanTask] = []
     for source in SCANNED_SOURCES:
         entries = getattr(settings.sources, source)
@@ -157,11 +167,21 @@ def plan_tasks(settings: Settings) -> list[ScanTask]:
                                   "its hits would have no domain to be about and no account to be held against",
                                   location=where, hint="give `domain:` in this entry: the site these logs were served for")
             extras = tuple((k, getattr(entry, k)) for k in READER_EXTRAS[source] if getattr(entry, k, None))
+            if not paths:
+                warn_no_files(where, strict)
             for path in paths:
                 if source == "objects" and entry.format == "s3-inventory" and path.endswith("manifest.json"):
                     continue  # the manifest describes the data files beside it; it is not data
-                tasks.append(ScanTask(source, path, entry.format, extras))
+                tasks.append(ScanTask(source, path, entry.format, extras, encoding=entry.encoding))
     return tasks
+
+
+def warn_no_files(where: Location, strict: bool) -> None:
+    """A source entry whose glob or folder names no file: likely a typo or a missing export."""
+    if strict:
+        raise ConfigError("names no file", location=where,
+                          hint="check the path or glob; without --strict this is a warning and the scan goes on")
+    logger.warning("{}: names no file (check the path or glob)", where)
 
 
 _COMPILED: dict[tuple[str, str, str], CompiledRules] = {}
@@ -191,7 +211,10 @@ def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataF
 def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
     try:
-        return _scan_file(task, ctx)
+        with collecting_troubles() as troubles, reading_encoding(task.encoding):
+            res = _scan_file(task, ctx)
+        res.troubles = troubles + res.troubles
+        return res
     except PipelineError as exc:
         return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), error=exc)
 
@@ -208,12 +231,18 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
         if cut_inside_a_field(result, task.part):
             return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), read_whole=True)
         result = shift_lines(result, task.part)
+    troubles: list[FileTrouble] = []
+    if undecodable_throughout(result.quarantine, result.rows_read) and task.part is None:
+        troubles.append(FileTrouble(task.path, f"no line decodes as {task.encoding}: every line was quarantined "
+                                    "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+    result = ReadResult(result.records, explain_undecodable(result.quarantine, task.encoding), result.rows_read)
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)
     fresh = _not_yet_scanned(records, task.source, ctx)
     hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows)
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
-                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh))
+                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh),
+                      troubles=troubles)
 
 
 def evaluate_batches(compiled: CompiledRules, records: pd.DataFrame,
@@ -322,6 +351,7 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
                         TimeElapsedColumn(), disable=not _progress_enabled(settings), transient=False)
     parts: dict[str, list[FileResult]] = {}
     read_whole: set[str] = set()
+    failed: set[str] = set()
     with progress:
         bar = progress.add_task("scan", total=len(futures))
         try:
@@ -329,10 +359,20 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
             for fut in queue:
                 result = fut.result()
                 progress.advance(bar)
-                if result.error is not None:
+                if result.error is not None and (ctx.strict or not isinstance(result.error, SourceError)):
                     raise result.error
+                if ctx.strict and result.troubles:
+                    t = result.troubles[0]
+                    raise UnreadableFile(t.path, t.reason, size=t.bytes,
+                                         hint="without --strict the file is quarantined and the scan goes on")
                 part = result.task.part
-                if part is None:
+                if part is not None and part.path in failed:
+                    continue   # another part of the file could not be read: the file is quarantined whole
+                if result.error is not None and part is not None:
+                    failed.add(part.path)
+                    parts.pop(part.path, None)
+                    yield replace(result, task=replace(result.task, part=None))
+                elif part is None:
                     yield result
                 elif part.path in read_whole:
                     continue   # the file is being read whole instead
@@ -373,46 +413,65 @@ def merge_parts(results: list[FileResult]) -> FileResult:
 
 
 def scan(settings: Settings, *, config_path: str | None = None, client: Any = None,
-         full: bool = False) -> ScanReport:
+         full: bool = False, strict: bool = False) -> ScanReport:
     """Run the configured sources through the rules and fold the hits into cases.
 
     Incremental by default: files unchanged since the last completed scan are skipped. ``full``
     rescans everything (and, when ``scan.auto_resolve`` is on, resolves open cases whose violation
     was not found again). The case update is one transaction, so a killed scan changes nothing
     and the next run redoes its work.
+
+    A source file that cannot be read (permission denied, vanished, corrupt or truncated
+    compression, no line decoding) is quarantined as a file and the scan goes on; the run is then
+    ``completed_with_errors`` and the file is not recorded as scanned, so the next run retries it.
+    ``strict``: such a file stops the scan instead (exit 2), as does a source entry naming no file.
     """
     ruleset = load_rules(settings.rules_dir)  # a broken rule file stops the scan before any data is read
-    all_tasks = plan_tasks(settings)
+    all_tasks = plan_tasks(settings, strict=strict)
     store = open_store(settings.state_path, settings.case_store)
     try:
         with scan_lock(settings.state_path, store):
-            return _scan_locked(settings, store, ruleset, all_tasks, config_path, client, full)
+            return _scan_locked(settings, store, ruleset, all_tasks, config_path, client, full, strict)
     finally:
         store.close()
 
 
 def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tasks: list[ScanTask],
-                 config_path: str | None, client: Any, full: bool) -> ScanReport:
+                 config_path: str | None, client: Any, full: bool, strict: bool = False) -> ScanReport:
     known = {} if full else store.scanned_files()
     tasks, files = [], []
+    unreadable: list[tuple[ScanTask, UnreadableFile]] = []
     for task in all_tasks:
-        record, changed = fingerprint(task.path, known.get(task.path))
+        try:
+            record, changed = fingerprint(task.path, known.get(task.path))
+        except OSError as exc:   # vanished or unreadable since it was listed
+            trouble = os_trouble(task.path, exc)
+            if strict:
+                raise trouble from None
+            unreadable.append((task, trouble))
+            continue
         if changed:
             tasks.append(task)
             files.append({**record, "source": task.source, "format": task.format})
-    ctx = scan_context(settings, ruleset)
+    ctx = replace(scan_context(settings, ruleset), strict=strict)
     if not full:
         ctx = replace(ctx, put_time_scanned=store.watermarks("objects"))
     run_id = store.begin_run(config_path, ruleset.digest)
     report = ScanReport(run_id)
-    report.files_skipped = len(all_tasks) - len(tasks)
-    logger.info("scan {}: {} rules, {} files ({} unchanged, skipped)", run_id, len(ruleset.rules), len(tasks),
-                report.files_skipped)
+    report.files_skipped = len(all_tasks) - len(tasks) - len(unreadable)
+    logger.info("scan {}: {} rules, {} changed file(s) to read, {} unchanged (skipped)", run_id,
+                len(ruleset.rules), len(tasks) + len(unreadable), report.files_skipped)
     try:
+        for task, trouble in unreadable:
+            report.files += 1
+            report.per_source.setdefault(task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
+                                                       "rows_quarantined": 0})["files"] += 1
+            _quarantine_file(store, report, task, FileTrouble(task.path, trouble.reason, -1), trouble.hint)
         hits = _collect(settings, tasks, ctx, store, report, client)
         checkpoint("scan.before_apply")
+        troubled = {f["path"] for f in report.files_quarantined}
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
-                                   files=[f for f in files if f["size"] >= 0],
+                                   files=[f for f in files if f["size"] >= 0 and f["path"] not in troubled],
                                    watermarks={"objects": report.put_time_max})
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
@@ -425,10 +484,32 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     report.hits = len(hits)
     report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
     report.cases_reopened = applied.reopened
-    store.finish_run(run_id, "completed", {**report.as_dict(), "details": report.per_source})
-    logger.info("scan {} done: {} rows, {} quarantined, {} new cases", run_id, report.rows_read,
-                report.rows_quarantined, report.cases_new)
+    report.status = "completed_with_errors" if report.files_quarantined else "completed"
+    store.finish_run(run_id, report.status, {**report.as_dict(), "details": {
+        **report.per_source, "files_quarantined": report.files_quarantined}})
+    logger.info("scan {} {}: {} file(s), {} rows, {} quarantined, {} new cases", run_id, report.status.replace("_", " "),
+                report.files, report.rows_read, report.rows_quarantined, report.cases_new)
+    for f in report.files_quarantined:
+        logger.warning("{}: quarantined as a file: {} (retried by the next run)", f["path"], f["reason"])
     return report
+
+
+def _quarantine_file(store: CaseStore, report: ScanReport, task: ScanTask, trouble: FileTrouble,
+                     hint: str | None = None) -> None:
+    """Record a file that could not be read (or whose tail could not): in the report, the run's
+    details and the quarantine (one row with no line number; ``quarantine list`` shows it)."""
+    reason = trouble.reason + (f" ({hint})" if hint else "")
+    size = trouble.bytes
+    if size < 0 and "://" not in task.path:
+        try:
+            size = os.path.getsize(task.path)
+        except OSError:
+            size = -1
+    report.files_quarantined.append({**FileTrouble(task.path, reason, size, trouble.partial).as_dict(),
+                                     "source": task.source})
+    store.save_quarantine(report.run_id, task.source, pd.DataFrame(
+        [{"source_file": task.path, "source_line": None, "raw": b"",
+          "reason": f"file ({size if size >= 0 else '?'} bytes{', tail only' if trouble.partial else ''}): {reason}"}]))
 
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
@@ -446,6 +527,18 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
     def consume(results: Iterator[FileResult]) -> None:
         for res in results:
             report.files += 1
+            if res.error is not None:
+                err = res.error
+                reason = err.reason if isinstance(err, UnreadableFile) else str(PipelineError(
+                    err.message, location=err.location))
+                _quarantine_file(store, report, res.task, FileTrouble(res.task.path, reason,
+                                 getattr(err, "size", -1)), err.hint)
+                src = report.per_source.setdefault(res.task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
+                                                                      "rows_quarantined": 0})
+                src["files"] += 1
+                continue
+            for trouble in res.troubles:
+                _quarantine_file(store, report, res.task, trouble)
             report.rows_read += res.rows_read
             report.rows_parsed += res.rows_parsed
             report.rows_quarantined += len(res.quarantine)
