@@ -288,8 +288,9 @@ def backtest(settings: Settings, draft: str | Path, *, against: str | Path | Non
     if not os.path.exists(draft_path):
         raise BacktestError(f"no rule file or folder at {draft_path}",
                             hint="pass a draft rule file (.yaml) or a copy of the rules folder with your change")
-    draft_rules = load_rules(draft_path)
-    live_rules = load_rules(against_path)
+    list_dirs = (settings.rules_dir, *settings.rule_list_paths)   # drafts may use the configured lexicons
+    draft_rules = load_rules(draft_path, list_dirs)
+    live_rules = load_rules(against_path, list_dirs)
     scope = _scope(draft_rules, live_rules, os.path.isfile(draft_path))
     if not scope:
         raise BacktestError(f"{draft_path} defines no rules", hint="a rule file holds a list under 'rules:'")

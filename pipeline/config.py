@@ -121,6 +121,8 @@ class LoggingSettings(_Model):
 class Settings(_Model):
     rules: str
     state_dir: str
+    # Folders besides `rules` that keywords_file / hash_list files may lie in.
+    rule_list_dirs: tuple[str, ...] = ()
     case_store: str | None = None
     sources: Sources = Sources()
     dask: DaskSettings = DaskSettings()
@@ -140,6 +142,10 @@ class Settings(_Model):
     @property
     def rules_dir(self) -> str:
         return self.resolve(self.rules)
+
+    @property
+    def rule_list_paths(self) -> tuple[str, ...]:
+        return tuple(self.resolve(p) for p in self.rule_list_dirs)
 
     @property
     def state_path(self) -> Path:

@@ -426,7 +426,7 @@ def scan(settings: Settings, *, config_path: str | None = None, client: Any = No
     ``completed_with_errors`` and the file is not recorded as scanned, so the next run retries it.
     ``strict``: such a file stops the scan instead (exit 2), as does a source entry naming no file.
     """
-    ruleset = load_rules(settings.rules_dir)  # a broken rule file stops the scan before any data is read
+    ruleset = load_rules(settings.rules_dir, settings.rule_list_paths)  # a broken rule file stops the scan before any data is read
     all_tasks = plan_tasks(settings, strict=strict)
     store = open_store(settings.state_path, settings.case_store)
     try:

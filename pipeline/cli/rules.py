@@ -18,9 +18,10 @@ def rules() -> None:
 
 
 def _load(ctx: click.Context, path: str | None) -> RuleSet:
-    root = path or get_settings(ctx).rules_dir
-    try:
-        return load_rules(root)
+    settings = get_settings(ctx)
+    root = path or settings.rules_dir
+    try:   # a draft outside the rules folder may still use the configured lexicons
+        return load_rules(root, (settings.rules_dir, *settings.rule_list_paths))
     except RuleLoadError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
