@@ -69,6 +69,7 @@ class ScanSettings(_Model):
 class RetentionSettings(_Model):
     days: int = Field(180, ge=1)
     below_floor_reason: str | None = None
+    timezone: str = "Asia/Shanghai"   # zone of bare dates and naive times in query windows
 
 
 class EnforcementCaps(_Model):

@@ -175,8 +175,8 @@ def hold_release_cmd(ctx: click.Context, hold_id: str, by: str, reason: str) -> 
 @click.option("--domain", help="Requests to this domain.")
 @click.option("--url-contains", help="Requests whose URI (path + query) contains this text.")
 @click.option("--account", help="Requests to this account's domains.")
-@click.option("--from", "start", help="Start, inclusive (ISO-8601; naive times are UTC).")
-@click.option("--to", "end", help="End, exclusive (ISO-8601; naive times are UTC).")
+@click.option("--from", "start", help="Start, inclusive (ISO-8601; bare dates and naive times are in retention.timezone).")
+@click.option("--to", "end", help="End, exclusive (ISO-8601; bare dates and naive times are in retention.timezone).")
 @click.option("--fields", help="Comma-separated fields to export (default: all canonical log fields).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Export folder (default: <state>/exports/...).")
 @click.option("--by", "requested_by", help="Who runs the query (recorded in the audit log).")
@@ -190,7 +190,8 @@ def query_cmd(ctx: click.Context, request_ref: str | None, authority: str | None
                        fields=fields, out_dir=out_dir, requested_by=requested_by)
     days = [p["day"] for p in result.manifest["partitions_read"]]
     click.echo(f"{len(result.df)} row(s) from {len(days)} partition(s)"
-               + (f" ({days[0]} .. {days[-1]})" if days else ""))
+               + (f" ({days[0]} .. {days[-1]}, UTC days)" if days else ""))
+    click.echo(f"window: {result.window}")
     for name in (*result.manifest["outputs"], "manifest.json"):
         click.echo(f"wrote {result.out_dir / name}")
 
