@@ -109,7 +109,8 @@ def apply(ctx: click.Context, plan_file: str, by: str, no_dispatch: bool) -> Non
     store = _store(settings)
     try:
         done = apply_plan(store, settings, Path(plan_file), by=by)
-        click.echo(f"plan {done.plan_id}: {done.queued} action(s) queued; {len(done.enforced_cases)} case(s) enforced")
+        click.echo(f"plan {done.plan_id}: {done.queued} action(s) queued; {len(done.enforced_cases)} case(s) to "
+                   "enforce (confirmed until the endpoint acknowledges their action, then enforced)")
         if not no_dispatch:
             _deliver_queued(store, settings, by)
     finally:
