@@ -32,3 +32,23 @@ def shown_bytes(raw: bytes | None) -> str:
         return ""
     text = bytes(raw).decode("utf-8", "backslashreplace")
     return shown(text)
+
+
+def safe_cells(*cells: Any) -> tuple[Any, ...]:
+    """Table cells as plain rich Text with control characters escaped: customer text is neither
+    markup (``[bold]``) nor line breaks."""
+    from rich.text import Text
+
+    return tuple(Text(shown(c)) for c in cells)
+
+
+def safe_console(**options: Any) -> Any:
+    """A rich Console whose ``print`` escapes control characters in the strings it is given
+    (each call prints one line of ours; a newline inside customer text must not start another)."""
+    from rich.console import Console
+
+    class _SafeConsole(Console):
+        def print(self, *objects: Any, **kw: Any) -> None:  # type: ignore[override]
+            super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kw)
+
+    return _SafeConsole(**options)
