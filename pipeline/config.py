@@ -267,6 +267,16 @@ def load_settings(path: str | None = None, environ: dict[str, str] | None = None
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}", hint="pass --config PATH or run from the project folder") from None
+        except OSError as exc:   # permission denied, a folder, ...
+            raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}",
+                              hint="let this user read it (check its permissions)") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"the config file is not UTF-8 ({exc.reason} at byte {exc.start})",
+                              location=Location(path)) from None
+        from .rules.limits import check_yaml   # aliases, depth and value length bounded before expanding
+
+        if (bound := check_yaml(path, text)) is not None:
+            raise ConfigError(bound.message, location=bound.location, hint=bound.hint)
         try:
             root_node = yaml.compose(text)
             user = yaml.safe_load(text) or {}

@@ -33,7 +33,8 @@ from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hi
 from .records import SCHEMAS, conform
 from .rules.loader import load_rules
 from .rules.model import RuleSet
-from .sources.base import (REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
+from .sources.base import (BLANK_LINE, REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
+                           counting_blank_lines,
                            cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
                            reading_part, shift_lines, undecodable_throughout)
 from .sources.bindings import load_bindings, owners
@@ -106,6 +107,7 @@ class FileResult:
     rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
     read_whole: bool = False            # a part was cut inside a quoted value: its file is to be read whole
     troubles: list[FileTrouble] = field(default_factory=list)  # the file's unreadable tail, or why no line decoded
+    blank_lines: int = 0                # empty lines: skipped by object formats, quarantined by log formats
 
 
 @dataclass
@@ -123,6 +125,7 @@ class ScanReport:
     cases_resolved: int = 0
     files_skipped: int = 0
     files_quarantined: list[dict[str, Any]] = field(default_factory=list)  # {path, reason, bytes, partial}
+    blank_lines: int = 0    # empty lines in every format: object formats skip them, log formats quarantine them
     rows_already_scanned: int = 0
     put_time_max: dict[str, str] = field(default_factory=dict)  # bucket → newest put_time seen this run
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -211,9 +214,11 @@ def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataF
 def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
     try:
-        with collecting_troubles() as troubles, reading_encoding(task.encoding):
+        with collecting_troubles() as troubles, reading_encoding(task.encoding), counting_blank_lines() as blanks:
             res = _scan_file(task, ctx)
         res.troubles = troubles + res.troubles
+        quarantined_blanks = int((res.quarantine["reason"] == BLANK_LINE).sum()) if len(res.quarantine) else 0
+        res.blank_lines = blanks[0] + quarantined_blanks
         return res
     except PipelineError as exc:
         return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), error=exc)
@@ -409,7 +414,8 @@ def merge_parts(results: list[FileResult]) -> FileResult:
         quarantine=pd.concat(quarantine, ignore_index=True) if quarantine else results[0].quarantine,
         partials={k: pd.concat(v, ignore_index=True) for k, v in partials.items()},
         volume=pd.concat(volumes, ignore_index=True) if volumes else None,
-        rows_already_scanned=sum(r.rows_already_scanned for r in results))
+        rows_already_scanned=sum(r.rows_already_scanned for r in results),
+        blank_lines=sum(r.blank_lines for r in results))
 
 
 def scan(settings: Settings, *, config_path: str | None = None, client: Any = None,
@@ -459,8 +465,12 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     run_id = store.begin_run(config_path, ruleset.digest)
     report = ScanReport(run_id)
     report.files_skipped = len(all_tasks) - len(tasks) - len(unreadable)
-    logger.info("scan {}: {} rules, {} changed file(s) to read, {} unchanged (skipped)", run_id,
-                len(ruleset.rules), len(tasks) + len(unreadable), report.files_skipped)
+    licensing = sum(len(expand(settings.resolve(e.path))) for kind in ("icp", "licences")
+                    for e in getattr(settings.sources, kind)) if ruleset.for_source("icp") else 0
+    logger.info("scan {}: {} rules, {} changed file(s) to read{}, {} unchanged (skipped)", run_id,
+                len(ruleset.rules), len(tasks) + len(unreadable),
+                f" and {licensing} filing / licence file(s), read on every scan" if licensing else "",
+                report.files_skipped)
     try:
         for task, trouble in unreadable:
             report.files += 1
@@ -539,6 +549,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                 continue
             for trouble in res.troubles:
                 _quarantine_file(store, report, res.task, trouble)
+            report.blank_lines += res.blank_lines
             report.rows_read += res.rows_read
             report.rows_parsed += res.rows_parsed
             report.rows_quarantined += len(res.quarantine)

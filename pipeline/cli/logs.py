@@ -78,6 +78,7 @@ def ingest_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str | None, doma
 def _print_ingest(report: IngestReport) -> None:
     click.echo(f"{report.files_read} file(s) read, {len(report.files_skipped)} already ingested; "
                f"rows: {report.rows_read} read = {report.rows_stored} stored + {report.rows_quarantined} quarantined"
+               + (f" (of them {report.blank_lines} blank line(s))" if report.blank_lines else "")
                + (f" ({report.rows_recovered} recovered from an interrupted ingest)" if report.rows_recovered else "")
                + f"; {len(report.partitions_written)} partition(s) written")
     for path in report.files_skipped:

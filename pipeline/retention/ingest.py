@@ -28,7 +28,7 @@ from loguru import logger
 from ..config import Settings
 from ..errors import Location, SourceError
 from ..records import LOGS
-from ..sources.base import (LOG_FORMATS, FileTrouble, ReadResult, Stored, UnreadableFile, collecting_troubles,
+from ..sources.base import (BLANK_LINE, LOG_FORMATS, FileTrouble, ReadResult, Stored, UnreadableFile, collecting_troubles,
                             expand, explain_undecodable, reading_encoding, undecodable_suffix, read_stored)
 from ..sources.logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable, Quarantined
 from . import ipkey
@@ -64,6 +64,7 @@ class IngestReport:
     # Files that could not be read (permission denied, vanished, corrupt compression), or only up to a
     # truncated tail: {path, reason, bytes, partial}. Not recorded as ingested, so the next run retries them.
     files_quarantined: tuple[dict[str, Any], ...] = ()
+    blank_lines: int = 0    # of rows_quarantined, blank lines (counted as scans count them)
 
     @property
     def reconciled(self) -> bool:
@@ -81,6 +82,7 @@ class _Parsed:
     rows_quarantined: int
     by_day: dict[date, pa.Table] = field(default_factory=dict)
     partial: bool = False   # a truncated tail was not read: not recorded in the ledger, read again next time
+    blank_lines: int = 0
 
     @property
     def unparsed(self) -> bool:
@@ -191,7 +193,8 @@ def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *,
         records = records.filter(pc.invert(no_ts))
     _write_quarantine(settings, sha, quarantine)
     checkpoint("quarantine-written")
-    parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine))
+    parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine),
+                     blank_lines=sum(1 for q in quarantine if q[2] == BLANK_LINE))
     if records.num_rows:
         # Handed over column by column, with no other reference left, so _to_days can free each.
         columns = {name: records.column(name) for name in records.column_names}
@@ -304,7 +307,7 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
         batch: list[_Parsed] = []
         batch_rows = 0
         written: set[date] = set()
-        totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0}
+        totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0, "blank": 0}
         unparsed: list[tuple[str, str, int]] = []
         troubled: list[dict[str, Any]] = []
 
@@ -353,6 +356,7 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
             totals["files"] += 1
             totals["read"] += parsed.rows_read
             totals["quarantined"] += parsed.rows_quarantined
+            totals["blank"] += parsed.blank_lines
             stored = sum(t.num_rows for t in parsed.by_day.values())
             totals["stored"] += stored
             if parsed.unparsed:
@@ -368,7 +372,7 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
 
     report = IngestReport(totals["files"], tuple(skipped), totals["read"], totals["stored"],
                           totals["quarantined"], totals["recovered"], tuple(sorted(written)), tuple(unparsed),
-                          tuple(troubled))
+                          tuple(troubled), totals["blank"])
     logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
                 report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
                 len(report.files_skipped), len(report.partitions_written))

@@ -96,6 +96,26 @@ class FileTrouble:
 
 _TROUBLES: contextvars.ContextVar[list[FileTrouble] | None] = contextvars.ContextVar("file_troubles", default=None)
 _ENCODING: contextvars.ContextVar[str] = contextvars.ContextVar("source_encoding", default="utf-8")
+_BLANKS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("blank_lines", default=None)
+BLANK_LINE = "blank line"   # the quarantine reason of a blank log line (pipeline.sources.logs_common)
+
+
+@contextlib.contextmanager
+def counting_blank_lines() -> Iterator[list[int]]:
+    """While active, object readers add the empty lines they skip (not rows) to the one-element list:
+    with the logs' quarantined blank lines, every format's blank lines show in one figure."""
+    found = [0]
+    token = _BLANKS.set(found)
+    try:
+        yield found
+    finally:
+        _BLANKS.reset(token)
+
+
+def note_blank_lines(n: int) -> None:
+    counter = _BLANKS.get()
+    if counter is not None:
+        counter[0] += n
 
 ENCODINGS = ("utf-8", "gb18030", "gbk", "utf-16", "auto")
 ENCODING_HINT = "set `encoding:` in its source entry (utf-8, gb18030, gbk, utf-16 or auto)"
