@@ -81,22 +81,22 @@ class BacktestResult:
 
 # -- rule sets -------------------------------------------------------------------------------------
 
-def _load(path: str, settings: Settings) -> RuleSet:
+def _load(path: str, settings: Settings, list_dirs: tuple[str, ...]) -> RuleSet:
     """The rules at ``path``: the configured rules folder comes with the configured Sigma folders; a
     Sigma file or folder given as a draft is read as Sigma."""
     from .rules.sigma import is_sigma
     from .rules.sigma.load import sigma_files
 
     if os.path.realpath(path) == os.path.realpath(settings.rules_dir):
-        return load_rules(path, sigma_folders=settings.sigma_folders, sigma=settings.sigma)
+        return load_rules(path, list_dirs, sigma_folders=settings.sigma_folders, sigma=settings.sigma)
     for f in sigma_files((path,))[:200]:
         try:
             first = next((d for d in yaml.compose_all(Path(f).read_text(encoding="utf-8")) if d is not None), None)
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue   # the loader reports it with its place
         if is_sigma(first):   # every file under the draft is then read as Sigma
-            return load_rules(path, sigma_folders=(path,), sigma=settings.sigma)
-    return load_rules(path)
+            return load_rules(path, list_dirs, sigma_folders=(path,), sigma=settings.sigma)
+    return load_rules(path, list_dirs)
 
 
 def _scope(draft: RuleSet, live: RuleSet, draft_is_file: bool) -> list[str]:
@@ -307,8 +307,9 @@ def backtest(settings: Settings, draft: str | Path, *, against: str | Path | Non
     if not os.path.exists(draft_path):
         raise BacktestError(f"no rule file or folder at {draft_path}",
                             hint="pass a draft rule file (.yaml) or a copy of the rules folder with your change")
-    draft_rules = _load(draft_path, settings)
-    live_rules = _load(against_path, settings)
+    list_dirs = (settings.rules_dir, *settings.rule_list_paths)   # drafts may use the configured lexicons
+    draft_rules = _load(draft_path, settings, list_dirs)
+    live_rules = _load(against_path, settings, list_dirs)
     scope = _scope(draft_rules, live_rules, os.path.isfile(draft_path))
     if not scope:
         raise BacktestError(f"{draft_path} defines no rules", hint="a rule file holds a list under 'rules:'")

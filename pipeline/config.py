@@ -30,6 +30,8 @@ class SourceEntry(_Model):
     bucket: str | None = None
     account_id: str | None = None
     domain: str | None = None
+    # How the files' bytes are text: utf-8, gb18030 / gbk, utf-16 (by its BOM), or auto.
+    encoding: Literal["utf-8", "gb18030", "gbk", "utf-16", "auto"] = "utf-8"
 
 
 class Sources(_Model):
@@ -68,6 +70,7 @@ class ScanSettings(_Model):
 class RetentionSettings(_Model):
     days: int = Field(180, ge=1)
     below_floor_reason: str | None = None
+    timezone: str = "Asia/Shanghai"   # zone of bare dates and naive times in query windows
 
 
 class EnforcementCaps(_Model):
@@ -153,6 +156,8 @@ class LoggingSettings(_Model):
 class Settings(_Model):
     rules: str
     state_dir: str
+    # Folders besides `rules` that keywords_file / hash_list files may lie in.
+    rule_list_dirs: tuple[str, ...] = ()
     case_store: str | None = None
     sources: Sources = Sources()
     dask: DaskSettings = DaskSettings()
@@ -177,6 +182,10 @@ class Settings(_Model):
     @property
     def sigma_folders(self) -> tuple[str, ...]:
         return tuple(self.resolve(f) for f in self.sigma.folders)
+
+    @property
+    def rule_list_paths(self) -> tuple[str, ...]:
+        return tuple(self.resolve(p) for p in self.rule_list_dirs)
 
     @property
     def state_path(self) -> Path:
@@ -303,6 +312,16 @@ def load_settings(path: str | None = None, environ: dict[str, str] | None = None
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}", hint="pass --config PATH or run from the project folder") from None
+        except OSError as exc:   # permission denied, a folder, ...
+            raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}",
+                              hint="let this user read it (check its permissions)") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"the config file is not UTF-8 ({exc.reason} at byte {exc.start})",
+                              location=Location(path)) from None
+        from .rules.limits import check_yaml   # aliases, depth and value length bounded before expanding
+
+        if (bound := check_yaml(path, text)) is not None:
+            raise ConfigError(bound.message, location=bound.location, hint=bound.hint)
         try:
             root_node = yaml.compose(text)
             user = yaml.safe_load(text) or {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from .cases.store import CaseStore, open_store
 from .faults import checkpoint
 from .incremental import fingerprint, scan_lock
 from .config import Settings
-from .errors import ConfigError, Location, PipelineError
+from .errors import ConfigError, Location, PipelineError, SourceError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
@@ -35,8 +36,10 @@ from .matchers.rule_rows import rule_rows
 from .records import SCHEMAS, conform
 from .rules.loader import load_configured_rules
 from .rules.model import RuleSet
-from .sources.base import (REGISTRIES, FilePart, ReadResult, cut_inside_a_field, expand, plan_parts, reading_part,
-                           shift_lines)
+from .sources.base import (BLANK_LINE, REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
+                           counting_blank_lines,
+                           cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
+                           reading_part, shift_lines, undecodable_throughout)
 from .sources.bindings import load_bindings, owners
 from .sources.logs_common import NO_DOMAIN_FORMATS, RAW, keeping_raw
 
@@ -56,6 +59,7 @@ class ScanTask:
     format: str
     extras: tuple[tuple[str, str], ...] = ()
     part: FilePart | None = None   # a part of the file (see split_tasks), or None for all of it
+    encoding: str = "utf-8"        # the source entry's `encoding:` (pipeline.sources.base.decode_text)
 
 
 # Object formats read line by line, whose files can be read in parts: whether the first line
@@ -69,6 +73,8 @@ def split_tasks(tasks: list[ScanTask], part_bytes: int) -> list[ScanTask]:
     out: list[ScanTask] = []
     for task in tasks:
         header = PART_FORMATS.get(task.format) if task.source == "objects" else None
+        if task.encoding != "utf-8":
+            header = None   # cut at b"\n" only in UTF-8 bytes (UTF-16 has zero bytes around its newlines)
         parts = plan_parts(task.path, part_bytes, header=header) if header is not None else []
         if parts:
             logger.info("{}: read in {} parts of about {} MB", task.path, len(parts), part_bytes >> 20)
@@ -88,6 +94,7 @@ class ScanContext:
     keyword_backend: str = "pyahocorasick"
     batch_rows: int = 200_000  # records evaluated at a time (bounds the matcher's working memory)
     bindings: pd.DataFrame | None = None  # every binding row, for the licensing checks
+    strict: bool = False  # --strict: the first file that cannot be read stops the scan (exit 2)
 
 
 @dataclass
@@ -103,6 +110,8 @@ class FileResult:
     rows_already_scanned: int = 0       # parsed objects older than their bucket's watermark: not evaluated again
     read_whole: bool = False            # a part was cut inside a quoted value: its file is to be read whole
     timings: dict[str, float] = field(default_factory=dict)  # seconds: read, compile, normalize, match, hit_rows
+    troubles: list[FileTrouble] = field(default_factory=list)  # the file's unreadable tail, or why no line decoded
+    blank_lines: int = 0                # empty lines: skipped by object formats, quarantined by log formats
 
 
 @dataclass
@@ -119,6 +128,8 @@ class ScanReport:
     cases_reopened: int = 0
     cases_resolved: int = 0
     files_skipped: int = 0
+    files_quarantined: list[dict[str, Any]] = field(default_factory=list)  # {path, reason, bytes, partial}
+    blank_lines: int = 0    # empty lines in every format: object formats skip them, log formats quarantine them
     rows_already_scanned: int = 0
     put_time_max: dict[str, str] = field(default_factory=dict)  # bucket → newest put_time seen this run
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -129,6 +140,7 @@ class ScanReport:
     rules: list[dict[str, Any]] = field(default_factory=list)
     # seconds per stage: dask_start, read, compile, normalize, match, hit_rows (summed over tasks), case_store, total
     timings: dict[str, float] = field(default_factory=dict)
+    status: str = "completed"   # or "completed_with_errors": some file was quarantined whole or in part
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -145,8 +157,9 @@ def load_formats(source: str) -> None:
                 raise
 
 
-def plan_tasks(settings: Settings) -> list[ScanTask]:
-    """Every file named by the config's sources, checked before any work is sent."""
+def plan_tasks(settings: Settings, *, strict: bool = False) -> list[ScanTask]:
+    """Every file named by the config's sources, checked before any work is sent. An entry that
+    names no file is warned about, and stops the scan under ``strict``."""
     tasks: list[ScanTask] = []
     for source in SCANNED_SOURCES:
         entries = getattr(settings.sources, source)
@@ -166,11 +179,21 @@ def plan_tasks(settings: Settings) -> list[ScanTask]:
                                   "its hits would have no domain to be about and no account to be held against",
                                   location=where, hint="give `domain:` in this entry: the site these logs were served for")
             extras = tuple((k, getattr(entry, k)) for k in READER_EXTRAS[source] if getattr(entry, k, None))
+            if not paths:
+                warn_no_files(where, strict)
             for path in paths:
                 if source == "objects" and entry.format == "s3-inventory" and path.endswith("manifest.json"):
                     continue  # the manifest describes the data files beside it; it is not data
-                tasks.append(ScanTask(source, path, entry.format, extras))
+                tasks.append(ScanTask(source, path, entry.format, extras, encoding=entry.encoding))
     return tasks
+
+
+def warn_no_files(where: Location, strict: bool) -> None:
+    """A source entry whose glob or folder names no file: likely a typo or a missing export."""
+    if strict:
+        raise ConfigError("names no file", location=where,
+                          hint="check the path or glob; without --strict this is a warning and the scan goes on")
+    logger.warning("{}: names no file (check the path or glob)", where)
 
 
 _COMPILED: dict[tuple[str, str, str], CompiledRules] = {}
@@ -200,7 +223,12 @@ def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataF
 def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
     try:
-        return _scan_file(task, ctx)
+        with collecting_troubles() as troubles, reading_encoding(task.encoding), counting_blank_lines() as blanks:
+            res = _scan_file(task, ctx)
+        res.troubles = troubles + res.troubles
+        quarantined_blanks = int((res.quarantine["reason"] == BLANK_LINE).sum()) if len(res.quarantine) else 0
+        res.blank_lines = blanks[0] + quarantined_blanks
+        return res
     except PipelineError as exc:
         return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), error=exc)
 
@@ -221,6 +249,11 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
         if cut_inside_a_field(result, task.part):
             return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), read_whole=True)
         result = shift_lines(result, task.part)
+    troubles: list[FileTrouble] = []
+    if undecodable_throughout(result.quarantine, result.rows_read) and task.part is None:
+        troubles.append(FileTrouble(task.path, f"no line decodes as {task.encoding}: every line was quarantined "
+                                    "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+    result = ReadResult(result.records, explain_undecodable(result.quarantine, task.encoding), result.rows_read)
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
         records[RAW] = result.records[RAW].reset_index(drop=True)
@@ -228,7 +261,8 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     timings = {"read": time.perf_counter() - began - compile_s, "compile": compile_s}
     hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows, timings)
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
-                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh), timings=timings)
+                      _volume(records, task.source), rows_already_scanned=len(records) - len(fresh), timings=timings,
+                      troubles=troubles)
 
 
 def evaluate_batches(compiled: CompiledRules, records: pd.DataFrame, batch_rows: int,
@@ -345,6 +379,7 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
                         TimeElapsedColumn(), disable=not _progress_enabled(settings), transient=False)
     parts: dict[str, list[FileResult]] = {}
     read_whole: set[str] = set()
+    failed: set[str] = set()
     with progress:
         bar = progress.add_task("scan", total=len(futures))
         try:
@@ -352,10 +387,20 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
             for fut in queue:
                 result = fut.result()
                 progress.advance(bar)
-                if result.error is not None:
+                if result.error is not None and (ctx.strict or not isinstance(result.error, SourceError)):
                     raise result.error
+                if ctx.strict and result.troubles:
+                    t = result.troubles[0]
+                    raise UnreadableFile(t.path, t.reason, size=t.bytes,
+                                         hint="without --strict the file is quarantined and the scan goes on")
                 part = result.task.part
-                if part is None:
+                if part is not None and part.path in failed:
+                    continue   # another part of the file could not be read: the file is quarantined whole
+                if result.error is not None and part is not None:
+                    failed.add(part.path)
+                    parts.pop(part.path, None)
+                    yield replace(result, task=replace(result.task, part=None))
+                elif part is None:
                     yield result
                 elif part.path in read_whole:
                     continue   # the file is being read whole instead
@@ -393,57 +438,81 @@ def merge_parts(results: list[FileResult]) -> FileResult:
         partials={k: pd.concat(v, ignore_index=True) for k, v in partials.items()},
         volume=pd.concat(volumes, ignore_index=True) if volumes else None,
         rows_already_scanned=sum(r.rows_already_scanned for r in results),
-        timings={k: sum(r.timings.get(k, 0.0) for r in results) for k in {k for r in results for k in r.timings}})
+        timings={k: sum(r.timings.get(k, 0.0) for r in results) for k in {k for r in results for k in r.timings}},
+        blank_lines=sum(r.blank_lines for r in results))
 
 
 def scan(settings: Settings, *, config_path: str | None = None, client: Any = None,
-         full: bool = False) -> ScanReport:
+         full: bool = False, strict: bool = False) -> ScanReport:
     """Run the configured sources through the rules and fold the hits into cases.
 
     Incremental by default: files unchanged since the last completed scan are skipped. ``full``
     rescans everything (and, when ``scan.auto_resolve`` is on, resolves open cases whose violation
     was not found again). The case update is one transaction, so a killed scan changes nothing
     and the next run redoes its work.
+
+    A source file that cannot be read (permission denied, vanished, corrupt or truncated
+    compression, no line decoding) is quarantined as a file and the scan goes on; the run is then
+    ``completed_with_errors`` and the file is not recorded as scanned, so the next run retries it.
+    ``strict``: such a file stops the scan instead (exit 2), as does a source entry naming no file.
     """
     ruleset = load_configured_rules(settings)  # a broken rule file stops the scan before any data is read
     if ruleset.skipped:
         logger.warning("{} Sigma rule(s) skipped as unsupported (sigma.unsupported: skip): {}", len(ruleset.skipped),
                        "; ".join(f"{s.rule_id}: {s.reason}" for s in ruleset.skipped))
-    all_tasks = plan_tasks(settings)
+    all_tasks = plan_tasks(settings, strict=strict)
     store = open_store(settings.state_path, settings.case_store)
     try:
         with scan_lock(settings.state_path, store):
-            return _scan_locked(settings, store, ruleset, all_tasks, config_path, client, full)
+            return _scan_locked(settings, store, ruleset, all_tasks, config_path, client, full, strict)
     finally:
         store.close()
 
 
 def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tasks: list[ScanTask],
-                 config_path: str | None, client: Any, full: bool) -> ScanReport:
+                 config_path: str | None, client: Any, full: bool, strict: bool = False) -> ScanReport:
     known = {} if full else store.scanned_files()
     tasks, files = [], []
+    unreadable: list[tuple[ScanTask, UnreadableFile]] = []
     for task in all_tasks:
-        record, changed = fingerprint(task.path, known.get(task.path))
+        try:
+            record, changed = fingerprint(task.path, known.get(task.path))
+        except OSError as exc:   # vanished or unreadable since it was listed
+            trouble = os_trouble(task.path, exc)
+            if strict:
+                raise trouble from None
+            unreadable.append((task, trouble))
+            continue
         if changed:
             tasks.append(task)
             files.append({**record, "source": task.source, "format": task.format})
-    ctx = scan_context(settings, ruleset)
+    ctx = replace(scan_context(settings, ruleset), strict=strict)
     if not full:
         ctx = replace(ctx, put_time_scanned=store.watermarks("objects"))
     run_id = store.begin_run(config_path, ruleset.digest)
     report = ScanReport(run_id)
     report.rules_skipped = {s.rule_id: s.reason for s in ruleset.skipped}
-    report.files_skipped = len(all_tasks) - len(tasks)
-    logger.info("scan {}: {} rules, {} files ({} unchanged, skipped)", run_id, len(ruleset.rules), len(tasks),
+    report.files_skipped = len(all_tasks) - len(tasks) - len(unreadable)
+    licensing = sum(len(expand(settings.resolve(e.path))) for kind in ("icp", "licences")
+                    for e in getattr(settings.sources, kind)) if ruleset.for_source("icp") else 0
+    logger.info("scan {}: {} rules, {} changed file(s) to read{}, {} unchanged (skipped)", run_id,
+                len(ruleset.rules), len(tasks) + len(unreadable),
+                f" and {licensing} filing / licence file(s), read on every scan" if licensing else "",
                 report.files_skipped)
     began = time.perf_counter()
     try:
+        for task, trouble in unreadable:
+            report.files += 1
+            report.per_source.setdefault(task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
+                                                       "rows_quarantined": 0})["files"] += 1
+            _quarantine_file(store, report, task, FileTrouble(task.path, trouble.reason, -1), trouble.hint)
         hits = _collect(settings, tasks, ctx, store, report, client)
         _report_rules(report, hits, ruleset, settings.scan.noisy_rule_share)
         checkpoint("scan.before_apply")
         folding = time.perf_counter()
+        troubled = {f["path"] for f in report.files_quarantined}
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
-                                   files=[f for f in files if f["size"] >= 0],
+                                   files=[f for f in files if f["size"] >= 0 and f["path"] not in troubled],
                                    watermarks={"objects": report.put_time_max})
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
@@ -458,9 +527,13 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     report.hits = len(hits)
     report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
     report.cases_reopened = applied.reopened
-    store.finish_run(run_id, "completed", {**report.as_dict(), "details": report.per_source})
-    logger.info("scan {} done: {} rows, {} quarantined, {} new cases", run_id, report.rows_read,
-                report.rows_quarantined, report.cases_new)
+    report.status = "completed_with_errors" if report.files_quarantined else "completed"
+    store.finish_run(run_id, report.status, {**report.as_dict(), "details": {
+        **report.per_source, "files_quarantined": report.files_quarantined}})
+    logger.info("scan {} {}: {} file(s), {} rows, {} quarantined, {} new cases", run_id, report.status.replace("_", " "),
+                report.files, report.rows_read, report.rows_quarantined, report.cases_new)
+    for f in report.files_quarantined:
+        logger.warning("{}: quarantined as a file: {} (retried by the next run)", f["path"], f["reason"])
     return report
 
 
@@ -474,6 +547,24 @@ def _report_rules(report: ScanReport, hits: pd.DataFrame, ruleset: RuleSet, nois
             top = ", ".join(f"{p} ({n})" for p, n in r["top_patterns"])
             logger.warning("noisy rule {}: it hit {:.1%} of the {} rows scanned (over scan.noisy_rule_share {:.1%}); "
                            "most frequent patterns: {}", r["rule_id"], r["share"], r["source"], noisy_share, top)
+
+
+def _quarantine_file(store: CaseStore, report: ScanReport, task: ScanTask, trouble: FileTrouble,
+                     hint: str | None = None) -> None:
+    """Record a file that could not be read (or whose tail could not): in the report, the run's
+    details and the quarantine (one row with no line number; ``quarantine list`` shows it)."""
+    reason = trouble.reason + (f" ({hint})" if hint else "")
+    size = trouble.bytes
+    if size < 0 and "://" not in task.path:
+        try:
+            size = os.path.getsize(task.path)
+        except OSError:
+            size = -1
+    report.files_quarantined.append({**FileTrouble(task.path, reason, size, trouble.partial).as_dict(),
+                                     "source": task.source})
+    store.save_quarantine(report.run_id, task.source, pd.DataFrame(
+        [{"source_file": task.path, "source_line": None, "raw": b"",
+          "reason": f"file ({size if size >= 0 else '?'} bytes{', tail only' if trouble.partial else ''}): {reason}"}]))
 
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
@@ -491,6 +582,19 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
     def consume(results: Iterator[FileResult]) -> None:
         for res in results:
             report.files += 1
+            if res.error is not None:
+                err = res.error
+                reason = err.reason if isinstance(err, UnreadableFile) else str(PipelineError(
+                    err.message, location=err.location))
+                _quarantine_file(store, report, res.task, FileTrouble(res.task.path, reason,
+                                 getattr(err, "size", -1)), err.hint)
+                src = report.per_source.setdefault(res.task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
+                                                                      "rows_quarantined": 0})
+                src["files"] += 1
+                continue
+            for trouble in res.troubles:
+                _quarantine_file(store, report, res.task, trouble)
+            report.blank_lines += res.blank_lines
             report.rows_read += res.rows_read
             report.rows_parsed += res.rows_parsed
             report.rows_quarantined += len(res.quarantine)

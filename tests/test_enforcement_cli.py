@@ -107,7 +107,8 @@ def test_apply_without_endpoint_queues_and_says_so(env: dict[str, Any]) -> None:
     assert "1 action(s) queued" in res.output
     assert "no enforcement endpoint is configured" in res.output and "compliance enforce dispatch" in res.output
     assert env["store"].db.scalar("SELECT status FROM actions") == "pending"
-    assert env["store"].db.scalar("SELECT status FROM cases WHERE case_id=?", (cids[0],)) == "enforced"
+    # nothing acknowledged the action yet: the case is confirmed, not enforced
+    assert env["store"].db.scalar("SELECT status FROM cases WHERE case_id=?", (cids[0],)) == "confirmed"
 
 
 def test_endpoint_down_exits_3_and_keeps_the_action(env: dict[str, Any], tmp_path: Path) -> None:

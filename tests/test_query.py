@@ -106,11 +106,11 @@ CASES = [
     ({"url_contains": "admin"}, {"url": "admin"}),
     ({"url_contains": "赌场"}, {"url": "赌场"}),
     ({"account": "acct-2", "domain": "img.example.cn"}, {"account": "acct-2", "domain": "img.example.cn"}),
-    ({"cidr": "203.0.113.0/24", "start": "2026-08-02", "end": "2026-08-03"},
-     {"cidr": "203.0.113.0/24", "start": DAY, "end": DAY + timedelta(days=1)}),
+    ({"cidr": "203.0.113.0/24", "start": "2026-08-02", "end": "2026-08-03"},   # bare dates: Asia/Shanghai
+     {"cidr": "203.0.113.0/24", "start": DAY - timedelta(hours=8), "end": DAY + timedelta(hours=16)}),
     ({"domain": "shop.example.cn", "start": "2026-08-02T00:00:00+08:00", "end": "2026-08-03T00:00:00+08:00"},
      {"domain": "shop.example.cn", "start": DAY - timedelta(hours=8), "end": DAY + timedelta(hours=16)}),
-    ({"url_contains": "/", "start": "2026-08-02T16:00:00", "end": "2026-08-02T16:00:00.000001"},   # naive = UTC
+    ({"url_contains": "/", "start": "2026-08-03T00:00:00", "end": "2026-08-03T00:00:00.000001"},   # naive: +08:00
      {"url": "/", "start": DAY + timedelta(hours=16), "end": DAY + timedelta(hours=16, microseconds=1)}),
     ({"ip": "10.1.2.3", "start": datetime(2026, 8, 3, 7, 59, 59, tzinfo=timezone(timedelta(hours=8)))},
      {"ip": "10.1.2.3", "start": DAY + timedelta(days=1, seconds=-1)}),
@@ -192,8 +192,10 @@ def test_cli_query_and_audit_verify(store: tuple[Settings, pd.DataFrame], tmp_pa
     res = runner.invoke(main, ["logs", "query", "--request-ref", "R-4", "--authority", "MPS", "--ip", "203.0.113.5",
                                "--from", "2026-08-02", "--to", "2026-08-03", "--out", str(out), "--by", "carol"])
     assert res.exit_code == 0, res.output
-    n = len(_brute(everything, ip="203.0.113.5", start=DAY, end=DAY + timedelta(days=1)))
-    assert res.output.startswith(f"{n} row(s) from 1 partition(s)")
+    # bare dates are Beijing days (retention.timezone), shown so
+    n = len(_brute(everything, ip="203.0.113.5", start=DAY - timedelta(hours=8), end=DAY + timedelta(hours=16)))
+    assert res.output.startswith(f"{n} row(s) from 2 partition(s)")
+    assert "window: 2026-08-02T00:00:00+08:00 .. 2026-08-03T00:00:00+08:00 (Asia/Shanghai)" in res.output
     assert str(out / "result.csv") in res.output
     refused = runner.invoke(main, ["logs", "query", "--authority", "MPS", "--ip", "203.0.113.5"])
     assert refused.exit_code == 2 and "must name the request" in refused.output
@@ -201,6 +203,21 @@ def test_cli_query_and_audit_verify(store: tuple[Settings, pd.DataFrame], tmp_pa
     assert ok.exit_code == 0 and "chain intact" in ok.output
     listed = runner.invoke(main, ["audit", "list", "--action", "query.refused", "--last", "1"])
     assert "query.refused" in listed.output
+
+
+@pytest.mark.parametrize("selector", [["--cidr", "0.0.0.0/0"], ["--cidr", "::/0"], ["--url-contains", ""],
+                                      ["--url-contains", "  "], ["--domain", "."]])
+def test_a_selection_of_everything_is_refused_and_audited(store: tuple[Settings, pd.DataFrame], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, selector: list[str]) -> None:
+    settings, _ = store
+    monkeypatch.setenv("COMPLIANCE_STATE_DIR", str(settings.state_path))
+    runner = CliRunner()
+    res = runner.invoke(main, ["logs", "query", "--request-ref", "R-9", "--authority", "MPS", *selector,
+                               "--out", str(tmp_path / "never"), "--by", "mallory"])
+    assert res.exit_code == 2, res.output
+    assert "whole store is not allowed" in res.output and not (tmp_path / "never").exists()
+    last = read_audit(settings)[-1]
+    assert last["action"] == "query.refused" and last["actor"] == "mallory"
 
 
 def _damaged_store(tmp_path: Path) -> tuple[Settings, Path]:
@@ -233,7 +250,7 @@ def test_cli_query_on_a_store_missing_a_data_file_names_it_and_is_audited(tmp_pa
     assert verify_audit(settings).ok
     # a window that avoids the damaged day is still answered
     ok = CliRunner().invoke(main, ["logs", "query", "--request-ref", "R-10", "--authority", "MPS", "--ip", "203.0.113.5",
-                                   "--from", "2026-08-03", "--out", str(tmp_path / "ok")])
+                                   "--from", "2026-08-03T00:00:00Z", "--out", str(tmp_path / "ok")])
     assert ok.exit_code == 0, ok.output
 
 

@@ -162,7 +162,7 @@ def test_scan_on_an_existing_cluster_by_address(data: Path, tmp_path: Path, dask
     assert "cannot reach the Dask scheduler" in str(exc.value)
 
 
-def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path, root: Path) -> None:
+def test_unreadable_source_stops_a_strict_scan_with_one_line(tmp_path: Path, root: Path) -> None:
     import gzip
 
     good = tmp_path / "objects.csv"
@@ -173,11 +173,13 @@ def test_unreadable_source_stops_the_scan_with_one_line(tmp_path: Path, root: Pa
     cfg.write_text(f"rules: {root / 'rules'}\nstate_dir: state\nsources:\n  objects:\n"
                    "    - {path: objects.csv, format: csv}\n"
                    "    - {path: cut.csv.gz, format: csv}\n", encoding="utf-8")
-    res = cli(cfg, "scan")
+    res = cli(cfg, "scan", "--strict")
     assert res.returncode == 2
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "cut.csv.gz" in errors[0] and "truncated" in errors[0]
     assert "Traceback" not in res.stderr and "Compute Failed" not in res.stderr
+    # without --strict the file is quarantined and the scan goes on (tests/test_bad_input.py)
+    assert cli(cfg, "scan").returncode == 4
 
 
 def test_scans_sharing_a_postgresql_store_exclude_each_other(data: Path, tmp_path: Path, postgres_url: str) -> None:

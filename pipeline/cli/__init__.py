@@ -16,7 +16,7 @@ import click
 from loguru import logger
 
 from ..config import Settings, default_config_path, load_settings
-from ..errors import PipelineError
+from ..errors import ConfigError, PipelineError
 from ..logging import setup_logging
 
 
@@ -90,21 +90,56 @@ def _config_first(args: list[str]) -> list[str]:
 @click.group(cls=_Group)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Config file (default: $COMPLIANCE_CONFIG, else ./config.yaml, else packaged defaults).")
+@click.option("--state-dir", "state_dir", type=click.Path(file_okay=False), default=None,
+              help="State folder (cases, retained logs, audit log); overrides state_dir of the config. "
+                   "Without a config file, commands that change state need it.")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main(ctx: click.Context, config_path: str | None, state_dir: str | None) -> None:
     """Compliance and content-policy checks over objects, access logs, ICP filings and streams."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    ctx.obj["state_dir"] = state_dir
+
+
+# Commands that only read the state; every other command may change it, and without a config file
+# is refused unless the state folder is named (--state-dir or COMPLIANCE_STATE_DIR).
+READ_ONLY = {"cases list", "cases show", "cases export", "rules", "quarantine", "audit", "logs verify",
+             "logs hold list", "enforce status", "enforce notice", "generate"}
+LOOKED_FOR = "--config, $COMPLIANCE_CONFIG, ./config.yaml"
+
+
+def _command_words(ctx: click.Context) -> str:
+    words: list[str] = []
+    while ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(words)
+
+
+def _reads_only(words: str) -> bool:
+    return any(words == r or words.startswith(r + " ") for r in READ_ONLY)
 
 
 def get_settings(ctx: click.Context) -> Settings:
-    """Load (once) the settings for this invocation, honouring --config on the root group."""
+    """Load (once) the settings for this invocation, honouring --config and --state-dir on the root group."""
     root = ctx.find_root()
     root.ensure_object(dict)
     obj = root.obj
     if "settings" not in obj:
         path = obj.get("config_path") or default_config_path()
-        settings = load_settings(path)
+        environ = dict(os.environ)
+        if obj.get("state_dir"):
+            environ["COMPLIANCE_STATE_DIR"] = os.path.abspath(obj["state_dir"])
+        words = _command_words(ctx)
+        if path is None and not environ.get("COMPLIANCE_STATE_DIR"):
+            where = f"{LOOKED_FOR} (in {os.getcwd()})"
+            if not _reads_only(words):
+                raise ConfigError(f"no config file found: looked for {where}; `compliance {words}` changes state "
+                                  "and would start an empty one in ./.compliance",
+                                  hint="run from the folder holding config.yaml, pass --config PATH, or pass "
+                                       "--state-dir DIR to use the packaged defaults with that state folder")
+            click.echo(f"note: no config file found (looked for {where}); using the packaged defaults", err=True)
+        settings = load_settings(path, environ)
         setup_logging(settings.logging.level, settings.state_path)
         obj["settings"] = settings
     settings_obj: Settings = obj["settings"]

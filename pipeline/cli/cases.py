@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..cases.store import STATUSES, open_store
+from ..display import safe_console, shown
 from ..errors import PipelineError
 from ..rules.model import SEVERITIES
 from . import get_settings, main
@@ -85,7 +86,7 @@ def list_cases(ctx: click.Context, status: str | None, category: str | None, sev
         cells = (r.case_id, r.status, r.severity, "§" + r.clause, r.category, f"{r.subject_type} {r.subject_id}",
                  r.account_id, r.hit_count, _evidence_summary(r.evidence))
         # Text: rule patterns like [a-z] are not markup; a missing value (a log case's account) is blank
-        table.add_row(*(Text("" if _missing(c) else str(c)) for c in cells))
+        table.add_row(*(Text("" if _missing(c) else shown(c)) for c in cells))
     Console(width=200).print(table)
 
 
@@ -130,7 +131,7 @@ def show(ctx: click.Context, case_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(case, ensure_ascii=False, indent=2, default=str))
         return
-    console = Console(highlight=False, soft_wrap=True)
+    console = safe_console(highlight=False, soft_wrap=True)   # customer text: control characters escaped
     console.print(f"[bold]{case['case_id']}[/bold]  {case['status']}  severity {case['severity']}")
     console.print(f"rule      {case['rule_id']} — {case['rule_title']} (hash {case['rule_hash'][:12]})", markup=False)
     console.print(f"clause    §{case['clause']}" + (f"; {case['law']}" if case.get("law") else ""), markup=False)

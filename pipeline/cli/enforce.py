@@ -20,6 +20,7 @@ from rich.table import Table
 
 from ..cases.store import CaseStore, open_store
 from ..config import Settings
+from ..display import safe_cells, shown
 from ..enforcement import EnforcementError
 from ..enforcement.apply import apply_plan, undo_case
 from ..enforcement.dispatch import DispatchReport, check_can_send, dispatch, not_sent
@@ -61,7 +62,8 @@ def plan(ctx: click.Context, out: str, by: str | None) -> None:
     for col in ("case", "kind", "mode", "action", "target", "account", "clause", "deadline"):
         table.add_column(col, overflow="fold")
     for a in p.actions:
-        table.add_row(a.case_id, a.kind, a.mode, a.action, a.target, a.account_id or "", a.clause, a.deadline or "")
+        table.add_row(*safe_cells(a.case_id, a.kind, a.mode, a.action, a.target, a.account_id or "", a.clause,
+                                  a.deadline or ""))
     console.print(table)
     if p.waiting:
         console.print(f"{len(p.waiting)} case(s) waiting: " + "; ".join(
@@ -76,7 +78,7 @@ def _report(report: DispatchReport) -> None:
     for o in report.outcomes:
         code = f" HTTP {o.code}" if o.code else ""
         err = f" — {o.error}" if o.error and o.status != "delivered" else ""
-        click.echo(f"{o.status:9} {o.action} {o.target} [{o.action_id}] after {o.attempts} attempt(s){code}{err}")
+        click.echo(f"{o.status:9} {o.action} {shown(o.target)} [{o.action_id}] after {o.attempts} attempt(s){code}{err}")
     click.echo("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())))
     if report.stopped:
         click.echo(f"stopped: {report.stopped}; run `compliance enforce dispatch` later", err=True)
@@ -109,7 +111,8 @@ def apply(ctx: click.Context, plan_file: str, by: str, no_dispatch: bool) -> Non
     store = _store(settings)
     try:
         done = apply_plan(store, settings, Path(plan_file), by=by)
-        click.echo(f"plan {done.plan_id}: {done.queued} action(s) queued; {len(done.enforced_cases)} case(s) enforced")
+        click.echo(f"plan {done.plan_id}: {done.queued} action(s) queued; {len(done.enforced_cases)} case(s) to "
+                   "enforce (confirmed until the endpoint acknowledges their action, then enforced)")
         if not no_dispatch:
             _deliver_queued(store, settings, by)
     finally:
@@ -158,9 +161,9 @@ def status(ctx: click.Context, status: str | None, case_id: str | None, as_json:
     for col in ("action id", "case", "kind", "action", "target", "status", "tries", "http", "last error", "delivered"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["action_id"], r["case_id"], r["kind"], r["action"], r["target"], r["status"],
-                      str(r["attempts"]), str(r["response_status"] or ""), r["last_error"] or "",
-                      r["delivered_at"] or "")
+        table.add_row(*safe_cells(r["action_id"], r["case_id"], r["kind"], r["action"], r["target"], r["status"],
+                                  str(r["attempts"]), str(r["response_status"] or ""), r["last_error"] or "",
+                                  r["delivered_at"] or ""))
     Console(width=200, highlight=False).print(table)
 
 

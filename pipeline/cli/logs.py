@@ -15,7 +15,9 @@ from ..sources.bindings import load_bindings, owners
 from ..retention import IngestReport, hold_add, hold_list, hold_release, ingest, purge, verify
 from ..retention.ingest import missing_domain_message
 from ..sources.logs_common import NO_DOMAIN_FORMATS
+from ..display import shown
 from . import get_settings, main
+from .scan import EXIT_COMPLETED_WITH_ERRORS
 
 
 @click.group("logs")
@@ -29,17 +31,29 @@ def logs() -> None:
 @click.option("--domain", help="Domain the logs were served for, where the format does not carry it "
                                 "(required for combined, common and qiniu-kodo).")
 @click.option("--account", "account_id", help="Account owning them, where the format does not carry it.")
+@click.option("--encoding", type=click.Choice(["utf-8", "gb18030", "gbk", "utf-16", "auto"]), default=None,
+              help="How PATHs' bytes are text (default utf-8; config entries use their own `encoding:`).")
+@click.option("--strict", is_flag=True, help="Stop at the first file that cannot be read, or a path naming no file.")
 @click.pass_context
 def ingest_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str | None, domain: str | None,
-               account_id: str | None) -> None:
-    """Ingest log files (default: the config's sources.logs) into the retained store."""
+               account_id: str | None, encoding: str | None, strict: bool) -> None:
+    """Ingest log files (default: the config's sources.logs) into the retained store.
+
+    \b
+    Exit codes: 0 every file ingested (or already); 4 some file could not be read, or only up to a
+    truncated tail: the others were ingested, it is listed and read again by the next ingest;
+    2 bad input (with --strict, also an unreadable file).
+    """
     settings = get_settings(ctx)
     if paths:
         if not fmt:
             raise SourceError("--format is required with paths", hint="e.g. --format combined")
         bindings = owners(load_bindings(settings.sources.bindings, settings.resolve), "domain")
-        report = ingest(settings, [(p, fmt) for p in paths], bindings=bindings, domain=domain, account_id=account_id)
+        report = ingest(settings, [(p, fmt) for p in paths], bindings=bindings, domain=domain, account_id=account_id,
+                        encoding=encoding or "utf-8", strict=strict)
         _print_ingest(report)
+        if report.files_quarantined:
+            ctx.exit(EXIT_COMPLETED_WITH_ERRORS)
         return
     if not settings.sources.logs:
         raise SourceError("no paths given and no sources.logs in the config",
@@ -50,19 +64,28 @@ def ingest_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str | None, doma
             raise ConfigError(f"sources.logs entry {number} ({entry.path}): {missing_domain_message(entry.format)}",
                               hint="add `domain:` to that entry (or pass --domain); nothing was ingested")
     bindings = owners(load_bindings(settings.sources.bindings, settings.resolve), "domain")
+    troubled = 0
     for entry in settings.sources.logs:
         report = ingest(settings, [(settings.resolve(entry.path), entry.format)], bindings=bindings,
-                        domain=entry.domain or domain, account_id=entry.account_id or account_id)
+                        domain=entry.domain or domain, account_id=entry.account_id or account_id,
+                        encoding=encoding or entry.encoding, strict=strict)
         _print_ingest(report)
+        troubled += len(report.files_quarantined)
+    if troubled:
+        ctx.exit(EXIT_COMPLETED_WITH_ERRORS)
 
 
 def _print_ingest(report: IngestReport) -> None:
     click.echo(f"{report.files_read} file(s) read, {len(report.files_skipped)} already ingested; "
                f"rows: {report.rows_read} read = {report.rows_stored} stored + {report.rows_quarantined} quarantined"
+               + (f" (of them {report.blank_lines} blank line(s))" if report.blank_lines else "")
                + (f" ({report.rows_recovered} recovered from an interrupted ingest)" if report.rows_recovered else "")
                + f"; {len(report.partitions_written)} partition(s) written")
     for path in report.files_skipped:
-        click.echo(f"skipped (same SHA-256 already ingested): {path}")
+        click.echo(f"skipped (same SHA-256 already ingested): {shown(path)}")
+    for f in report.files_quarantined:
+        what = "tail not read" if f["partial"] else "file quarantined"
+        click.echo(f"{what}: {shown(f['path'])} ({f['bytes']} bytes): {shown(f['reason'])}", err=True)
 
 
 @logs.command("verify")
@@ -153,8 +176,8 @@ def hold_release_cmd(ctx: click.Context, hold_id: str, by: str, reason: str) -> 
 @click.option("--domain", help="Requests to this domain.")
 @click.option("--url-contains", help="Requests whose URI (path + query) contains this text.")
 @click.option("--account", help="Requests to this account's domains.")
-@click.option("--from", "start", help="Start, inclusive (ISO-8601; naive times are UTC).")
-@click.option("--to", "end", help="End, exclusive (ISO-8601; naive times are UTC).")
+@click.option("--from", "start", help="Start, inclusive (ISO-8601; bare dates and naive times are in retention.timezone).")
+@click.option("--to", "end", help="End, exclusive (ISO-8601; bare dates and naive times are in retention.timezone).")
 @click.option("--fields", help="Comma-separated fields to export (default: all canonical log fields).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Export folder (default: <state>/exports/...).")
 @click.option("--by", "requested_by", help="Who runs the query (recorded in the audit log).")
@@ -168,7 +191,8 @@ def query_cmd(ctx: click.Context, request_ref: str | None, authority: str | None
                        fields=fields, out_dir=out_dir, requested_by=requested_by)
     days = [p["day"] for p in result.manifest["partitions_read"]]
     click.echo(f"{len(result.df)} row(s) from {len(days)} partition(s)"
-               + (f" ({days[0]} .. {days[-1]})" if days else ""))
+               + (f" ({days[0]} .. {days[-1]}, UTC days)" if days else ""))
+    click.echo(f"window: {result.window}")
     for name in (*result.manifest["outputs"], "manifest.json"):
         click.echo(f"wrote {result.out_dir / name}")
 

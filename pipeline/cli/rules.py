@@ -25,8 +25,9 @@ def _load(ctx: click.Context, path: str | None, sigma_folders: tuple[str, ...] =
     settings = get_settings(ctx)
     root = path or settings.rules_dir
     folders = tuple(sigma_folders) or settings.sigma_folders
-    try:
-        return load_rules(root, sigma_folders=folders, sigma=settings.sigma)
+    try:   # a draft outside the rules folder may still use the configured lexicons
+        return load_rules(root, (settings.rules_dir, *settings.rule_list_paths), sigma_folders=folders,
+                          sigma=settings.sigma)
     except RuleLoadError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

@@ -10,10 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..display import shown
+
 from . import get_settings, main
 
 
 EXIT_NEW_CASES = 3
+EXIT_COMPLETED_WITH_ERRORS = 4   # some file was quarantined whole (or its tail); the next run retries it
+SHOWN_QUARANTINE = 10
 
 
 @main.command()
@@ -21,25 +25,30 @@ EXIT_NEW_CASES = 3
 @click.option("--full", is_flag=True, help="Rescan every file, not only those changed since the last scan.")
 @click.option("--exit-code", "exit_code", is_flag=True,
               help=f"Exit with {EXIT_NEW_CASES} when the scan opened new cases (for schedulers that alert on it).")
+@click.option("--strict", is_flag=True,
+              help="Stop at the first source file that cannot be read, or a source entry naming no file (exit 2).")
 @click.pass_context
-def scan(ctx: click.Context, as_json: bool, full: bool, exit_code: bool) -> None:
+def scan(ctx: click.Context, as_json: bool, full: bool, exit_code: bool, strict: bool) -> None:
     """Scan the configured sources and turn rule hits into cases.
 
     \b
-    Exit codes: 0 the scan completed (whatever it found); 2 stopped by bad input (config, rule
-    files, an unreadable source); 75 another scan holds the lock; 1 failed; with --exit-code,
-    3 when new cases were found.
+    Exit codes: 0 the scan completed (whatever it found); 4 completed with errors (some file could
+    not be read, or only in part: it is quarantined as a file and retried by the next run); 2 stopped
+    by bad input (config, rule files; with --strict, an unreadable source); 75 another scan holds the
+    lock; 1 failed; with --exit-code, 3 when new cases were found (4 wins over 3).
     """
     from ..runner import scan as run_scan
 
     settings = get_settings(ctx)
     root = ctx.find_root().obj
-    report = run_scan(settings, config_path=root.get("config_path"), full=full)
+    report = run_scan(settings, config_path=root.get("config_path"), full=full, strict=strict)
     summary = report.as_dict()
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, default=str))
     else:
         _print(report)
+    if report.files_quarantined:
+        ctx.exit(EXIT_COMPLETED_WITH_ERRORS)
     if exit_code and report.cases_new:
         ctx.exit(EXIT_NEW_CASES)
 
@@ -48,9 +57,11 @@ def _print(report: Any) -> None:
     console = Console()
     table = Table(title=f"scan {report.run_id}", show_header=False)
     for label, value in (("files scanned", report.files), ("files unchanged", report.files_skipped),
+                         ("files quarantined", len(report.files_quarantined)),
                          ("rows read", report.rows_read),
                          ("objects already scanned", report.rows_already_scanned),
                          ("rows parsed", report.rows_parsed), ("rows quarantined", report.rows_quarantined),
+                         ("blank lines", report.blank_lines),
                          ("rule hits", report.hits), ("cases new", report.cases_new),
                          ("cases updated", report.cases_updated), ("cases unchanged", report.cases_unchanged),
                          ("cases reopened", report.cases_reopened), ("cases resolved", report.cases_resolved)):
@@ -69,9 +80,18 @@ def _print(report: Any) -> None:
     if report.rules_skipped:
         console.print(f"  [yellow]skipped[/yellow] {len(report.rules_skipped)} unsupported Sigma rule(s): "
                       f"{', '.join(sorted(report.rules_skipped))}", markup=True, highlight=False, soft_wrap=True)
-    for q in report.quarantine_samples:
-        console.print(f"  [yellow]quarantined[/yellow] {q['file']}:{q['line']}: {q['reason']}", markup=True,
-                      highlight=False, soft_wrap=True)
+    for f in report.files_quarantined:
+        console.print(f"  [red]file quarantined[/red] {escape(shown(f['path']))} ({f['bytes']} bytes): "
+                      f"{escape(shown(f['reason']))}", markup=True, highlight=False, soft_wrap=True)
+    rows = [q for q in report.quarantine_samples if q["line"] is not None][:SHOWN_QUARANTINE]
+    for q in rows:
+        console.print(f"  [yellow]quarantined[/yellow] {escape(shown(q['file']))}:{q['line']}: "
+                      f"{escape(shown(q['reason']))}", markup=True, highlight=False, soft_wrap=True)
+    rows_total = report.rows_quarantined
+    if rows_total > len(rows):
+        console.print(f"  … and {rows_total - len(rows)} more quarantined row(s): "
+                      f"compliance quarantine list --run {report.run_id}", highlight=False, soft_wrap=True)
+    console.print(f"  {report.status.replace('_', ' ')}: {report.files} file(s)", highlight=False)
     console.print("See the cases with: compliance cases list")
 
 

@@ -25,7 +25,9 @@ class Applied:
 
 def apply_plan(store: CaseStore, settings: Settings, path: Path, *, by: str) -> Applied:
     """Verify the plan file against its recorded hash and the cases against the states it saw,
-    then queue its actions and move enforced cases to ``enforced``, all in one transaction."""
+    then queue its actions, all in one transaction. A case whose action is queued is ``confirmed``
+    (an open case under an ``auto`` policy becomes so) until the endpoint acknowledges the action;
+    only then is it ``enforced`` (see ``dispatch``)."""
     plan, digest = load_plan(path)
     where = Location(str(path))
     # caps may have been lowered since planning; a plan over them is still refused as a whole
@@ -46,7 +48,9 @@ def apply_plan(store: CaseStore, settings: Settings, path: Path, *, by: str) -> 
         queued = queue(db, plan.actions, plan.plan_id)
         enforced = sorted({a.case_id for a in plan.actions if a.kind == "enforce"})
         for cid in enforced:
-            store.transition(cid, "enforced", by=by, reason=f"plan {plan.plan_id} applied", action="enforced")
+            if plan.cases.get(cid, {}).get("status") == "open":
+                store.transition(cid, "confirmed", by=by, reason=f"plan {plan.plan_id} applied; action pending",
+                                 action="action queued")
         db.execute("UPDATE plans SET status='applied', applied_at=?, applied_by=? WHERE plan_id=?",
                    (now_utc(), by, plan.plan_id))
     append_audit(settings, by, "enforce.apply", {"plan_id": plan.plan_id, "sha256": digest, "queued": queued,

@@ -171,6 +171,7 @@ def _deliver(store: CaseStore, settings: Settings, http: requests.Session, url: 
         text = resp.text[:2000]
         if 200 <= resp.status_code < 300 or resp.status_code == 409:
             settle(store, row["action_id"], "delivered", code=resp.status_code, body=text)
+            acknowledged(store, row)
             return Outcome(row["action_id"], row["action"], row["target"], "delivered", attempts, resp.status_code)
         if resp.status_code == 429 or resp.status_code >= 500:
             error = f"HTTP {resp.status_code}: {_short(text)}"
@@ -181,6 +182,20 @@ def _deliver(store: CaseStore, settings: Settings, http: requests.Session, url: 
                        _short(text))
     settle(store, row["action_id"], "pending", error=error)
     return Outcome(row["action_id"], row["action"], row["target"], "pending", attempts, None, error)
+
+
+def acknowledged(store: CaseStore, row: dict[str, Any]) -> None:
+    """The endpoint acknowledged an enforcement action: its case is now ``enforced`` (it stayed
+    ``confirmed`` while the action was queued), recorded as done by whoever applied the plan."""
+    if row.get("kind") != "enforce":
+        return
+    case = store.db.one("SELECT status FROM cases WHERE case_id=?", (row["case_id"],))
+    if case is None or case["status"] not in ("open", "confirmed"):
+        return   # dismissed or resolved meanwhile: its undo is owed instead
+    plan = store.db.one("SELECT applied_by FROM plans WHERE plan_id=?", (row["plan_id"],)) if row.get("plan_id") else None
+    by = (plan or {}).get("applied_by") or "enforcement"
+    store.transition(row["case_id"], "enforced", by=by, action="enforced",
+                     reason=f"{row['action']} on {row['target']} acknowledged by the endpoint")
 
 
 def _short(text: str, n: int = 200) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..display import shown
 from ..errors import Location
 from . import EnforcementError
 from .policy import NOT_ENFORCED, decide, intended_actions
@@ -79,11 +80,11 @@ def evidence_summary(evidence: Any, limit: int = 5) -> str:
     items = json.loads(evidence) if isinstance(evidence, str) else evidence
     lines = []
     for item in items[:limit]:
-        where = item.get("source_file") or ""
+        where = shown(item.get("source_file") or "")
         if item.get("source_line") is not None:
             where += f" 第 {item['source_line']} 行"
         for m in item.get("matches", [])[:3]:
-            lines.append(f"    - {m.get('field')}：“{str(m.get('text'))[:80]}”（{m.get('kind')}：{m.get('pattern')}）"
+            lines.append(f"    - {m.get('field')}：“{shown(str(m.get('text'))[:80])}”（{m.get('kind')}：{m.get('pattern')}）"
                          f"{'，' + where.split('/')[-1] if where else ''}")
     if len(items) > limit:
         lines.append(f"    - 另有 {len(items) - limit} 条证据")
@@ -119,7 +120,7 @@ def _measure_text(target: str, measure: str, taken: Sequence[Mapping[str, Any]])
         return f"逾期未整改的，我们将对 {target} 采取以下措施：{measure}。"
     done = [t for t in taken if t.get("status") == "delivered"]
     names = "、".join(dict.fromkeys(ACTION_ZH.get(t["action"], t["action"]) for t in (done or taken)))
-    where = "、".join(dict.fromkeys(str(t["target"]) for t in (done or taken)))
+    where = shown("、".join(dict.fromkeys(str(t["target"]) for t in (done or taken))))
     if done:
         when = max(str(t.get("delivered_at") or "") for t in done)
         return f"我们已于 {_local(when)} 对 {where} 采取以下措施：{names}，该措施已经生效。"
@@ -138,7 +139,7 @@ def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: 
     decision = decide(settings.enforcement, case["category"], case["severity"])
     intended, _ = intended_actions(case, decision.level) if decision else ([], None)
     measure = "、".join(dict.fromkeys(ACTION_ZH.get(i.action, i.action) for i in intended)) or "依协议处理"
-    target = "、".join(dict.fromkeys(i.target for i in intended)) or str(case["subject_id"])
+    target = shown("、".join(dict.fromkeys(i.target for i in intended)) or str(case["subject_id"]))
     product = intended[0].product if intended else "account"
     if "measure_text" not in text:
         text = text.replace(PENDING_MEASURE, "$measure_text")
@@ -156,6 +157,10 @@ def render_notice(settings: Settings, case: dict[str, Any], deadline: str, now: 
         "target": target, "measure_zh": measure, "measure_text": _measure_text(target, measure, taken),
         "date": (now or datetime.now(timezone.utc)).astimezone(TZ_CN).strftime("%Y年%m月%d日"),
     }
+    # customer-supplied text (keys, evidence) must not forge lines of the notice: escaped, except the
+    # two values whose line breaks are ours (their customer parts are escaped where they are built)
+    values = {k: shown(v) if isinstance(v, str) and k not in ("evidence", "measure_text") else v
+              for k, v in values.items()}
     try:
         return string.Template(text).substitute(values)
     except (KeyError, ValueError) as exc:

@@ -179,6 +179,10 @@ def make_plan(store: CaseStore, settings: Settings, *, by: str, now: datetime | 
         if not intended:
             skipped.append({"case_id": cid, "reason": why or "no action"})
             continue
+        if db.scalar("SELECT COUNT(*) FROM actions WHERE case_id=? AND kind='enforce' AND status IN "
+                     "('pending','sending')", (cid,)):
+            waiting.append({"case_id": cid, "reason": "action queued: enforced once the endpoint acknowledges it"})
+            continue
         reason = f"{case['rule_title'] or case['rule_id']} ({case['category']}, severity {case['severity']})"
         deadline: str | None = None
         if decision.mode == "review" and status != "confirmed":

@@ -36,7 +36,7 @@ class LicensingInput:
 def load_licensing_sources(settings: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ReadCounts]:
     """Filings and licence records of the config's ``sources.icp`` / ``sources.licences``, their quarantine
     (QUARANTINE columns) and row counts per kind. An unknown format is an error listing the valid ones."""
-    from ..sources.base import expand
+    from ..sources.base import expand, reading_encoding
     from ..sources.icp import FILINGS, ICP_FORMATS, LICENCE_FORMATS, LICENCES
 
     frames: dict[str, list[pd.DataFrame]] = {"icp": [], "licences": []}
@@ -47,7 +47,8 @@ def load_licensing_sources(settings: Any) -> tuple[pd.DataFrame, pd.DataFrame, p
         for entry in getattr(settings.sources, kind):
             reader = registry.get(entry.format)
             for path in expand(settings.resolve(entry.path)):
-                result = reader(path)
+                with reading_encoding(entry.encoding):
+                    result = reader(path)
                 frames[kind].append(result.records)
                 if len(result.quarantine):
                     quarantine.append(result.quarantine)

@@ -28,7 +28,7 @@ from ..errors import Location, PipelineError, QueryError, StoreError
 from ..records import LOGS, conform
 from ..retention.layout import IP_KEY, STORE_SCHEMA, Partition, partitions_between
 from .audit import append_audit
-from .request import Request, TimeLike, build_request
+from .request import Request, TimeLike, build_request, zone
 
 CSV_NAME, PARQUET_NAME, MANIFEST_NAME = "result.csv", "result.parquet", "manifest.json"
 
@@ -38,6 +38,7 @@ class QueryResult:
     df: pd.DataFrame
     manifest: dict[str, Any]
     out_dir: Path
+    window: str = ""   # the window in the deployment's zone, for people
 
 
 def _sql_list(paths: Sequence[Path]) -> str:
@@ -176,7 +177,7 @@ def run_query(settings: Settings, *, request_ref: str | None, authority: str | N
     try:
         request = build_request(request_ref=request_ref, authority=authority, requested_by=requested_by, ip=ip,
                                 cidr=cidr, domain=domain, url_contains=url_contains, account=account, start=start,
-                                end=end, fields=fields)
+                                end=end, fields=fields, tz=zone(settings.retention.timezone))
     except QueryError as exc:
         append_audit(settings, requested_by, "query.refused", {**asked, "reason": str(exc)})
         raise
@@ -216,4 +217,4 @@ def run_query(settings: Settings, *, request_ref: str | None, authority: str | N
         "out_dir": str(out), "outputs": outputs,
         "manifest_sha256": hashlib.sha256((text + "\n").encode("utf-8")).hexdigest(),
     })
-    return QueryResult(df, manifest, out)
+    return QueryResult(df, manifest, out, request.window())

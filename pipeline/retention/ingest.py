@@ -28,7 +28,8 @@ from loguru import logger
 from ..config import Settings
 from ..errors import Location, SourceError
 from ..records import LOGS
-from ..sources.base import LOG_FORMATS, ReadResult, Stored, expand, read_stored
+from ..sources.base import (BLANK_LINE, LOG_FORMATS, FileTrouble, ReadResult, Stored, UnreadableFile, collecting_troubles,
+                            expand, explain_undecodable, reading_encoding, undecodable_suffix, read_stored)
 from ..sources.logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
@@ -60,6 +61,10 @@ class IngestReport:
     # Files of which no line parsed (every line quarantined): most likely the wrong format. Nothing of
     # them is stored and they are not recorded as ingested, so they can be ingested again correctly.
     files_unparsed: tuple[tuple[str, str, int], ...] = ()   # (path, format, lines)
+    # Files that could not be read (permission denied, vanished, corrupt compression), or only up to a
+    # truncated tail: {path, reason, bytes, partial}. Not recorded as ingested, so the next run retries them.
+    files_quarantined: tuple[dict[str, Any], ...] = ()
+    blank_lines: int = 0    # of rows_quarantined, blank lines (counted as scans count them)
 
     @property
     def reconciled(self) -> bool:
@@ -76,6 +81,8 @@ class _Parsed:
     rows_read: int
     rows_quarantined: int
     by_day: dict[date, pa.Table] = field(default_factory=dict)
+    partial: bool = False   # a truncated tail was not read: not recorded in the ledger, read again next time
+    blank_lines: int = 0
 
     @property
     def unparsed(self) -> bool:
@@ -148,17 +155,23 @@ def _raw(value: object) -> bytes | None:
     return value if isinstance(value, bytes) else (None if value is None or value is pd.NA else str(value).encode())
 
 
-def _read(path: str, fmt: str, stored: Stored, *, domain: str | None, account_id: str | None) -> LogTable:
+def _read(path: str, fmt: str, stored: Stored, *, domain: str | None, account_id: str | None,
+          encoding: str = "utf-8") -> LogTable:
     """The file as Arrow records: straight from the parser when it has an Arrow variant.
 
     ``stored`` is the file's bytes as read for its hash; the Arrow parsers take them as they are,
     so the file is read once.
     """
     if fmt in LOG_TABLES:
-        return LOG_TABLES.get(fmt)(path, data=stored, domain=domain, account_id=account_id)
+        table = LOG_TABLES.get(fmt)(path, data=stored, domain=domain, account_id=account_id)
+        if any(str(r[2]).startswith("invalid UTF-8") for r in table.quarantine):
+            suffix = undecodable_suffix(encoding)
+            table = LogTable(table.records, tuple((f, n, r + suffix if str(r).startswith("invalid UTF-8") else r, raw)
+                                                  for f, n, r, raw in table.quarantine), table.rows_read)
+        return table
     reader = LOG_FORMATS.get(fmt)
     result: ReadResult = reader(path, domain=domain, account_id=account_id)  # type: ignore[call-arg]
-    q = result.quarantine
+    q = explain_undecodable(result.quarantine, encoding)
     quarantine = tuple((str(f), int(line), str(reason), _raw(raw)) for f, line, reason, raw
                        in zip(q["source_file"], q["source_line"], q["reason"], q["raw"]))
     records = pa.Table.from_pandas(result.records[list(LOGS)], schema=_CANONICAL, preserve_index=False, safe=False)
@@ -166,8 +179,8 @@ def _read(path: str, fmt: str, stored: Stored, *, domain: str | None, account_id
 
 
 def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *, domain: str | None,
-           account_id: str | None, bindings: dict[str, str]) -> _Parsed:
-    result = _read(path, fmt, stored, domain=domain, account_id=account_id)
+           account_id: str | None, bindings: dict[str, str], encoding: str = "utf-8") -> _Parsed:
+    result = _read(path, fmt, stored, domain=domain, account_id=account_id, encoding=encoding)
     records = result.records
     quarantine = list(result.quarantine)
     no_ts = pc.is_null(records["ts"])
@@ -180,7 +193,8 @@ def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *,
         records = records.filter(pc.invert(no_ts))
     _write_quarantine(settings, sha, quarantine)
     checkpoint("quarantine-written")
-    parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine))
+    parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine),
+                     blank_lines=sum(1 for q in quarantine if q[2] == BLANK_LINE))
     if records.num_rows:
         # Handed over column by column, with no other reference left, so _to_days can free each.
         columns = {name: records.column(name) for name in records.column_names}
@@ -217,8 +231,8 @@ def _flush(settings: Settings, batch: list[_Parsed]) -> tuple[list[date], int]:
         checkpoint("partition-published")
     checkpoint("before-ledger")
     for parsed in batch:
-        if parsed.unparsed:
-            continue  # nothing stored: leave it ingestible again, e.g. with the right format
+        if parsed.unparsed or parsed.partial:
+            continue  # nothing (or not all) stored: leave it ingestible again, e.g. with the right format
         write_json_atomic(ledger_dir(settings) / f"{parsed.sha256}.json", {
             "sha256": parsed.sha256, "file": parsed.path, "format": parsed.fmt,
             "rows_read": parsed.rows_read, "rows_quarantined": parsed.rows_quarantined,
@@ -254,8 +268,14 @@ def missing_domain_message(fmt: str) -> str:
 
 def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
            bindings: dict[str, str] | None = None, domain: str | None = None,
-           account_id: str | None = None) -> IngestReport:
+           account_id: str | None = None, encoding: str = "utf-8", strict: bool = False) -> IngestReport:
     """Ingest ``(path, format)`` sources (files, folders or globs) into the retained store.
+
+    A file that cannot be read (permission denied, vanished, corrupt compression) is reported in
+    ``files_quarantined`` and the others are ingested; a truncated gzip stores its whole lines and
+    reports its tail. Neither is recorded as ingested, so the next run reads them again.
+    ``strict``: the first such file stops the ingest instead (what was published stays), and a path
+    naming no file is an error. ``encoding``: how the files' bytes are text (see ``decode_text``).
 
     ``bindings`` (domain → account_id) fills account_id where a row has none; ``domain`` and
     ``account_id`` are passed to the parser for formats that do not carry them. A format that never
@@ -269,7 +289,13 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
             LOG_FORMATS.get(fmt)  # an unknown format fails before any work, listing the valid ones
         if fmt in NO_DOMAIN_FORMATS and not domain:
             raise SourceError(missing_domain_message(fmt), location=Location(str(path)), hint=MISSING_DOMAIN_HINT)
-        files.extend((f, fmt) for f in expand(str(path)))
+        found = expand(str(path))
+        if not found:
+            if strict:
+                raise SourceError("names no file", location=Location(str(path)),
+                                  hint="check the path or glob; without --strict this is a warning")
+            logger.warning("{}: names no file (check the path or glob)", path)
+        files.extend((f, fmt) for f in found)
     if not files:
         raise SourceError("no log files to ingest", hint="pass paths, or list sources.logs in config.yaml")
 
@@ -281,8 +307,17 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
         batch: list[_Parsed] = []
         batch_rows = 0
         written: set[date] = set()
-        totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0}
+        totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0, "blank": 0}
         unparsed: list[tuple[str, str, int]] = []
+        troubled: list[dict[str, Any]] = []
+
+        def quarantine_file(path: str, trouble: FileTrouble) -> None:
+            if strict:
+                raise UnreadableFile(path, trouble.reason, size=trouble.bytes,
+                                     hint="without --strict the file is reported and the others are ingested")
+            troubled.append(trouble.as_dict())
+            logger.warning("{}: {}{} (not marked as ingested; the next ingest reads it again)", path,
+                           trouble.reason, "" if trouble.partial else ", nothing of it was stored")
 
         def flush() -> None:
             nonlocal batch, batch_rows
@@ -296,19 +331,32 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
             batch, batch_rows = [], 0
 
         for path, fmt in _iterate(files, _progress_enabled(settings, len(files))):
-            stored = read_stored(path)
+            try:
+                stored = read_stored(path)
+            except UnreadableFile as exc:
+                quarantine_file(path, FileTrouble(path, exc.reason + (f" ({exc.hint})" if exc.hint else ""), -1))
+                continue
             sha = hashlib.sha256(stored).hexdigest()
             if sha in done or any(p.sha256 == sha for p in batch):
                 logger.info("{} already ingested (same SHA-256 as {}), nothing added", path,
                             done.get(sha, {}).get("file", "a file in this run"))
                 skipped.append(path)
                 continue
-            parsed = _parse(settings, path, fmt, sha, stored, domain=domain, account_id=account_id,
-                            bindings=binding_map)
+            try:
+                with collecting_troubles() as troubles, reading_encoding(encoding):
+                    parsed = _parse(settings, path, fmt, sha, stored, domain=domain, account_id=account_id,
+                                    bindings=binding_map, encoding=encoding)
+            except UnreadableFile as exc:
+                quarantine_file(path, FileTrouble(path, exc.reason, len(stored)))
+                continue
+            for trouble in troubles:
+                quarantine_file(path, trouble)
+                parsed.partial = True
             del stored  # the parsed columns no longer need the file's bytes: free them before the next file
             totals["files"] += 1
             totals["read"] += parsed.rows_read
             totals["quarantined"] += parsed.rows_quarantined
+            totals["blank"] += parsed.blank_lines
             stored = sum(t.num_rows for t in parsed.by_day.values())
             totals["stored"] += stored
             if parsed.unparsed:
@@ -323,7 +371,8 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
         flush()
 
     report = IngestReport(totals["files"], tuple(skipped), totals["read"], totals["stored"],
-                          totals["quarantined"], totals["recovered"], tuple(sorted(written)), tuple(unparsed))
+                          totals["quarantined"], totals["recovered"], tuple(sorted(written)), tuple(unparsed),
+                          tuple(troubled), totals["blank"])
     logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
                 report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
                 len(report.files_skipped), len(report.partitions_written))

@@ -65,14 +65,15 @@ def purge(settings: Settings, *, today: date | None = None, extra_holds: Iterabl
             if not dry_run:
                 _delete_day(settings, day)
     report = PurgeReport(cutoff, tuple(deleted), tuple(kept), dry_run)
-    if not dry_run and (deleted or kept):
-        from ..query.audit import append_audit  # later stage; see holds._audit
+    # Every purge is audited, also one that found nothing to delete (the audit shows that retention
+    # ran), and a dry run (who looked at what would go).
+    from ..query.audit import append_audit  # later stage; see holds._audit
 
-        append_audit(settings, actor, "logs.purge", {
-            "cutoff": cutoff.isoformat(), "retention_days": settings.retention.days,
-            "below_floor_reason": settings.retention.below_floor_reason,
-            "deleted": [d.isoformat() for d in deleted], "kept_held": [d.isoformat() for d in kept],
-        })
+    append_audit(settings, actor, "logs.purge.dry_run" if dry_run else "logs.purge", {
+        "cutoff": cutoff.isoformat(), "retention_days": settings.retention.days,
+        "below_floor_reason": settings.retention.below_floor_reason,
+        "deleted": [d.isoformat() for d in deleted], "kept_held": [d.isoformat() for d in kept],
+    })
     logger.info("purge{}: {} partition(s) before {} {}, {} kept under hold", " (dry run)" if dry_run else "",
                 len(deleted), cutoff, "would go" if dry_run else "deleted", len(kept))
     return report

@@ -22,6 +22,7 @@ from yaml.constructor import SafeConstructor
 
 from ..errors import Location, RuleError, RuleLoadError
 from ..records import LOGS, OBJECTS, STREAMS
+from . import limits
 from . import model as m
 from .condition import ConditionError, compile_condition, wildcard_regex
 
@@ -145,10 +146,20 @@ def _normalize_flag(ctx: _Ctx, items: dict[str, tuple[yaml.Node, yaml.Node]]) ->
 
 def _read_list_file(ctx: _Ctx, node: yaml.Node, rel: str) -> tuple[str, list[str]] | None:
     path = os.path.normpath(os.path.join(os.path.dirname(ctx.path), rel))
+    if (why := limits.outside_roots(path)) is not None:
+        ctx.error(node, why, hint="keep lexicons and hash lists under the rules folder, or name their folder "
+                                  "in the config's rule_list_dirs")
+        return None
     try:
+        if os.path.getsize(path) > limits.MAX_FILE_BYTES:
+            ctx.error(node, f"{rel} is larger than {limits.MAX_FILE_BYTES >> 20} MB", hint="split it into several files")
+            return None
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         ctx.error(node, f"file not found: {rel} (looked at {path})", hint="paths are relative to the rule file")
+        return None
+    except OSError as exc:
+        ctx.error(node, f"cannot read {rel}: {exc.strerror or exc}", hint="let this user read it (check its permissions)")
         return None
     except UnicodeDecodeError as exc:
         ctx.error(node, f"{rel} is not UTF-8 ({exc.reason} at byte {exc.start})")
@@ -634,7 +645,8 @@ def rule_files(root: str) -> list[str]:
 
 def load_configured_rules(settings: Any) -> m.RuleSet:
     """The rules a config names: its rules folder and the Sigma rules under ``sigma.folders``."""
-    return load_rules(settings.rules_dir, sigma_folders=settings.sigma_folders, sigma=settings.sigma)
+    return load_rules(settings.rules_dir, settings.rule_list_paths, sigma_folders=settings.sigma_folders,
+                      sigma=settings.sigma)
 
 
 def _under(path: str, folders: Iterable[str]) -> bool:
@@ -643,9 +655,17 @@ def _under(path: str, folders: Iterable[str]) -> bool:
                for folder in folders)
 
 
-def load_rules(root: str, *, sigma_folders: Iterable[str] = (), sigma: Any = None) -> m.RuleSet:
+def load_rules(root: str, list_dirs: Iterable[str] = (), *, sigma_folders: Iterable[str] = (),
+               sigma: Any = None) -> m.RuleSet:
     """Load every rule file under ``root`` (and, given ``sigma`` settings, every Sigma rule under
-    ``sigma_folders``); raise RuleLoadError listing every problem found."""
+    ``sigma_folders``); raise RuleLoadError listing every problem found.
+
+    Lexicons and hash lists are read only from under ``root`` or one of ``list_dirs``."""
+    with limits.list_roots(root, tuple(list_dirs)):
+        return _load_rules(root, sigma_folders, sigma)
+
+
+def _load_rules(root: str, sigma_folders: Iterable[str], sigma: Any) -> m.RuleSet:
     problems = _Problems()
     rules: list[m.Rule] = []
     first_seen: dict[str, str] = {}
@@ -655,10 +675,20 @@ def load_rules(root: str, *, sigma_folders: Iterable[str] = (), sigma: Any = Non
             continue   # read below as Sigma
         ctx = _Ctx(path, problems, None, ())
         try:
+            if os.path.getsize(path) > limits.MAX_FILE_BYTES:
+                ctx.error(None, f"larger than {limits.MAX_FILE_BYTES >> 20} MB", hint="split it into several files")
+                continue
             text = Path(path).read_text(encoding="utf-8")
+            if (bound := limits.check_yaml(path, text)) is not None:   # before anything is expanded
+                problems.items.append(bound)
+                continue
             doc = yaml.compose(text)
         except UnicodeDecodeError as exc:
             ctx.error(None, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+            continue
+        except OSError as exc:
+            ctx.error(None, f"cannot read the rule file: {exc.strerror or exc}",
+                      hint="let this user read it (check its permissions), or move it out of the rules folder")
             continue
         except yaml.YAMLError as exc:
             if _sigma_outside(ctx, text, sigma_folders):

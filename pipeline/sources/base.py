@@ -8,6 +8,7 @@ quarantines it, and never loses a row: ``rows_read == len(records) + len(quarant
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import glob
@@ -16,6 +17,7 @@ import mmap
 import os
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -68,6 +70,104 @@ Stored = bytes | mmap.mmap  # a file's bytes as stored: read into memory, or map
 QUIET_SECONDS = 300  # a file unchanged this long is taken to be rotated, not live
 
 
+class UnreadableFile(SourceError):
+    """One source file cannot be read (permission denied, vanished, corrupt compression). A scan
+    or an ingest quarantines the file and goes on, unless run with ``--strict``."""
+
+    def __init__(self, path: str, reason: str, *, size: int = -1, hint: str | None = None):
+        super().__init__(f"{path}: {reason}", hint=hint)
+        self.path = path
+        self.reason = reason
+        self.size = size
+
+
+@dataclass(frozen=True)
+class FileTrouble:
+    """A file quarantined whole, or its unreadable tail: what a run reports and retries next time."""
+
+    path: str
+    reason: str
+    bytes: int          # the file's size as stored (-1 when unknown)
+    partial: bool = False  # the lines before the trouble were read
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "reason": self.reason, "bytes": self.bytes, "partial": self.partial}
+
+
+_TROUBLES: contextvars.ContextVar[list[FileTrouble] | None] = contextvars.ContextVar("file_troubles", default=None)
+_ENCODING: contextvars.ContextVar[str] = contextvars.ContextVar("source_encoding", default="utf-8")
+_BLANKS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("blank_lines", default=None)
+BLANK_LINE = "blank line"   # the quarantine reason of a blank log line (pipeline.sources.logs_common)
+
+
+@contextlib.contextmanager
+def counting_blank_lines() -> Iterator[list[int]]:
+    """While active, object readers add the empty lines they skip (not rows) to the one-element list:
+    with the logs' quarantined blank lines, every format's blank lines show in one figure."""
+    found = [0]
+    token = _BLANKS.set(found)
+    try:
+        yield found
+    finally:
+        _BLANKS.reset(token)
+
+
+def note_blank_lines(n: int) -> None:
+    counter = _BLANKS.get()
+    if counter is not None:
+        counter[0] += n
+
+ENCODINGS = ("utf-8", "gb18030", "gbk", "utf-16", "auto")
+ENCODING_HINT = "set `encoding:` in its source entry (utf-8, gb18030, gbk, utf-16 or auto)"
+
+
+@contextlib.contextmanager
+def collecting_troubles() -> Iterator[list[FileTrouble]]:
+    """While active, a truncated compressed file yields its readable lines and its tail is noted
+    here instead of raising; the caller decides (quarantine the tail, or stop under --strict)."""
+    found: list[FileTrouble] = []
+    token = _TROUBLES.set(found)
+    try:
+        yield found
+    finally:
+        _TROUBLES.reset(token)
+
+
+@contextlib.contextmanager
+def reading_encoding(encoding: str | None) -> Iterator[None]:
+    """While active, every file opened through this module is decoded from ``encoding`` (see
+    ``decode_text``): one place for every reader of objects, logs, ICP data and streams."""
+    token = _ENCODING.set((encoding or "utf-8").lower())
+    try:
+        yield
+    finally:
+        _ENCODING.reset(token)
+
+
+def current_encoding() -> str:
+    return _ENCODING.get()
+
+
+def os_trouble(path: str, exc: OSError) -> UnreadableFile:
+    if isinstance(exc, FileNotFoundError):
+        return UnreadableFile(path, "no such file (it vanished, or the path is wrong)",
+                              hint="check the path in the config or on the command line")
+    if isinstance(exc, PermissionError):
+        return UnreadableFile(path, "permission denied",
+                              hint=f"let this user read it (e.g. chmod o+r {path}) or remove it from the source")
+    if isinstance(exc, IsADirectoryError):
+        return UnreadableFile(path, "is a folder, not a file", hint="name the files, or the folder itself")
+    return UnreadableFile(path, f"cannot be read: {exc.strerror or exc}", hint="check the disk and the file")
+
+
+def missing_filesystem(path: str, exc: BaseException) -> SourceError:
+    """An fsspec URL whose filesystem package is not installed: which one, and the extra to install."""
+    protocol = path.split("://", 1)[0]
+    extra = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure", "az": "azure"}.get(protocol)
+    install = f'pip install -e ".[{extra}]"' if extra else "install the fsspec filesystem package for it"
+    return SourceError(f"{path}: cannot open {protocol}:// URLs: {exc}", hint=install)
+
+
 def read_stored(path: str) -> Stored:
     """A file's bytes as stored (local or fsspec URL), still compressed if it is gzip.
 
@@ -88,9 +188,8 @@ def read_stored(path: str) -> Stored:
                 if time.time() - st.st_mtime < QUIET_SECONDS:
                     return fh.read()
                 return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except FileNotFoundError:
-            raise SourceError(f"no such file: {path}",
-                              hint="check the path in the config or on the command line") from None
+        except OSError as exc:
+            raise os_trouble(path, exc) from None
     return _read_all(path)
 
 
@@ -98,29 +197,138 @@ def _read_all(path: str) -> bytes:
     try:
         with fsspec.open(path, "rb") as fh:
             return fh.read()
-    except FileNotFoundError:
-        raise SourceError(f"no such file: {path}", hint="check the path in the config or on the command line") from None
+    except (ImportError, ValueError) as exc:   # fsspec: "Install s3fs to access S3", unknown protocol
+        if "://" in path and not path.startswith("file://"):
+            raise missing_filesystem(path, exc) from None
+        raise
+    except OSError as exc:
+        raise os_trouble(path, exc) from None
+
+
+def _gunzip_partial(data: Stored) -> tuple[bytes, str]:
+    """What can be decompressed of a broken gzip stream, cut at its last whole line, and why it stopped."""
+    out: list[bytes] = []
+    view = memoryview(data)
+    at = 0
+    why = "the compressed stream ends early (truncated)"
+    while at < len(view):
+        d = zlib.decompressobj(wbits=31)
+        try:
+            while at < len(view) and not d.eof:
+                chunk = view[at:at + (1 << 16)]
+                out.append(d.decompress(chunk))
+                at += len(chunk) - len(d.unused_data)
+        except zlib.error as exc:
+            why = f"the compressed stream is corrupt ({exc})"
+            break
+        if not d.eof:
+            break
+        out.append(d.flush())
+        rest = bytes(view[at:at + 2])
+        if rest != b"\x1f\x8b":
+            why = ""
+            break
+    text = b"".join(out)
+    if why:
+        cut = text.rfind(b"\n") + 1
+        text = text[:cut]
+    return text, why
 
 
 def gunzip(path: str, data: Stored) -> Stored:
-    """``data`` (the stored bytes of ``path``) decompressed when it is gzip, whatever the file's name.
+    """``data`` (the stored bytes of ``path``) decompressed when it is gzip, whatever the file's name,
+    then decoded from the source's ``encoding`` into UTF-8 (see ``reading_encoding``).
 
-    A truncated gzip stream raises SourceError naming the file.
+    A truncated or corrupt gzip stream raises UnreadableFile naming the file; inside
+    ``collecting_troubles()`` it yields its whole lines instead and notes the tail there.
     """
     if data[:2] == b"\x1f\x8b":
         try:
-            return gzip.decompress(data)
-        except (EOFError, OSError) as exc:
-            raise SourceError(f"{path}: gzip stream is corrupt or truncated ({exc})",
-                              hint="re-fetch the file; nothing from it was used") from None
-    return data
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as exc:
+            troubles = _TROUBLES.get()
+            if troubles is None:
+                raise UnreadableFile(path, f"gzip stream is corrupt or truncated ({exc})", size=len(data),
+                                     hint="re-fetch the file; nothing from it was used") from None
+            readable, why = _gunzip_partial(data)
+            if why:
+                lines = readable.count(b"\n")
+                troubles.append(FileTrouble(
+                    path, f"{why}: the {lines} whole line(s) before it were read, the rest "
+                    "was not", len(data), partial=True))
+            data = readable
+    return decode_text(data, path)
+
+
+def decode_text(data: Stored, path: str = "", encoding: str | None = None) -> Stored:
+    """A file's bytes in UTF-8, from ``encoding`` (default: the source's, see ``reading_encoding``).
+
+    utf-8: as they are (a UTF-8 BOM is dropped by the readers). gb18030 / gbk: transcoded; bytes
+    that do not decode are kept as they were, so their lines are quarantined one by one as not
+    UTF-8. utf-16: by its BOM (little-endian without one). auto: a BOM decides; else UTF-8 when
+    the file is UTF-8, else gb18030 (a superset of GBK).
+    """
+    enc = (encoding or _ENCODING.get()).lower()
+    if enc in ("utf-8", "utf8") or not len(data):
+        return data
+    raw = bytes(data)
+    if enc == "auto":
+        if raw.startswith(codecs.BOM_UTF8):
+            return raw
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            enc = "utf-16"
+        else:
+            try:
+                raw.decode("utf-8")
+                return raw
+            except UnicodeDecodeError:
+                enc = "gb18030"
+    if enc in ("utf-16", "utf16", "utf-16le", "utf-16be"):
+        if enc == "utf-16" and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            enc = "utf-16-le"
+        text = raw.decode(enc, "replace")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        return text.encode("utf-8")
+    try:
+        return raw.decode(enc, "surrogateescape").encode("utf-8", "surrogateescape")
+    except LookupError:
+        raise SourceError(f"{path}: unknown encoding {enc!r}", hint=f"valid encodings: {', '.join(ENCODINGS)}") from None
+
+
+def undecodable_suffix(encoding: str) -> str:
+    """What a reason for bytes that are not text adds: the encoding tried and the setting to change."""
+    tried = "utf-8" if encoding in ("utf-8", "utf8") else ("a BOM, utf-8, then gb18030" if encoding == "auto"
+                                                           else encoding)
+    return f" (decoded as {tried}; {ENCODING_HINT})"
+
+
+def explain_undecodable(quarantine: pd.DataFrame, encoding: str) -> pd.DataFrame:
+    """Quarantine reasons for bytes that are not text name the encoding tried and the setting to change."""
+    if not len(quarantine):
+        return quarantine
+    reasons = quarantine["reason"].astype(str)
+    bad = reasons.str.startswith("invalid UTF-8")
+    if not bad.any():
+        return quarantine
+    suffix = undecodable_suffix(encoding)
+    quarantine = quarantine.copy()
+    quarantine.loc[bad, "reason"] = reasons[bad] + suffix
+    return conform(quarantine, QUARANTINE)
+
+
+def undecodable_throughout(quarantine: pd.DataFrame, rows_read: int) -> bool:
+    """Every data line of a file failed to decode: most likely the wrong encoding for the whole file."""
+    if rows_read == 0 or len(quarantine) != rows_read:
+        return False
+    return bool(quarantine["reason"].astype(str).str.startswith("invalid UTF-8").all())
 
 
 def open_bytes(path: str) -> bytes:
     """Read a whole file (local or fsspec URL); gunzip it when it is gzip, whatever its name.
 
     Inside ``reading_part(part)`` for this path, the part's bytes instead (see ``FilePart``).
-    A truncated gzip stream raises SourceError naming the file.
+    A truncated gzip stream raises UnreadableFile naming the file.
     """
     part = _READING.get()
     if part is not None and part.path == path:
@@ -160,9 +368,12 @@ class FilePart:
         return self.first_line - 1 - (1 if self.header else 0)
 
     def read(self) -> bytes:
-        with open(self.path, "rb") as fh:
-            fh.seek(self.start)
-            data = fh.read(self.end - self.start)
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.start)
+                data = fh.read(self.end - self.start)
+        except OSError as exc:
+            raise os_trouble(self.path, exc) from None
         return self.header + b"\n" + data if self.header else data
 
 
@@ -187,8 +398,8 @@ def plan_parts(path: str, part_bytes: int, *, header: bool) -> list[FilePart]:
     Counting the lines before each cut reads the file once, on the machine that plans the scan.
     """
     local = path[len("file://"):] if path.startswith("file://") else path
-    if "://" in local or not os.path.isfile(local):
-        return []
+    if "://" in local or not os.path.isfile(local) or not os.access(local, os.R_OK):
+        return []   # read whole by its task, which reports a file it cannot read
     size = os.path.getsize(local)
     with open(local, "rb") as fh:
         magic = fh.read(2)
@@ -254,13 +465,19 @@ def shift_lines(result: ReadResult, part: FilePart) -> ReadResult:
 def expand(path: str) -> list[str]:
     """A source path (file, folder or glob; local or fsspec URL) → the sorted list of files it names."""
     if "://" in path and not path.startswith("file://"):
-        fs, _, paths = fsspec.get_fs_token_paths(path)
+        try:
+            fs, _, paths = fsspec.get_fs_token_paths(path)
+        except (ImportError, ValueError) as exc:   # "Install s3fs to access S3", "Protocol not known"
+            raise missing_filesystem(path, exc) from None
         files: list[str] = []
         for p in paths:
-            if fs.isdir(p):
-                files.extend(f for f in fs.find(p))
-            else:
-                files.append(p)
+            try:
+                if fs.isdir(p):
+                    files.extend(f for f in fs.find(p))
+                else:
+                    files.append(p)
+            except PermissionError:
+                raise SourceError(f"permission denied: {path}", hint="check the credentials for this URL") from None
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         return sorted(f"{protocol}://{f}" if "://" not in f else f for f in files)
     local = path[len("file://"):] if path.startswith("file://") else path

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import Location, SourceError
-from .base import expand, open_bytes
+from .base import expand, open_bytes, reading_encoding
 
 COLUMNS = ["account_id", "resource_type", "resource", "verified_entity", "declared_filing", "origin_bucket"]
 RESOURCE_TYPES = ("bucket", "domain", "hub")
@@ -69,7 +69,10 @@ def owners(bindings: pd.DataFrame, resource_type: str) -> dict[str, str]:
 
 def load_bindings(entries: Iterable[Any], resolve: Callable[[str], str]) -> pd.DataFrame:
     """Every binding of the config's ``sources.bindings`` entries, in one frame."""
-    frames = [read_bindings(f, e.format) for e in entries for f in expand(resolve(e.path))]
+    frames = []
+    for e in entries:
+        with reading_encoding(getattr(e, "encoding", None)):
+            frames += [read_bindings(f, e.format) for f in expand(resolve(e.path))]
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(frames, ignore_index=True)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..records import OBJECTS, conform
-from .base import ENDS_INSIDE_QUOTES, ReadResult, quarantine_frame
+from .base import ENDS_INSIDE_QUOTES, ReadResult, note_blank_lines, quarantine_frame
 
 BadRow = tuple[str, int, str, bytes]
 """A quarantine entry: (source_file, source_line, reason, raw bytes)."""
@@ -71,6 +71,7 @@ def split_lines(data: bytes) -> Lines:
     if len(arr):
         has_cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)
         ends = ends - has_cr
+    note_blank_lines(int(np.count_nonzero(ends == starts)))   # not rows, but counted (scan summary)
     return Lines(data, starts, ends)
 
 
