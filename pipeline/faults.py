@@ -25,3 +25,21 @@ def checkpoint(step: str) -> None:
     _seen[step] += 1
     if _seen[step] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+FAIL_ENV = "PIPELINE_FAIL_AT"
+
+
+def fail_point(step: str) -> None:
+    """``PIPELINE_FAIL_AT=step[:errno-name]`` makes the write at ``step`` fail as the disk would
+    (default ENOSPC), for machines where tests cannot mount a small file system to fill up."""
+    wanted = os.environ.get(FAIL_ENV)
+    if not wanted:
+        return
+    name, _, code = wanted.partition(":")
+    if name != step:
+        return
+    import errno
+
+    number = getattr(errno, code or "ENOSPC")
+    raise OSError(number, os.strerror(number))
