@@ -25,7 +25,7 @@ from .cases.store import CaseStore, open_store
 from .faults import checkpoint
 from .incremental import fingerprint, scan_lock
 from .config import Settings
-from .errors import ConfigError, Location, PipelineError
+from .errors import ConfigError, Location, PipelineError, UnavailableError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
@@ -286,8 +286,8 @@ def dask_client(settings: Settings) -> Iterator[Any]:
         try:
             client = Client(address, timeout="10s")
         except OSError as exc:
-            raise PipelineError(f"cannot reach the Dask scheduler at {address}: {exc}",
-                                hint="start it, or set dask.scheduler: local") from None
+            raise UnavailableError(f"cannot reach the Dask scheduler at {address}: {exc}",
+                                   hint="start it, or set dask.scheduler: local") from None
         try:
             yield client
         finally:
