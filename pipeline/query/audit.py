@@ -301,6 +301,22 @@ def read_audit(settings: Settings) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def read_audit_tail(settings: Settings, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` readable entries (a torn tail and unreadable lines are skipped), oldest first."""
+    if _shared(settings):
+        return [json.loads(line) for line in _db_lines(settings)[-n:]]
+    path = audit_path(settings)
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_bytes().splitlines()[-(n + 1):]:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue
+    return out[-n:]
+
+
 def _problem(raw: bytes, expected: int, prev: str) -> tuple[str | None, str]:
     """What is wrong with one line given the chain so far (None if nothing), and its hash."""
     try:
