@@ -43,3 +43,19 @@ def fail_point(step: str) -> None:
 
     number = getattr(errno, code or "ENOSPC")
     raise OSError(number, os.strerror(number))
+
+
+PAUSE_ENV = "PIPELINE_PAUSE_AT"
+
+
+def pause_point(step: str) -> None:
+    """``PIPELINE_PAUSE_AT=step:seconds`` sleeps there, so a test can act (kill workers, send a
+    signal) while that step is under way."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if not wanted:
+        return
+    name, _, seconds = wanted.partition(":")
+    if name == step:
+        import time
+
+        time.sleep(float(seconds or 1))

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,8 +23,9 @@ from loguru import logger
 
 from .cases.ids import case_id
 from .cases.store import CaseStore, open_store
-from .faults import checkpoint
+from .faults import checkpoint, pause_point
 from .incremental import fingerprint, scan_lock
+from .logging import quiet_distributed
 from .config import Settings
 from .errors import ConfigError, Location, PipelineError, UnavailableError
 from .matchers.evaluate import CompiledRules
@@ -190,6 +192,7 @@ def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataF
 
 def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
+    pause_point("scan.task")
     try:
         return _scan_file(task, ctx)
     except PipelineError as exc:
@@ -281,6 +284,7 @@ def dask_client(settings: Settings) -> Iterator[Any]:
     """A distributed Client: to the configured scheduler, or to a fresh LocalCluster of processes."""
     from distributed import Client, LocalCluster
 
+    quiet_distributed()
     address = settings.scheduler_address
     if address:
         try:
@@ -294,8 +298,11 @@ def dask_client(settings: Settings) -> Iterator[Any]:
             client.close()
         return
     # workers' own logs stay quiet: errors reach the user once, as one line, through the client
+    # workers ignore Ctrl-C (pipeline.worker_setup): the terminal sends it to the whole process
+    # group, and this process stops them itself, without a traceback from each
     with LocalCluster(n_workers=settings.dask.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.CRITICAL,
+                      preload=["pipeline.worker_setup"]) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -311,7 +318,10 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
     from distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    shared = client.scatter(ctx, broadcast=True)
+    # The context is a task, not scattered data: the scheduler keeps how to make it, so when every
+    # worker holding it dies (memory pressure, a restart) it is computed again on the new ones.
+    shared = client.submit(_context, ctx, key=f"scan-context-{uuid.uuid4().hex}", pure=False,
+                           retries=settings.dask.retries)
 
     def submit(task: ScanTask) -> Any:
         return client.submit(scan_file, task, shared, retries=settings.dask.retries, pure=False)
@@ -351,6 +361,12 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
         finally:
             for f in futures:
                 f.cancel()
+            shared.cancel()
+
+
+def _context(ctx: ScanContext) -> ScanContext:
+    """The scan context as the result of a task (see run_tasks)."""
+    return ctx
 
 
 def merge_parts(results: list[FileResult]) -> FileResult:
@@ -409,18 +425,24 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     logger.info("scan {}: {} rules, {} files ({} unchanged, skipped)", run_id, len(ruleset.rules), len(tasks),
                 report.files_skipped)
     try:
-        hits = _collect(settings, tasks, ctx, store, report, client)
+        quarantined: list[tuple[str, pd.DataFrame]] = []  # committed with the cases, so a killed run leaves none
+        hits = _collect(settings, tasks, ctx, store, report, client, quarantined)
         checkpoint("scan.before_apply")
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
                                    files=[f for f in files if f["size"] >= 0],
-                                   watermarks={"objects": report.put_time_max})
+                                   watermarks={"objects": report.put_time_max}, quarantine=quarantined)
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
             rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
             seen = {case_id(r, t, s) for r, t, s in zip(hits["rule_id"], hits["subject_type"], hits["subject_id"])}
             report.cases_resolved = len(store.auto_resolve(run_id, rule_ids, seen))
-    except BaseException:
-        store.finish_run(run_id, "failed", report.as_dict())
+    except BaseException as exc:
+        # Ctrl-C and SIGTERM mark the run interrupted; nothing of it was committed either way
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            store.finish_run(run_id, status, report.as_dict())
+        except Exception as err:  # the store itself may be what failed (disk full, connection lost)
+            logger.debug("run {} could not be marked {}: {}", run_id, status, err)
         raise
     report.hits = len(hits)
     report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
@@ -438,7 +460,7 @@ def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
 
 
 def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,
-             report: ScanReport, client: Any) -> pd.DataFrame:
+             report: ScanReport, client: Any, quarantined: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     partials: dict[str, list[pd.DataFrame]] = {}
     volumes: dict[str, list[pd.DataFrame]] = {"logs": [], "objects": []}
@@ -457,7 +479,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
             src["rows_parsed"] += res.rows_parsed
             src["rows_quarantined"] += len(res.quarantine)
             if len(res.quarantine):
-                store.save_quarantine(report.run_id, res.task.source, res.quarantine)
+                quarantined.append((res.task.source, res.quarantine))
                 for q in res.quarantine.head(3).itertuples(index=False):
                     if len(report.quarantine_samples) < 10:
                         report.quarantine_samples.append({"file": q.source_file, "line": _int(q.source_line),
@@ -489,7 +511,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
         frames.append(agg_hits)
     hits = pd.concat(frames, ignore_index=True) if frames else empty_hits()
     site = hits["rule_id"].map(lambda r: ctx.ruleset.by_id(r).category.startswith(SITE_PREFIX)).astype(bool)
-    licensing = _licensing(settings, ctx, store, report, hits[site],
+    licensing = _licensing(settings, ctx, quarantined, report, hits[site],
                            _combine_volume(volumes["logs"], "logs"), _combine_volume(volumes["objects"], "objects"))
     return pd.concat([hits[~site], licensing], ignore_index=True)
 
@@ -497,7 +519,8 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
 SITE_PREFIX = "site_"  # categories of rules that only infer a site's field of content, never cases
 
 
-def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: ScanReport, site_hits: pd.DataFrame,
+def _licensing(settings: Settings, ctx: ScanContext, quarantined: list[tuple[str, pd.DataFrame]], report: ScanReport,
+               site_hits: pd.DataFrame,
                traffic: pd.DataFrame, object_buckets: pd.DataFrame) -> pd.DataFrame:
     """The licensing checks: filings and licences joined with bindings, traffic and inferred content."""
     rules = ctx.ruleset.for_source("icp")
@@ -517,7 +540,7 @@ def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: S
             report.rows_read += c["rows_read"]
             report.rows_parsed += c["rows_parsed"]
             report.rows_quarantined += c["rows_quarantined"]
-    store.save_quarantine(report.run_id, "icp", quarantine)
+    quarantined.append(("icp", quarantine))
     bindings = ctx.bindings if ctx.bindings is not None else load_bindings(settings.sources.bindings, settings.resolve)
     unconfigured = frozenset(kind for kind in INPUTS if not getattr(settings.sources, kind))
     report.checks_skipped = skipped_checks(ctx.ruleset.rules, unconfigured)
