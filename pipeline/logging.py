@@ -90,7 +90,9 @@ class _ToLoguru(logging.Handler):
 def quiet_distributed() -> None:
     """Dask's own log lines (reconnect attempts, a worker's death, a nanny restarting it) go to the
     log file only: the user gets one line about what happened, from the command itself."""
-    for name in ("distributed", "tornado", "asyncio"):
+    # distributed gives several of its loggers a stderr handler of their own (distributed.client, ...)
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "tornado", "bokeh")]
+    for name in ("distributed", "tornado", "asyncio", *names):
         log = logging.getLogger(name)
-        log.handlers[:] = [_ToLoguru()]
-        log.propagate = False
+        log.handlers[:] = [_ToLoguru()] if "." not in name or name == "asyncio" else []
+        log.propagate = "." in name and name != "asyncio"

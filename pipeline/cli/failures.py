@@ -107,5 +107,5 @@ def classify(exc: BaseException) -> Failure | None:
     for link in _chain(exc):
         found = _one(link)
         if found is not None:
-            return found
+            return Failure(found.code, " ".join(found.message.split()))  # one line on stderr
     return None
