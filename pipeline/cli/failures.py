@@ -74,7 +74,8 @@ def _one(exc: BaseException) -> Failure | None:
     if isinstance(exc, sqlite3.Error):
         text = str(exc)
         if "full" in text or "disk I/O" in text:
-            return Failure(EXIT_IOERR, f"disk full: the case store (SQLite) says \"{text}\"; free space on its "
+            what = "disk full" if "full" in text else "I/O error (is the disk full?)"
+            return Failure(EXIT_IOERR, f"{what}: the case store (SQLite) says \"{text}\"; free space on its "
                                        "file system and run the command again (its last transaction was rolled back)")
         if "readonly" in text or "unable to open" in text:
             return Failure(EXIT_NOPERM, f"the case store (SQLite) cannot be written: \"{text}\"; check the owner "
