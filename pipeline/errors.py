@@ -86,3 +86,21 @@ class StoreError(PipelineError):
 
 class QueryError(PipelineError):
     """A regulator's query is malformed or refused."""
+
+
+class UnavailableError(PipelineError):
+    """A service the command needs (the Dask scheduler, the PostgreSQL case store) is unreachable."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class StoreUnavailable(StoreError):
+    """The case store's database server cannot be reached."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class DiskError(PipelineError):
+    """A write failed for want of space or an I/O error; what was written is rolled back."""
+
+    exit_code = 74  # EX_IOERR

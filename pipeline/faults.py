@@ -25,3 +25,37 @@ def checkpoint(step: str) -> None:
     _seen[step] += 1
     if _seen[step] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+FAIL_ENV = "PIPELINE_FAIL_AT"
+
+
+def fail_point(step: str) -> None:
+    """``PIPELINE_FAIL_AT=step[:errno-name]`` makes the write at ``step`` fail as the disk would
+    (default ENOSPC), for machines where tests cannot mount a small file system to fill up."""
+    wanted = os.environ.get(FAIL_ENV)
+    if not wanted:
+        return
+    name, _, code = wanted.partition(":")
+    if name != step:
+        return
+    import errno
+
+    number = getattr(errno, code or "ENOSPC")
+    raise OSError(number, os.strerror(number))
+
+
+PAUSE_ENV = "PIPELINE_PAUSE_AT"
+
+
+def pause_point(step: str) -> None:
+    """``PIPELINE_PAUSE_AT=step:seconds`` sleeps there, so a test can act (kill workers, send a
+    signal) while that step is under way."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if not wanted:
+        return
+    name, _, seconds = wanted.partition(":")
+    if name == step:
+        import time
+
+        time.sleep(float(seconds or 1))

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -24,10 +25,11 @@ from loguru import logger
 
 from .cases.ids import case_id
 from .cases.store import CaseStore, open_store
-from .faults import checkpoint
+from .faults import checkpoint, pause_point
 from .incremental import fingerprint, scan_lock
+from .logging import quiet_distributed
 from .config import Settings
-from .errors import ConfigError, Location, PipelineError, SourceError
+from .errors import ConfigError, Location, PipelineError, SourceError, UnavailableError
 from .matchers.evaluate import CompiledRules
 from .matchers import aggregate
 from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hits
@@ -222,6 +224,7 @@ def _attribute(records: pd.DataFrame, source: str, ctx: ScanContext) -> pd.DataF
 
 def scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     """Runs on a worker: read one file, evaluate its source's rules, return hits, partials and counts."""
+    pause_point("scan.task")
     try:
         with collecting_troubles() as troubles, reading_encoding(task.encoding), counting_blank_lines() as blanks:
             res = _scan_file(task, ctx)
@@ -338,21 +341,25 @@ def dask_client(settings: Settings) -> Iterator[Any]:
     """A distributed Client: to the configured scheduler, or to a fresh LocalCluster of processes."""
     from distributed import Client, LocalCluster
 
+    quiet_distributed()
     address = settings.scheduler_address
     if address:
         try:
             client = Client(address, timeout="10s")
         except OSError as exc:
-            raise PipelineError(f"cannot reach the Dask scheduler at {address}: {exc}",
-                                hint="start it, or set dask.scheduler: local") from None
+            raise UnavailableError(f"cannot reach the Dask scheduler at {address}: {exc}",
+                                   hint="start it, or set dask.scheduler: local") from None
         try:
             yield client
         finally:
             client.close()
         return
     # workers' own logs stay quiet: errors reach the user once, as one line, through the client
+    # workers ignore Ctrl-C (pipeline.worker_setup): the terminal sends it to the whole process
+    # group, and this process stops them itself, without a traceback from each
     with LocalCluster(n_workers=settings.dask.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.CRITICAL,
+                      preload=["pipeline.worker_setup"]) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -368,7 +375,10 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
     from distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    shared = client.scatter(ctx, broadcast=True)
+    # The context is a task, not scattered data: the scheduler keeps how to make it, so when every
+    # worker holding it dies (memory pressure, a restart) it is computed again on the new ones.
+    shared = client.submit(_context, ctx, key=f"scan-context-{uuid.uuid4().hex}", pure=False,
+                           retries=settings.dask.retries)
 
     def submit(task: ScanTask) -> Any:
         return client.submit(scan_file, task, shared, retries=settings.dask.retries, pure=False)
@@ -419,6 +429,12 @@ def run_tasks(client: Any, tasks: list[ScanTask], ctx: ScanContext, settings: Se
         finally:
             for f in futures:
                 f.cancel()
+            shared.cancel()
+
+
+def _context(ctx: ScanContext) -> ScanContext:
+    """The scan context as the result of a task (see run_tasks)."""
+    return ctx
 
 
 def merge_parts(results: list[FileResult]) -> FileResult:
@@ -501,19 +517,20 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
                 report.files_skipped)
     began = time.perf_counter()
     try:
+        quarantined: list[tuple[str, pd.DataFrame]] = []  # committed with the cases, so a killed run leaves none
         for task, trouble in unreadable:
             report.files += 1
             report.per_source.setdefault(task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
                                                        "rows_quarantined": 0})["files"] += 1
-            _quarantine_file(store, report, task, FileTrouble(task.path, trouble.reason, -1), trouble.hint)
-        hits = _collect(settings, tasks, ctx, store, report, client)
+            _quarantine_file(quarantined, report, task, FileTrouble(task.path, trouble.reason, -1), trouble.hint)
+        hits = _collect(settings, tasks, ctx, store, report, client, quarantined)
         _report_rules(report, hits, ruleset, settings.scan.noisy_rule_share)
         checkpoint("scan.before_apply")
         folding = time.perf_counter()
         troubled = {f["path"] for f in report.files_quarantined}
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
                                    files=[f for f in files if f["size"] >= 0 and f["path"] not in troubled],
-                                   watermarks={"objects": report.put_time_max})
+                                   watermarks={"objects": report.put_time_max}, quarantine=quarantined)
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
             rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
@@ -521,8 +538,13 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
             report.cases_resolved = len(store.auto_resolve(run_id, rule_ids, seen))
         report.timings["case_store"] = time.perf_counter() - folding
         report.timings["total"] = time.perf_counter() - began
-    except BaseException:
-        store.finish_run(run_id, "failed", report.as_dict())
+    except BaseException as exc:
+        # Ctrl-C and SIGTERM mark the run interrupted; nothing of it was committed either way
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            store.finish_run(run_id, status, report.as_dict())
+        except Exception as err:  # the store itself may be what failed (disk full, connection lost)
+            logger.debug("run {} could not be marked {}: {}", run_id, status, err)
         raise
     report.hits = len(hits)
     report.cases_new, report.cases_updated, report.cases_unchanged = applied.new, applied.updated, applied.unchanged
@@ -549,8 +571,8 @@ def _report_rules(report: ScanReport, hits: pd.DataFrame, ruleset: RuleSet, nois
                            "most frequent patterns: {}", r["rule_id"], r["share"], r["source"], noisy_share, top)
 
 
-def _quarantine_file(store: CaseStore, report: ScanReport, task: ScanTask, trouble: FileTrouble,
-                     hint: str | None = None) -> None:
+def _quarantine_file(quarantined: list[tuple[str, pd.DataFrame]], report: ScanReport, task: ScanTask,
+                     trouble: FileTrouble, hint: str | None = None) -> None:
     """Record a file that could not be read (or whose tail could not): in the report, the run's
     details and the quarantine (one row with no line number; ``quarantine list`` shows it)."""
     reason = trouble.reason + (f" ({hint})" if hint else "")
@@ -562,9 +584,9 @@ def _quarantine_file(store: CaseStore, report: ScanReport, task: ScanTask, troub
             size = -1
     report.files_quarantined.append({**FileTrouble(task.path, reason, size, trouble.partial).as_dict(),
                                      "source": task.source})
-    store.save_quarantine(report.run_id, task.source, pd.DataFrame(
+    quarantined.append((task.source, pd.DataFrame(
         [{"source_file": task.path, "source_line": None, "raw": b"",
-          "reason": f"file ({size if size >= 0 else '?'} bytes{', tail only' if trouble.partial else ''}): {reason}"}]))
+          "reason": f"file ({size if size >= 0 else '?'} bytes{', tail only' if trouble.partial else ''}): {reason}"}])))
 
 
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
@@ -574,7 +596,7 @@ def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
 
 
 def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,
-             report: ScanReport, client: Any) -> pd.DataFrame:
+             report: ScanReport, client: Any, quarantined: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     partials: dict[str, list[pd.DataFrame]] = {}
     volumes: dict[str, list[pd.DataFrame]] = {"logs": [], "objects": []}
@@ -586,14 +608,14 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                 err = res.error
                 reason = err.reason if isinstance(err, UnreadableFile) else str(PipelineError(
                     err.message, location=err.location))
-                _quarantine_file(store, report, res.task, FileTrouble(res.task.path, reason,
+                _quarantine_file(quarantined, report, res.task, FileTrouble(res.task.path, reason,
                                  getattr(err, "size", -1)), err.hint)
                 src = report.per_source.setdefault(res.task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
                                                                       "rows_quarantined": 0})
                 src["files"] += 1
                 continue
             for trouble in res.troubles:
-                _quarantine_file(store, report, res.task, trouble)
+                _quarantine_file(quarantined, report, res.task, trouble)
             report.blank_lines += res.blank_lines
             report.rows_read += res.rows_read
             report.rows_parsed += res.rows_parsed
@@ -608,7 +630,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
             src["rows_parsed"] += res.rows_parsed
             src["rows_quarantined"] += len(res.quarantine)
             if len(res.quarantine):
-                store.save_quarantine(report.run_id, res.task.source, res.quarantine)
+                quarantined.append((res.task.source, res.quarantine))
                 for q in res.quarantine.head(3).itertuples(index=False):
                     if len(report.quarantine_samples) < 10:
                         report.quarantine_samples.append({"file": q.source_file, "line": _int(q.source_line),
@@ -642,7 +664,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
         frames.append(agg_hits)
     hits = pd.concat(frames, ignore_index=True) if frames else empty_hits()
     site = hits["rule_id"].map(lambda r: ctx.ruleset.by_id(r).category.startswith(SITE_PREFIX)).astype(bool)
-    licensing = _licensing(settings, ctx, store, report, hits[site],
+    licensing = _licensing(settings, ctx, quarantined, report, hits[site],
                            _combine_volume(volumes["logs"], "logs"), _combine_volume(volumes["objects"], "objects"))
     return pd.concat([hits[~site], licensing], ignore_index=True)
 
@@ -650,7 +672,8 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
 SITE_PREFIX = "site_"  # categories of rules that only infer a site's field of content, never cases
 
 
-def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: ScanReport, site_hits: pd.DataFrame,
+def _licensing(settings: Settings, ctx: ScanContext, quarantined: list[tuple[str, pd.DataFrame]], report: ScanReport,
+               site_hits: pd.DataFrame,
                traffic: pd.DataFrame, object_buckets: pd.DataFrame) -> pd.DataFrame:
     """The licensing checks: filings and licences joined with bindings, traffic and inferred content."""
     rules = ctx.ruleset.for_source("icp")
@@ -670,7 +693,7 @@ def _licensing(settings: Settings, ctx: ScanContext, store: CaseStore, report: S
             report.rows_read += c["rows_read"]
             report.rows_parsed += c["rows_parsed"]
             report.rows_quarantined += c["rows_quarantined"]
-    store.save_quarantine(report.run_id, "icp", quarantine)
+    quarantined.append(("icp", quarantine))
     bindings = ctx.bindings if ctx.bindings is not None else load_bindings(settings.sources.bindings, settings.resolve)
     unconfigured = frozenset(kind for kind in INPUTS if not getattr(settings.sources, kind))
     report.checks_skipped = skipped_checks(ctx.ruleset.rules, unconfigured)

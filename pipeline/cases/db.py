@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailable
 
 WRITE_LOCK_KEY = 0x636F6D70  # advisory lock ids, within the store's own namespace (see Database.lock_space)
 
@@ -40,7 +40,7 @@ class Database:
             try:
                 self.conn: Any = psycopg.connect(url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise StoreError(f"cannot connect to the case store {_redact(url)}: {str(exc).strip()}",
+                raise StoreUnavailable(f"cannot connect to the case store {_redact(url)}: {str(exc).strip()}",
                                  hint="check case_store in the config and that PostgreSQL is running") from None
             self.dialect = "postgresql"
             # advisory locks are database-wide: key them by database and schema, so that two case
@@ -138,12 +138,23 @@ class Database:
         self._depth = 1
         try:
             yield self
+            self._depth = 0
+            self.conn.execute("COMMIT")
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._depth = 0
-        self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """Roll back without hiding why: SQLite rolls back by itself on a full disk (a ROLLBACK then
+        fails with "no transaction is active"), and a lost connection cannot roll back at all (the
+        server drops the transaction); either way the error that matters is the one being raised."""
+        if self.dialect == "sqlite" and not self.conn.in_transaction:
+            return
+        try:
+            self.conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - see above
+            pass
 
 
 def _redact(url: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -91,13 +91,8 @@ class CaseStore:
         return self.db.frame("SELECT * FROM runs ORDER BY started_at")
 
     def save_quarantine(self, run_id: str, source: str, q: pd.DataFrame) -> None:
-        if q.empty:
-            return
-        rows = [(run_id, source, r.source_file, None if pd.isna(r.source_line) else int(r.source_line),
-                 r.reason, bytes(r.raw) if isinstance(r.raw, (bytes, bytearray)) else str(r.raw).encode())
-                for r in q.itertuples(index=False)]
         with self.transaction() as db:
-            db.executemany("INSERT INTO quarantine VALUES (?,?,?,?,?,?)", rows)
+            _insert_quarantine(db, run_id, source, q)
 
     # -- incremental scans -------------------------------------------------------------------
 
@@ -113,14 +108,18 @@ class CaseStore:
 
     def apply_hits(self, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evidence: int,
                    files: list[dict[str, Any]] | None = None,
-                   watermarks: dict[str, dict[str, str]] | None = None) -> ApplyResult:
+                   watermarks: dict[str, dict[str, str]] | None = None,
+                   quarantine: Sequence[tuple[str, pd.DataFrame]] = ()) -> ApplyResult:
         """Fold a run's hits (pipeline.matchers.hits.HIT_COLUMNS) into cases, in one transaction.
 
-        ``files`` (incremental scans) are remembered in the same transaction, so a run killed
-        before it commits is simply scanned again.
+        ``files`` (incremental scans) and the run's ``quarantine`` rows ((source, rows) pairs) are
+        written in the same transaction, so a run killed before it commits leaves no trace but its
+        run record and is simply scanned again.
         """
         now = now_utc()
         with self.transaction() as db:
+            for source, rows in quarantine:
+                _insert_quarantine(db, run_id, source, rows)
             result = fold(db, run_id, hits, rules, max_evidence, now)
             if files:
                 for f in files:
@@ -222,6 +221,15 @@ class CaseStore:
             "SELECT at, actor, action, from_status, to_status, reason, run_id FROM case_history "
             "WHERE case_id=? ORDER BY id", (cid,))
         return case
+
+
+def _insert_quarantine(db: Database, run_id: str, source: str, q: pd.DataFrame) -> None:
+    if q.empty:
+        return
+    rows = [(run_id, source, r.source_file, None if pd.isna(r.source_line) else int(r.source_line),
+             r.reason, bytes(r.raw) if isinstance(r.raw, (bytes, bytearray)) else str(r.raw).encode())
+            for r in q.itertuples(index=False)]
+    db.executemany("INSERT INTO quarantine VALUES (?,?,?,?,?,?)", rows)
 
 
 def store_url(state_dir: Path, url: str | None = None) -> str:

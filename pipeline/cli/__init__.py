@@ -7,17 +7,17 @@ readable line on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-import tempfile
-import traceback
+import threading
 from typing import Any
 
 import click
-from loguru import logger
 
 from ..config import Settings, default_config_path, load_settings
 from ..errors import ConfigError, PipelineError
-from ..logging import setup_logging
+from ..logging import log_traceback, setup_logging
+from . import failures
 
 
 class _Group(click.Group):
@@ -30,15 +30,20 @@ class _Group(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM (systemd, kill) unwinds like Ctrl-C: a scan under way marks its run interrupted
+        if ctx.parent is None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, failures.raise_interrupted)
         try:
             return super().invoke(ctx)
         except PipelineError as exc:
             for line in str(exc).splitlines():
                 click.echo(f"error: {line}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            click.echo(f"interrupted ({signal.Signals(signum).name}): stopped; a scan under way is marked "
+                       "interrupted and committed nothing", err=True)
+            sys.exit(128 + signum)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except BrokenPipeError:
@@ -46,24 +51,21 @@ class _Group(click.Group):
             # with stdout pointed at nothing so that flushing at exit raises nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
-        except Exception as exc:  # a bug, not bad input: one line for the user, the traceback in a log
+        except Exception as exc:
+            failure = failures.classify(exc)  # the machine's state (disk, network, rights), not a bug
             where = _log_traceback(ctx, exc)
-            click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
-                       f"(the traceback is in {where}; please report it)", err=True)
-            sys.exit(1)
+            kept = f"the traceback is in {where}" if where else "no traceback could be written anywhere"
+            if failure is not None:
+                click.echo(f"error: {failure.message} ({kept})", err=True)
+                sys.exit(failure.code)
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc} ({kept}; please report it)", err=True)
+            sys.exit(failures.EXIT_INTERNAL)
 
 
-def _log_traceback(ctx: click.Context, exc: Exception) -> str:
+def _log_traceback(ctx: click.Context, exc: Exception) -> str | None:
     """Write the traceback where the user can find it: the state folder's pipeline.log once the
-    settings are loaded, else a file of its own in the temporary folder. Returns the path."""
-    settings = (ctx.find_root().obj or {}).get("settings")
-    if settings is not None:
-        logger.opt(exception=exc).debug("unexpected error")
-        return str(settings.state_path / "pipeline.log")
-    fd, path = tempfile.mkstemp(prefix="compliance-error-", suffix=".log")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("".join(traceback.format_exception(exc)))
-    return path
+    settings are loaded and it can be written, else a file of its own in the temporary folder."""
+    return log_traceback(exc)
 
 
 def _config_first(args: list[str]) -> list[str]:

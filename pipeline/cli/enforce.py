@@ -26,7 +26,7 @@ from ..enforcement.apply import apply_plan, undo_case
 from ..enforcement.dispatch import DispatchReport, check_can_send, dispatch, not_sent
 from ..enforcement.notices import default_deadline, render_notice
 from ..enforcement.plan import episode_enforcements, episode_notice, make_plan, save_plan
-from ..query.audit import append_audit, default_actor
+from ..query.audit import audited, default_actor
 from . import get_settings, main
 
 EXIT_QUEUED = 3
@@ -52,11 +52,12 @@ def plan(ctx: click.Context, out: str, by: str | None) -> None:
     store = _store(settings)
     try:
         p = make_plan(store, settings, by=by or default_actor())
-        digest = save_plan(store, p, Path(out))
+        with audited(settings) as step:  # the plan, its record and its audit entry: all or none
+            digest = save_plan(store, p, Path(out), audit=lambda db, sha: step.append(by, "enforce.plan", {
+                "plan_id": p.plan_id, "sha256": sha, "file": out, "actions": len(p.actions),
+                "enforcing": len(p.enforcing())}, db=db))
     finally:
         store.close()
-    append_audit(settings, by, "enforce.plan", {"plan_id": p.plan_id, "sha256": digest, "file": out,
-                                                "actions": len(p.actions), "enforcing": len(p.enforcing())})
     console = Console(width=200, highlight=False)
     table = Table(title=f"plan {p.plan_id}: {len(p.actions)} action(s), nothing sent")
     for col in ("case", "kind", "mode", "action", "target", "account", "clause", "deadline"):

@@ -10,7 +10,7 @@ import click
 
 from ..cases.store import open_store
 from ..errors import ConfigError, SourceError, StoreError
-from ..query import read_audit, run_query, verify_audit
+from ..query import read_audit, repair_audit, run_query, verify_audit
 from ..sources.bindings import load_bindings, owners
 from ..retention import IngestReport, hold_add, hold_list, hold_release, ingest, purge, verify
 from ..retention.ingest import missing_domain_message
@@ -213,6 +213,28 @@ def audit_verify_cmd(ctx: click.Context) -> None:
     click.echo(f"seq {report.first_bad_seq} (line {report.line}): {report.problem}")
     click.echo(f"{report.entries} entries before it are intact", err=True)
     sys.exit(1)
+
+
+@audit.command("repair")
+@click.option("--by", "actor", help="Who repairs it (recorded in the repair's own entry).")
+@click.pass_context
+def audit_repair_cmd(ctx: click.Context, actor: str | None) -> None:
+    """Cut back a torn tail (a write cut short by a full disk or a kill) and catch up a lagging head.
+
+    The repair is recorded as an entry of its own, with the bytes it cut; an intact entry is never
+    rewritten, and a chain broken anywhere else is refused (exit 2: restore from backup)."""
+    report = repair_audit(get_settings(ctx), actor)
+    if not report.repaired:
+        click.echo(f"{report.entries} entries: nothing to repair")
+        return
+    done = []
+    if report.cut_bytes:
+        done.append(f"cut back a torn tail of {report.cut_bytes} byte(s)")
+    if report.head_behind:
+        done.append(f"caught up a head {report.head_behind} entry(ies) behind")
+    assert report.entry is not None
+    click.echo(f"{report.entries} intact entries kept; " + "; ".join(done)
+               + f"; recorded as seq {report.entry['seq']} (audit.repair)")
 
 
 @audit.command("list")

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..cases.store import CaseStore, now_utc
 from ..config import Settings
 from ..errors import Location
-from ..query.audit import append_audit
+from ..faults import checkpoint
+from ..query.audit import audited
 from . import EnforcementError
 from .outbox import queue
 from .plan import Plan, check_caps, load_plan, status_epochs, undos_owed
@@ -32,7 +33,7 @@ def apply_plan(store: CaseStore, settings: Settings, path: Path, *, by: str) -> 
     where = Location(str(path))
     # caps may have been lowered since planning; a plan over them is still refused as a whole
     check_caps(plan, settings.enforcement.caps)
-    with store.transaction() as db:
+    with audited(settings) as step, store.transaction() as db:  # effect and entry commit together
         row = db.one("SELECT sha256, status, applied_at, applied_by FROM plans WHERE plan_id=?", (plan.plan_id,))
         if row is None:
             raise EnforcementError(f"plan {plan.plan_id} is not known to this case store", location=where,
@@ -53,9 +54,10 @@ def apply_plan(store: CaseStore, settings: Settings, path: Path, *, by: str) -> 
                                  action="action queued")
         db.execute("UPDATE plans SET status='applied', applied_at=?, applied_by=? WHERE plan_id=?",
                    (now_utc(), by, plan.plan_id))
-    append_audit(settings, by, "enforce.apply", {"plan_id": plan.plan_id, "sha256": digest, "queued": queued,
-                                                 "actions": [a.action_id for a in plan.actions],
-                                                 "enforced_cases": enforced})
+        step.append(by, "enforce.apply", {"plan_id": plan.plan_id, "sha256": digest, "queued": queued,
+                                          "actions": [a.action_id for a in plan.actions],
+                                          "enforced_cases": enforced}, db=db)
+        checkpoint("apply.before_commit")
     return Applied(plan.plan_id, queued, tuple(enforced))
 
 
@@ -86,7 +88,7 @@ def undo_case(store: CaseStore, settings: Settings, case_id: str, *, by: str, re
     have been applied; returns how many undos were queued."""
     if not by or not reason:
         raise EnforcementError("an undo needs --by NAME and --reason TEXT")
-    with store.transaction() as db:
+    with audited(settings) as step, store.transaction() as db:
         row = db.one("SELECT status FROM cases WHERE case_id=?", (case_id,))
         if row is None:
             raise EnforcementError(f"no case {case_id!r}", hint="list case ids with `compliance cases list`")
@@ -97,6 +99,6 @@ def undo_case(store: CaseStore, settings: Settings, case_id: str, *, by: str, re
             store.transition(case_id, "dismissed", by=by, reason=reason, action="undo")
         undos = undos_owed(db, case_id, reason)
         queued = queue(db, undos, None)
-    append_audit(settings, by, "enforce.undo", {"case_id": case_id, "reason": reason,
-                                                "actions": [u.action_id for u in undos]})
+        step.append(by, "enforce.undo", {"case_id": case_id, "reason": reason,
+                                         "actions": [u.action_id for u in undos]}, db=db)
     return queued

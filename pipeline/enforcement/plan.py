@@ -7,17 +7,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..cases.db import Database
 from ..cases.store import CaseStore
 from ..config import EnforcementCaps, Settings
 from ..errors import Location
+from ..faults import checkpoint, fail_point
 from . import EnforcementError
 from .notices import render_notice
 from .policy import NOTICE_ACTION, UNDO, decide, intended_actions
@@ -239,18 +241,39 @@ def plan_bytes(plan: Plan) -> bytes:
     return (json.dumps(plan.to_json(), ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def save_plan(store: CaseStore, plan: Plan, out: Path) -> str:
-    """Write the plan file and record its SHA-256, which `apply` checks; returns the hash."""
+def save_plan(store: CaseStore, plan: Plan, out: Path,
+              audit: Callable[[Database, str], object] | None = None) -> str:
+    """Write the plan file and record its SHA-256, which `apply` checks; returns the hash.
+
+    The file is staged, then in one transaction the plan is recorded, ``audit(db, sha256)`` writes
+    its audit entry and the file is renamed into place: a failure at any step (a full disk, a
+    failing COMMIT) leaves neither the plan file nor its record (the caller's ``audited`` block
+    cuts the entry back)."""
     data = plan_bytes(plan)
     digest = hashlib.sha256(data).hexdigest()
     if not out.parent.is_dir():
         raise EnforcementError(f"folder {out.parent} does not exist", hint="create it or choose another --out")
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
-    with store.transaction() as db:
-        db.execute("INSERT INTO plans (plan_id, created_at, created_by, sha256, status, body) VALUES (?,?,?,?,?,?)",
-                   (plan.plan_id, plan.created_at, plan.created_by, digest, "planned", data.decode("utf-8")))
+    published = False
+    try:
+        fail_point("plan.write")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with store.transaction() as db:
+            db.execute("INSERT INTO plans (plan_id, created_at, created_by, sha256, status, body) VALUES (?,?,?,?,?,?)",
+                       (plan.plan_id, plan.created_at, plan.created_by, digest, "planned", data.decode("utf-8")))
+            if audit is not None:
+                audit(db, digest)
+            checkpoint("plan.before_commit")
+            tmp.replace(out)
+            published = True
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if published:
+            out.unlink(missing_ok=True)
+        raise
     return digest
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from ..config import Settings
 from ..files import file_lock
 from ..errors import Location, StoreError
+from ..faults import checkpoint, fail_point
 
 GENESIS = "0" * 64
 
@@ -59,36 +60,70 @@ def _locked(settings: Settings) -> Iterator[None]:
         yield
 
 
-def _last_line(path: Path) -> bytes | None:
-    """The last complete line of a file, read from its end (the log may be long)."""
+def _tail(path: Path) -> tuple[int, bytes | None, bytes]:
+    """(size, last complete line or None, torn tail): the torn tail is whatever follows the last
+    newline, i.e. an entry whose write was cut short (a full disk, a kill mid-write)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
-        return None
+        return 0, None, b""
     with fh:
         end = fh.seek(0, os.SEEK_END)
-        block, data = 4096, b""
-        pos = end
-        while pos > 0:
-            pos = max(0, pos - block)
+        block = 4096
+        while True:
+            pos = max(0, end - block)
             fh.seek(pos)
             data = fh.read(end - pos)
-            lines = data.rstrip(b"\n").split(b"\n")
-            if len(lines) > 1 or pos == 0:
-                return lines[-1] if lines[-1] else None
-            block *= 2
-    return None
+            cut = data.rfind(b"\n")
+            start = data.rfind(b"\n", 0, cut) if cut > 0 else -1
+            if pos > 0 and start < 0:
+                block *= 2  # the last complete line is not wholly in this block yet
+                continue
+            if cut < 0:
+                return end, None, data
+            last = data[start + 1:cut]
+            return end, (last or None), data[cut + 1:]
 
 
-def append_audit(settings: Settings, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
-    """Append one entry and return it (with its seq and hash). ``details`` must be JSON-able."""
-    # A round trip fixes the exact form that will be hashed and read back.
-    details = json.loads(json.dumps(details, default=str, ensure_ascii=False))
-    if _shared(settings):
-        return _append_db(settings, actor, action, details)
-    path = audit_path(settings)
-    with _locked(settings):
-        last = _last_line(path)
+TORN_HINT = ("run `compliance audit repair`: it cuts the torn tail back (keeping its bytes in the repair's own "
+             "entry) and never rewrites an intact entry")
+
+
+def _head_path(settings: Settings) -> Path:
+    return audit_dir(settings) / "head.json"
+
+
+def _backup_path(settings: Settings) -> Path:
+    return audit_dir(settings) / ".head.prev"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _FileAppend:
+    """One entry appended to the file chain, undoable until the caller lets go: ``undo`` cuts the
+    log back to its size before the entry and puts the previous head back (a truncate and a
+    rename, which need no free space), so a failure at any write leaves the log as it was."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.path = audit_path(settings)
+        self.size: int | None = None
+        self.had_head = False
+
+    def write(self, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size, last, torn = _tail(path)
+        if torn:
+            raise StoreError("the audit log ends in a torn entry (a write that was cut short, e.g. by a full "
+                             "disk); refusing to extend a broken chain", location=Location(str(path)),
+                             hint=TORN_HINT)
         if last is None:
             seq, prev = 1, GENESIS
         else:
@@ -99,24 +134,146 @@ def append_audit(settings: Settings, actor: str | None, action: str, details: di
                 raise StoreError("the last audit entry is unreadable; refusing to extend a broken chain",
                                  location=Location(str(path)),
                                  hint="run `compliance audit verify` and restore the audit log from backup") from None
-        entry: dict[str, Any] = {
-            "seq": seq,
-            "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-            "actor": actor or default_actor(),
-            "action": action,
-            "details": details,
-            "prev_hash": prev,
-        }
-        entry["hash"] = entry_hash(entry)
-        with open(path, "ab") as fh:
-            fh.write(canonical(entry) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        head = audit_dir(settings) / "head.json"
-        tmp = head.with_name(f".tmp-head.{os.getpid()}")
-        tmp.write_text(json.dumps({"seq": seq, "hash": entry["hash"]}), encoding="utf-8")
-        os.replace(tmp, head)
+        entry = _entry(seq, prev, actor, action, details)
+        head, backup = _head_path(self.settings), _backup_path(self.settings)
+        self.size = size
+        try:
+            fail_point("audit.write")
+            with open(path, "ab") as fh:
+                fh.write(canonical(entry) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            checkpoint("audit.before_head")
+            backup.unlink(missing_ok=True)
+            self.had_head = head.exists()
+            if self.had_head:
+                os.link(head, backup)  # the old head, kept under a second name until the entry stands
+            tmp = head.with_name(f".tmp-head.{os.getpid()}")
+            try:
+                fail_point("audit.head")
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"seq": seq, "hash": entry["hash"]}))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, head)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        except BaseException:
+            self.undo()
+            raise
+        return entry
+
+    def undo(self) -> None:
+        """Cut the log back to where it was and restore the head."""
+        if self.size is None:
+            return
+        head, backup = _head_path(self.settings), _backup_path(self.settings)
+        if self.path.exists() and self.path.stat().st_size > self.size:
+            os.truncate(self.path, self.size)
+            with open(self.path, "rb+") as fh:
+                os.fsync(fh.fileno())
+        if backup.exists():
+            if head.exists() and os.path.samefile(backup, head):
+                backup.unlink()  # the head was never replaced (renaming a link onto itself does nothing)
+            else:
+                os.replace(backup, head)
+        elif not self.had_head:
+            head.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+        self.size = None
+
+    def release(self) -> None:
+        _backup_path(self.settings).unlink(missing_ok=True)
+        self.size = None
+
+
+def _entry(seq: int, prev: str, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "seq": seq,
+        "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "actor": actor or default_actor(),
+        "action": action,
+        "details": details,
+        "prev_hash": prev,
+    }
+    entry["hash"] = entry_hash(entry)
     return entry
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    # A round trip fixes the exact form that will be hashed and read back.
+    out: dict[str, Any] = json.loads(json.dumps(details, default=str, ensure_ascii=False))
+    return out
+
+
+def append_audit(settings: Settings, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    """Append one entry and return it (with its seq and hash). ``details`` must be JSON-able.
+
+    The entry is written whole or not at all: a failure at any write (a full disk) leaves the log
+    and its head as they were, and raises."""
+    details = _jsonable(details)
+    if _shared(settings):
+        return _append_db(settings, actor, action, details)
+    with _locked(settings):
+        step = _FileAppend(settings)
+        entry = step.write(actor, action, details)
+        step.release()
+    return entry
+
+
+class AuditStep:
+    """An audited change whose effect becomes visible after its entry is written (see ``audited``)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.entry: dict[str, Any] | None = None
+        self._file: _FileAppend | None = None
+        self._stack = contextlib.ExitStack()
+
+    def append(self, actor: str | None, action: str, details: dict[str, Any], *, db: Any = None) -> dict[str, Any]:
+        """Write the entry. With a shared (PostgreSQL) chain and ``db`` the case store's open
+        transaction, the entry is part of that transaction; with the file chain it is written now
+        (the chain stays locked until the block ends) and cut back if the block then fails."""
+        if self.entry is not None:
+            raise RuntimeError("one entry per audited step")
+        details = _jsonable(details)
+        if _shared(self.settings):
+            self.entry = (_insert_db(db, actor, action, details) if db is not None
+                          else _append_db(self.settings, actor, action, details))
+        else:
+            self._stack.enter_context(_locked(self.settings))
+            self._file = _FileAppend(self.settings)
+            self.entry = self._file.write(actor, action, details)
+        checkpoint("audit.appended")
+        return self.entry
+
+    def _close(self, failed: bool) -> None:
+        try:
+            if self._file is not None:
+                if failed:
+                    self._file.undo()
+                else:
+                    self._file.release()
+        finally:
+            self._stack.close()
+
+
+@contextlib.contextmanager
+def audited(settings: Settings) -> Iterator[AuditStep]:
+    """Effect and audit together. Inside the block: stage the effect, call ``step.append``, then
+    make the effect visible (commit the store's transaction, rename the staged file). If anything
+    in the block fails, the entry goes with it: the file chain is cut back to where it was, and a
+    PostgreSQL entry written through the store's transaction rolls back with that transaction.
+    A kill between the entry and the effect leaves an entry whose effect is absent, never an
+    effect without its entry (docs/operations.md, "Effect and audit")."""
+    step = AuditStep(settings)
+    try:
+        yield step
+    except BaseException:
+        step._close(failed=True)
+        raise
+    step._close(failed=False)
 
 
 @dataclass(frozen=True)
@@ -144,6 +301,22 @@ def read_audit(settings: Settings) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def read_audit_tail(settings: Settings, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` readable entries (a torn tail and unreadable lines are skipped), oldest first."""
+    if _shared(settings):
+        return [json.loads(line) for line in _db_lines(settings)[-n:]]
+    path = audit_path(settings)
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_bytes().splitlines()[-(n + 1):]:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue
+    return out[-n:]
+
+
 def _problem(raw: bytes, expected: int, prev: str) -> tuple[str | None, str]:
     """What is wrong with one line given the chain so far (None if nothing), and its hash."""
     try:
@@ -162,33 +335,107 @@ def _problem(raw: bytes, expected: int, prev: str) -> tuple[str | None, str]:
 
 
 def verify_audit(settings: Settings) -> AuditReport:
-    """Walk the chain from the first entry; stop at the first entry that breaks it."""
+    """Walk the chain from the first entry; stop at the first entry that breaks it.
+
+    A head that lags the log (a process stopped between writing an entry and its head) is no
+    break: the entries after it chain on from it. A head ahead of the log means entries were cut off.
+    """
     prev, count = GENESIS, 0
     head: dict[str, Any] | None = None
+    torn = b""
     if _shared(settings):
         lines: Iterator[bytes] | list[bytes] = [line.encode("utf-8") for line in _db_lines(settings)]
         head = _db_head(settings)
     else:
         path = audit_path(settings)
+        torn = _tail(path)[2]
         lines = open(path, "rb") if path.exists() else []
-        head_path = audit_dir(settings) / "head.json"
+        head_path = _head_path(settings)
         if head_path.exists():
             head = json.loads(head_path.read_text(encoding="utf-8"))
+    head_hash_seen: str | None = None
     try:
         for number, raw in enumerate(lines, start=1):
+            if torn and not raw.endswith(b"\n"):
+                return AuditReport(count, count + 1, number,
+                                   f"torn tail: the last {len(raw)} byte(s) are an entry whose write was cut short "
+                                   f"(e.g. by a full disk); {TORN_HINT}")
             problem, prev = _problem(raw, count + 1, prev)
             if problem is not None:
                 return AuditReport(count, count + 1, number, problem)
             count += 1
+            if head is not None and head.get("seq") == count:
+                head_hash_seen = prev
     finally:
         if hasattr(lines, "close"):
             lines.close()
     if head is not None:
-        if head.get("seq") != count or head.get("hash") != (prev if count else None):
+        seq = head.get("seq")
+        if not isinstance(seq, int) or seq > count or (seq > 0 and head.get("hash") != head_hash_seen):
             return AuditReport(count, count + 1, count + 1,
-                               f"the log ends at seq {count} but its head records seq {head.get('seq')} "
+                               f"the log ends at seq {count} but its head records seq {seq} "
                                "(entries were cut off the end)")
     return AuditReport(count)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    entries: int                      # intact entries kept
+    cut_bytes: int = 0                # bytes of a torn tail cut back
+    head_behind: int = 0              # entries the head lagged behind, now caught up
+    entry: dict[str, Any] | None = None  # the repair's own entry, when something was repaired
+
+    @property
+    def repaired(self) -> bool:
+        return self.entry is not None
+
+
+def repair_audit(settings: Settings, actor: str | None) -> RepairReport:
+    """Cut a torn tail back and bring a lagging head up to the log's end, then record that as an
+    entry of its own. Refuses (StoreError) a chain broken anywhere else: repair never rewrites
+    or drops an intact entry; that needs the backup."""
+    if _shared(settings):
+        report = verify_audit(settings)  # transactional: no write is ever torn
+        if not report.ok:
+            raise StoreError(f"the audit chain breaks at seq {report.first_bad_seq}: {report.problem}",
+                             hint="this is not a torn write: restore the audit log from backup")
+        return RepairReport(report.entries)
+    path = audit_path(settings)
+    with _locked(settings):
+        size, _, torn = _tail(path)
+        keep = size - len(torn)
+        prev, count = GENESIS, 0
+        lines = path.read_bytes()[:keep].splitlines(keepends=True) if path.exists() else []
+        for number, raw in enumerate(lines, start=1):
+            problem, prev = _problem(raw, count + 1, prev)
+            if problem is not None:
+                raise StoreError(f"the audit chain breaks at seq {count + 1} (line {number}): {problem}",
+                                 location=Location(str(path), number),
+                                 hint="this is not a torn write, and repair never rewrites an entry: "
+                                      "restore the audit log from backup")
+            count += 1
+        head_path = _head_path(settings)
+        head = json.loads(head_path.read_text(encoding="utf-8")) if head_path.exists() else None
+        head_seq = int(head["seq"]) if head else 0
+        if head_seq > count:
+            raise StoreError(f"the log ends at seq {count} but its head records seq {head_seq}: entries were cut "
+                             "off the end", location=Location(str(path)),
+                             hint="restore the audit log from backup; repair never invents entries")
+        if not torn and head_seq == count:
+            return RepairReport(count)
+        details: dict[str, Any] = {"entries_kept": count, "head_was": head}
+        if torn:
+            details.update(cut_bytes=len(torn), cut_sha256=hashlib.sha256(torn).hexdigest(),
+                           cut_text=torn[:4000].decode("utf-8", errors="replace"))
+            os.truncate(path, keep)
+            with open(path, "rb+") as fh2:
+                os.fsync(fh2.fileno())
+        if head_seq < count:
+            details["head_behind"] = count - head_seq
+        step = _FileAppend(settings)
+        entry = step.write(actor, "audit.repair", _jsonable(details))
+        step.release()
+    return RepairReport(count, len(torn), max(0, count - head_seq), entry)
 
 
 # -- the shared chain in a PostgreSQL case store ----------------------------------------------------
@@ -203,25 +450,27 @@ def _store(settings: Settings) -> Any:
     return open_store(settings.state_path, settings.case_store)
 
 
+def _insert_db(db: Any, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    """Append through ``db``, a transaction of the case store (serialized with its other writers)."""
+    last = db.one("SELECT line FROM audit_log ORDER BY seq DESC LIMIT 1")
+    if last is None:
+        seq, prev = 1, GENESIS
+    else:
+        previous = json.loads(last["line"])
+        seq, prev = int(previous["seq"]) + 1, str(previous["hash"])
+    entry = _entry(seq, prev, actor, action, details)
+    fail_point("audit.write")
+    db.execute("INSERT INTO audit_log (seq, line) VALUES (?, ?)", (seq, canonical(entry).decode("utf-8")))
+    db.execute("DELETE FROM audit_head WHERE id = 1")
+    db.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (seq, entry["hash"]))
+    return entry
+
+
 def _append_db(settings: Settings, actor: str | None, action: str, details: dict[str, Any]) -> dict[str, Any]:
     store = _store(settings)
     try:
-        with store.transaction() as db:  # serialized with every other writer of the store
-            last = db.one("SELECT line FROM audit_log ORDER BY seq DESC LIMIT 1")
-            if last is None:
-                seq, prev = 1, GENESIS
-            else:
-                previous = json.loads(last["line"])
-                seq, prev = int(previous["seq"]) + 1, str(previous["hash"])
-            entry: dict[str, Any] = {
-                "seq": seq, "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                "actor": actor or default_actor(), "action": action, "details": details, "prev_hash": prev,
-            }
-            entry["hash"] = entry_hash(entry)
-            db.execute("INSERT INTO audit_log (seq, line) VALUES (?, ?)", (seq, canonical(entry).decode("utf-8")))
-            db.execute("DELETE FROM audit_head WHERE id = 1")
-            db.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (seq, entry["hash"]))
-        return entry
+        with store.transaction() as db:
+            return _insert_db(db, actor, action, details)
     finally:
         store.close()
 

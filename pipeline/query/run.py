@@ -8,9 +8,12 @@ by their min/max statistics; the domain, account and time filters are pushed dow
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import Settings
-from ..errors import Location, PipelineError, QueryError, StoreError
+from ..errors import DiskError, Location, PipelineError, QueryError, StoreError
+from ..faults import checkpoint, fail_point
 from ..records import LOGS, conform
 from ..retention.layout import IP_KEY, STORE_SCHEMA, Partition, partitions_between
-from .audit import append_audit
+from ..retention.verify import check_files, still_unchanged
+from .audit import append_audit, audited
 from .request import Request, TimeLike, build_request, zone
 
 CSV_NAME, PARQUET_NAME, MANIFEST_NAME = "result.csv", "result.parquet", "manifest.json"
@@ -145,22 +150,47 @@ def _default_out(settings: Settings, request: Request) -> Path:
     return settings.state_path / "exports" / f"{safe}-{stamp}"
 
 
+def _staged(out: Path, name: str) -> Path:
+    return out / f".{name}.partial"
+
+
 def _export(df: pd.DataFrame, request: Request, out: Path) -> dict[str, str]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the result files under staged names (published only once the query is audited)."""
     if (out / MANIFEST_NAME).exists():
         raise QueryError(f"{out} already holds an export", hint="choose another --out folder; exports are never overwritten")
+    out.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([STORE_SCHEMA.field(name) for name in request.fields])
+    fail_point("query.export")
     pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False, safe=False),
-                   out / PARQUET_NAME, compression="zstd")
+                   _staged(out, PARQUET_NAME), compression="zstd")
     # UTF-8 with BOM: Excel, which the recipients open it with, otherwise garbles Chinese text.
-    df.to_csv(out / CSV_NAME, index=False, encoding="utf-8-sig", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-    return {name: _sha256(out / name) for name in (CSV_NAME, PARQUET_NAME)}
+    df.to_csv(_staged(out, CSV_NAME), index=False, encoding="utf-8-sig", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    return {name: _sha256(_staged(out, name)) for name in (CSV_NAME, PARQUET_NAME)}
 
 
-def _audit_failure(settings: Settings, request: Request, exc: BaseException) -> None:
-    """Record a valid request that could not be answered (damaged store, unwritable export, ...)."""
+def _discard(out: Path, created: bool) -> None:
+    """Remove what an export that did not complete left (its staged files; the folder if it made it)."""
+    for name in (CSV_NAME, PARQUET_NAME, MANIFEST_NAME):
+        _staged(out, name).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
+def _audit_failure(settings: Settings, request: Request, exc: BaseException) -> str:
+    """Record a valid request that could not be answered (damaged store, unwritable export, ...).
+    Returns "" or, when even that entry cannot be written (a full disk), a note saying so."""
     reason = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
-    append_audit(settings, request.requested_by, "query.failed", {**request.describe(), "reason": reason})
+    try:
+        append_audit(settings, request.requested_by, "query.failed", {**request.describe(), "reason": reason})
+    except OSError as err:
+        return f"; this failure could not be recorded in the audit log either ({err.strerror or err})"
+    return ""
+
+
+def _disk_error(what: str, exc: OSError, note: str = "") -> DiskError:
+    return DiskError(f"disk full: {what}: {exc.strerror or exc}; nothing was exported{note}",
+                     hint="free space and run the query again; the audit chain is intact (`compliance audit verify`)")
 
 
 def run_query(settings: Settings, *, request_ref: str | None, authority: str | None, ip: str | None = None,
@@ -185,36 +215,66 @@ def run_query(settings: Settings, *, request_ref: str | None, authority: str | N
     try:
         first, last = request.days()
         parts = partitions_between(settings, first, last)
+        checks = check_files(settings, parts)   # a regulator's answer comes only from data proven intact
         df = select(parts, request)
+        still_unchanged(checks)
     except Exception as exc:
-        _audit_failure(settings, request, exc)
+        note = _audit_failure(settings, request, exc)
+        if note and isinstance(exc, PipelineError):
+            exc.message += note
         raise
     out = Path(out_dir) if out_dir is not None else _default_out(settings, request)
+    created = not out.exists()
     try:
         outputs = _export(df, request, out)
+        manifest: dict[str, Any] = {
+            **request.describe(),
+            "rows": len(df),
+            "partitions_read": [{"day": p.day.isoformat(), "version": p.folder.name, "rows": p.rows} for p in parts],
+            "verification": {"method": "each data file's SHA-256 and row count against its partition manifest, "
+                                       "before the query read it",
+                             "files": [c.record() for c in checks]},
+            "outputs": outputs,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }
+        text = json.dumps(manifest, ensure_ascii=False, indent=1) + "\n"
+        _staged(out, MANIFEST_NAME).write_text(text, encoding="utf-8")
     except QueryError as exc:
+        _discard(out, created)
         append_audit(settings, requested_by, "query.refused", {**asked, "reason": str(exc)})
         raise
     except OSError as exc:
-        failure = QueryError(f"cannot write the export in {out}: {exc.strerror or exc}",
-                             hint="choose a writable --out folder; the query is recorded in the audit log as query.failed")
-        _audit_failure(settings, request, failure)
+        _discard(out, created)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            failure: PipelineError = _disk_error(f"cannot write the export in {out}", exc)
+        else:
+            failure = QueryError(f"cannot write the export in {out}: {exc.strerror or exc}",
+                                 hint="choose a writable --out folder; the query is recorded in the audit log as query.failed")
+        note = _audit_failure(settings, request, failure)
+        failure.message += note
         raise failure from None
     except Exception as exc:
+        _discard(out, created)
         _audit_failure(settings, request, exc)
         raise
-    manifest: dict[str, Any] = {
-        **request.describe(),
-        "rows": len(df),
-        "partitions_read": [{"day": p.day.isoformat(), "version": p.folder.name, "rows": p.rows} for p in parts],
-        "outputs": outputs,
-        "created_at": datetime.now(timezone.utc).isoformat(),
-    }
-    text = json.dumps(manifest, ensure_ascii=False, indent=1)
-    (out / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
-    append_audit(settings, requested_by, "query", {
-        **request.describe(), "rows": len(df), "partitions_read": [p["day"] for p in manifest["partitions_read"]],
-        "out_dir": str(out), "outputs": outputs,
-        "manifest_sha256": hashlib.sha256((text + "\n").encode("utf-8")).hexdigest(),
-    })
+    # The audit entry is the commit point: the export is published (renamed into place, which needs
+    # no space) only once it is recorded; if the entry cannot be written, the export is removed.
+    try:
+        with audited(settings) as step:
+            step.append(requested_by, "query", {
+                **request.describe(), "rows": len(df), "partitions_read": [p["day"] for p in manifest["partitions_read"]],
+                "files_verified": len(checks), "out_dir": str(out), "outputs": outputs,
+                "manifest_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            })
+            checkpoint("query.before_publish")
+            for name in (CSV_NAME, PARQUET_NAME, MANIFEST_NAME):  # the manifest last: it marks a complete export
+                os.replace(_staged(out, name), out / name)
+    except OSError as exc:
+        _discard(out, created)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_error("the query's audit entry could not be written, so its export was removed", exc) from None
+        raise
+    except BaseException:
+        _discard(out, created)
+        raise
     return QueryResult(df, manifest, out, request.window())

@@ -5,16 +5,19 @@ files missing or unexpected, and every ingested source's rows still present in i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from ..config import Settings
+from ..errors import Location, StoreError
 from .ingest import ingested
 from ..files import sha256_file
-from .layout import DAY_RE, MANIFEST, POINTER, TMP_PREFIX, days_dir, leftovers, read_pointer
+from .layout import DAY_RE, MANIFEST, POINTER, TMP_PREFIX, days_dir, leftovers, read_pointer, write_json_atomic
 from .purge import purged_days
 
 
@@ -126,3 +129,119 @@ def verify(settings: Settings) -> VerifyReport:
                                         f"manifest lists {present[day].get(sha, 0)} rows of {ledger_entry['file']}, "
                                         f"{expected} were ingested"))
     return VerifyReport(len(present), files, rows, tuple(problems), tuple(stale))
+
+
+# -- what a query reads: each file proven against its partition's manifest ---------------------------
+
+VERIFIED_CACHE = ".verified.json"
+_memo: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One data file checked against its manifest entry before a query reads it."""
+
+    day: str
+    version: str
+    path: str
+    sha256: str
+    rows: int
+    cached: bool            # the file's identity and times match a verification already done
+    identity: tuple[int, ...]
+
+    def record(self) -> dict[str, Any]:
+        return {"day": self.day, "version": self.version, "file": Path(self.path).name, "sha256": self.sha256,
+                "rows": self.rows, "checked": "cached" if self.cached else "hashed"}
+
+
+class UnverifiedData(StoreError):
+    """A file a query would read does not match its partition's manifest: the query is refused."""
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    # ctime changes on any write and on any change of mtime, so a file edited and its mtime put
+    # back is still seen as changed; the inode catches a file replaced by another.
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cache_path(settings: Settings) -> Path:
+    return days_dir(settings).parent / VERIFIED_CACHE
+
+
+def _load_cache(settings: Settings) -> dict[str, Any]:
+    key = str(_cache_path(settings))
+    if key not in _memo:
+        try:
+            _memo[key] = json.loads(_cache_path(settings).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _memo[key] = {}
+    return _memo[key]
+
+
+def _save_cache(settings: Settings, cache: dict[str, Any]) -> None:
+    try:
+        write_json_atomic(_cache_path(settings), cache)
+    except OSError:  # only a cache: the next query hashes again
+        pass
+
+
+_HINT = ("run `compliance logs verify` to list every damaged file, then restore the state folder (or that "
+         "partition) from backup; nothing was exported, and the refusal is recorded in the audit log as query.failed")
+
+
+def check_files(settings: Settings, parts: Sequence[Any]) -> list[FileCheck]:
+    """Prove every data file of ``parts`` (Partition objects) against its manifest: SHA-256 and row
+    count, a file unchanged since a verification (same inode, size, mtime and ctime) taken from the
+    cache. Raises UnverifiedData naming the partition and file for the first that fails."""
+    cache = _load_cache(settings)
+    checks: list[FileCheck] = []
+    changed = False
+    for part in parts:
+        day, version = part.day.isoformat(), part.folder.name
+        for entry in part.manifest.get("files", []):
+            path = part.folder / entry["name"]
+            where = f"partition {day} (version {version})"
+            try:
+                ident = _identity(path)
+            except FileNotFoundError:
+                raise UnverifiedData(f"{where} is damaged: its data file {path.name}, listed in its manifest, "
+                                     "is missing", location=Location(str(path)), hint=_HINT) from None
+            known = cache.get(str(path))
+            if known and tuple(known["identity"]) == ident and known["sha256"] == entry["sha256"] \
+                    and known["rows"] == entry["rows"]:
+                checks.append(FileCheck(day, version, str(path), entry["sha256"], int(entry["rows"]), True, ident))
+                continue
+            digest = sha256_file(path)
+            if digest != entry["sha256"]:
+                raise UnverifiedData(f"{where} is damaged: its data file {path.name} was altered (its SHA-256 "
+                                     "differs from the manifest's); the query was refused",
+                                     location=Location(str(path)), hint=_HINT)
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+            except Exception as exc:  # the manifest's hash matched but the file does not parse: the manifest lies
+                raise UnverifiedData(f"{where} is damaged: its data file {path.name} is not readable as Parquet "
+                                     f"({exc})", location=Location(str(path)), hint=_HINT) from None
+            if rows != entry["rows"]:
+                raise UnverifiedData(f"{where} is damaged: its data file {path.name} holds {rows} rows, its "
+                                     f"manifest says {entry['rows']}; the query was refused",
+                                     location=Location(str(path)), hint=_HINT)
+            cache[str(path)] = {"identity": list(ident), "sha256": digest, "rows": rows}
+            changed = True
+            checks.append(FileCheck(day, version, str(path), digest, rows, False, ident))
+    if changed:
+        _save_cache(settings, cache)
+    return checks
+
+
+def still_unchanged(checks: Sequence[FileCheck]) -> None:
+    """After reading: refuse if a verified file changed while the query read it."""
+    for c in checks:
+        try:
+            same = _identity(Path(c.path)) == c.identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise UnverifiedData(f"partition {c.day} (version {c.version}): its data file {Path(c.path).name} "
+                                 "changed while the query read it; the query was refused",
+                                 location=Location(c.path), hint="run the query again; " + _HINT)
