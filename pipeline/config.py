@@ -149,6 +149,26 @@ class SigmaSettings(_Model):
     unsupported: Literal["skip", "error"] = "skip"
 
 
+class WebSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    page_size: int = Field(50, ge=1, le=1000)
+    session_hours: float = Field(12, gt=0)
+    claim_minutes: float = Field(30, gt=0)
+    login_max_failures: int = Field(5, ge=1)
+    login_window_s: float = Field(900, gt=0)
+    secret_env: str = "WEB_SESSION_SECRET"
+    proxy_user_header: str | None = None
+    secure_cookies: bool = False
+    drafts: str = "drafts"
+    counts_ttl_s: float = Field(15, ge=0)
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, v: str) -> str:
+        return EnforcementSettings._secret_env(v)
+
+
 class LoggingSettings(_Model):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -166,6 +186,7 @@ class Settings(_Model):
     logging: LoggingSettings = LoggingSettings()
     enforcement: EnforcementSettings = EnforcementSettings()
     sigma: SigmaSettings = SigmaSettings()
+    web: WebSettings = WebSettings()
     # Folder of the config file: relative paths in it are relative to this.
     base_dir: str = "."
 

@@ -1,3 +1,3 @@
 """Imports every command module so that each attaches its commands to the root group."""
 
-from . import backtest, cases, enforce, generate, logs, quarantine, rules, scan  # noqa: F401
+from . import backtest, cases, enforce, generate, logs, quarantine, rules, scan, web  # noqa: F401

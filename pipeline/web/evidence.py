@@ -1,0 +1,96 @@
+"""Evidence as a case page shows it: each kept hit with where it was found, the matched record's
+fields, the request line for access logs, and each matched field's original text cut into plain
+and highlighted pieces. The pieces are data; the template escapes every one of them, so attacker-
+controlled text (object keys, URLs, titles, user agents) is only ever shown as text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_META = ("hit_key", "source_file", "source_line", "event_time", "matches")
+_AGG = ("window_start", "window_end", "value", "threshold")
+
+
+@dataclass
+class Piece:
+    text: str
+    mark: bool = False
+
+
+@dataclass
+class FieldView:
+    name: str
+    pieces: list[Piece]
+
+
+@dataclass
+class ItemView:
+    where: str
+    event_time: str
+    request_line: str | None
+    record: list[tuple[str, str]]
+    fields: list[FieldView] = field(default_factory=list)
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+def pieces(text: str, spans: list[tuple[int, int]]) -> list[Piece]:
+    """``text`` cut at the (merged, clamped) spans; the spans' pieces are marked."""
+    merged: list[list[int]] = []
+    for s, e in sorted((max(0, s), min(len(text), e)) for s, e in spans):
+        if s >= e:
+            continue
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    out: list[Piece] = []
+    pos = 0
+    for s, e in merged:
+        if s > pos:
+            out.append(Piece(text[pos:s]))
+        out.append(Piece(text[s:e], True))
+        pos = e
+    if pos < len(text):
+        out.append(Piece(text[pos:]))
+    return out
+
+
+def _span(match: dict[str, Any]) -> tuple[int, int] | None:
+    span = match.get("span")
+    if isinstance(span, (list, tuple)) and len(span) == 2 and all(isinstance(x, int) for x in span):
+        return int(span[0]), int(span[1])
+    return None
+
+
+def view(item: dict[str, Any]) -> ItemView:
+    where = ":".join(str(item[k]) for k in ("source_file", "source_line") if item.get(k) is not None)
+    record = [(k, "" if v is None else str(v)) for k, v in item.items() if k not in _META]
+    request_line = None
+    if item.get("uri") is not None:
+        # the access log's request as the client sent it (method and URI; the status it got)
+        request_line = " ".join(str(item[k]) for k in ("method", "uri") if item.get(k) is not None)
+        if item.get("status") is not None:
+            request_line += f"  → {item['status']}"
+    out = ItemView(where or "(no source line)", str(item.get("event_time") or ""), request_line, record)
+    matches = [m for m in item.get("matches", []) if isinstance(m, dict)]
+    by_field: dict[str, list[tuple[int, int]]] = {}
+    for m in matches:
+        name, text, span = m.get("field"), m.get("text"), _span(m)
+        original = item.get(name) if isinstance(name, str) else None
+        # the span is an offset into the record's original field value: highlight it in place when
+        # the record is kept and the span still cuts out the matched text
+        if isinstance(original, str) and span and original[span[0]:span[1]] == text:
+            by_field.setdefault(str(name), []).append(span)
+            m = {**m, "in_place": True}
+        out.matches.append(m)
+        for line in m.get("lines", [])[:20] if isinstance(m.get("lines"), list) else []:
+            out.lines.append(str(line))
+    for name, spans in by_field.items():
+        out.fields.append(FieldView(name, pieces(str(item[name]), spans)))
+    for m in out.matches:
+        if not m.get("in_place") and isinstance(m.get("text"), str):
+            # no original kept (a field outside the record's context): the matched text itself, marked
+            out.fields.append(FieldView(str(m.get("field") or "text"), [Piece(m["text"], True)]))
+    return out

@@ -1,0 +1,176 @@
+"""The review app in a real browser: the system's headless Chromium (Debian's `chromium` package, put
+there by .ci/run), driven by Playwright, against the app served for real on 127.0.0.1. Playwright is
+given the system's executable: it never downloads a browser of its own."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from web_server import (EVIL_KEY, EVIL_UA, EVIL_URI, PASSWORDS, XSS_IMG, XSS_SCRIPT, WebServer,  # noqa: E402
+                        add_users, seed, write_config)
+
+from pipeline.cases.store import CaseStore  # noqa: E402
+from pipeline.config import load_settings  # noqa: E402
+from pipeline.query.audit import read_audit  # noqa: E402
+
+CHROMIUM = os.environ.get("COMPLIANCE_TEST_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (as .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    settings = load_settings(write_config(tmp_path, url))
+    store = CaseStore(url)
+    ids = seed(store, extra_objects=3)
+    add_users(store)
+    server = WebServer(settings).start()
+    yield {"settings": settings, "store": store, "ids": ids, "url": server.url}
+    server.stop()
+    store.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    pg.dialogs = []            # any alert() would be an injected script running
+    pg.errors = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def log_in(page: Any, web: dict[str, Any], name: str) -> None:
+    page.goto(web["url"] + "/")
+    assert page.url.startswith(web["url"] + "/login")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORDS[name])
+    page.click("#login")
+    page.wait_for_selector("#queue-table")
+    assert page.inner_text("#whoami") == name
+
+
+def test_log_in_filter_open_confirm_and_the_store_shows_it(page: Any, web: dict[str, Any]) -> None:
+    log_in(page, web, "alice")
+    ids = web["ids"]
+    # filter the queue: objects of account acc1, most hits first
+    page.fill("#f-account", "acc1")
+    page.select_option("#f-source", "objects")
+    page.click("#apply-filters")
+    page.wait_for_url("**/?*account=acc1*")
+    rows = page.eval_on_selector_all("#queue-table tr.row", "rs => rs.map(r => r.dataset.case)")
+    assert sorted(rows) == sorted([ids["malware"], ids["gambling"]])
+    assert page.inner_text("#total") == "2"
+    # open the case with the keyboard: j to the first row, then Enter
+    page.keyboard.press("j")
+    first = page.eval_on_selector("#queue-table tr.current", "r => r.dataset.case")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/cases/{first}")
+    page.goto(f"{web['url']}/cases/{ids['gambling']}")
+    assert "博彩有奖、赌博游戏" in page.inner_text("#clause-text")
+    # confirm with a reason: `c` picks confirm and moves to the reason field
+    page.keyboard.press("c")
+    assert page.is_checked("#act-confirm")
+    assert page.evaluate("document.activeElement.id") == "reason"
+    page.keyboard.type("gambling ads, checked in the browser")
+    page.click("#decide-submit")
+    page.wait_for_selector("#flash")
+    assert "open → confirmed" in page.inner_text("#flash")
+    assert page.inner_text("#case-status") == "confirmed"
+    case = web["store"].get_case(ids["gambling"])
+    assert case["status"] == "confirmed"
+    assert (case["history"][-1]["actor"], case["history"][-1]["reason"]) == ("alice", "gambling ads, checked in the browser")
+    assert any(e["actor"] == "alice" and e["action"] == "case.confirm" for e in read_audit(web["settings"]))
+    assert not page.errors and not page.dialogs
+
+
+def test_a_reason_is_required_in_the_browser(page: Any, web: dict[str, Any]) -> None:
+    log_in(page, web, "alice")
+    cid = web["ids"]["malware"]
+    page.goto(f"{web['url']}/cases/{cid}")
+    page.check("#act-dismiss")
+    page.click("#decide-submit")           # empty reason: the browser does not even send the form
+    assert page.evaluate("document.getElementById('reason').validity.valueMissing")
+    assert web["store"].get_case(cid)["status"] == "open"
+
+
+def test_markup_in_evidence_renders_as_text_and_runs_no_script(page: Any, web: dict[str, Any]) -> None:
+    log_in(page, web, "alice")
+    ids = web["ids"]
+    page.goto(f"{web['url']}/?sort=hits")
+    page.goto(f"{web['url']}/cases/{ids['evil']}")
+    text = page.inner_text("#evidence")
+    assert XSS_SCRIPT in text and XSS_IMG in text          # shown, as text
+    assert page.inner_text("#subject-id") == EVIL_KEY
+    assert page.inner_text("#evidence mark") == "casino"   # the matched span, highlighted
+    # nothing it carries became an element, and nothing ran
+    assert page.eval_on_selector_all("main script, main img", "els => els.length") == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    page.goto(f"{web['url']}/cases/{ids['log']}")
+    text = page.inner_text("#evidence")
+    assert EVIL_URI in text and EVIL_UA in text
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    page.goto(f"{web['url']}/?category=contraband_gambling")
+    assert XSS_SCRIPT in page.inner_text("#queue-table")
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert not page.dialogs and not page.errors
+
+
+def test_a_reviewers_apply_is_refused(page: Any, web: dict[str, Any]) -> None:
+    log_in(page, web, "alice")
+    page.goto(f"{web['url']}/enforcement")
+    page.click("#make-plan")
+    page.wait_for_selector("#plan-id")
+    plan_id = page.inner_text("#plan-id")
+    assert page.is_disabled("#apply-plan")
+    # a reviewer who gets past the disabled button (here: by removing it) is refused by the server
+    page.evaluate("document.getElementById('apply-plan').removeAttribute('disabled')")
+    page.click("#apply-plan")
+    page.wait_for_selector("#error-message")
+    assert "approver" in page.inner_text("#error-message")
+    store = web["store"]
+    assert store.db.scalar("SELECT status FROM plans WHERE plan_id=?", (plan_id,)) == "planned"
+    assert store.db.scalar("SELECT COUNT(*) FROM actions") == 0
+    assert store.get_case(web["ids"]["malware"])["status"] == "open"
+
+
+def test_an_approver_applies_the_plan(page: Any, web: dict[str, Any]) -> None:
+    log_in(page, web, "bob")
+    page.goto(f"{web['url']}/enforcement")
+    page.click("#make-plan")
+    page.wait_for_selector("#plan-id")
+    plan_id = page.inner_text("#plan-id")
+    page.click("#apply-plan")
+    page.wait_for_selector("#flash")
+    assert "queued" in page.inner_text("#flash")
+    assert page.inner_text("#plan-status") == "applied"
+    store = web["store"]
+    assert store.db.one("SELECT status, applied_by FROM plans WHERE plan_id=?", (plan_id,)) == \
+        {"status": "applied", "applied_by": "bob"}
+    assert store.get_case(web["ids"]["malware"])["status"] == "enforced"
