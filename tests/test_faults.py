@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample"
 LOG = SAMPLE / "logs" / "jsonl" / "access.jsonl"
 DAY = "2026-11-01"
-QUERY = ["logs", "query", "--request-ref", "R-1", "--authority", "MPS", "--cidr", "0.0.0.0/0",
+QUERY = ["logs", "query", "--request-ref", "R-1", "--authority", "MPS", "--cidr", "0.0.0.0/1",
          "--from", DAY, "--to", "2026-11-02", "--by", "carol"]
 
 pytestmark = pytest.mark.faults
@@ -131,7 +131,7 @@ def test_a_verification_is_reused_until_the_file_changes(ingested: Path, tmp_pat
     from pipeline.query import run_query
 
     settings = load_settings(None, {"COMPLIANCE_STATE_DIR": str(state)})
-    ask = dict(request_ref="R-2", authority="CAC", cidr="0.0.0.0/0", start=DAY, end="2026-11-02")
+    ask = dict(request_ref="R-2", authority="CAC", cidr="0.0.0.0/1", start=DAY, end="2026-11-02")
     first = run_query(settings, **ask, out_dir=tmp_path / "a")
     second = run_query(settings, **ask, out_dir=tmp_path / "b")
     assert first.manifest["verification"]["files"][0]["checked"] == "hashed"

@@ -274,22 +274,21 @@ def test_reviewer_cannot_apply_approver_can(web: dict[str, Any]) -> None:
     assert web["store"].db.scalar("SELECT status FROM plans") == "planned"
     assert web["store"].db.scalar("SELECT COUNT(*) FROM actions") == 0
     assert ("alice", "web.refused") in [(e["actor"], e["action"]) for e in read_audit(web["settings"])]
-    # the approver applies it: the actions are queued, the cases enforced, with bob's name
+    # the approver applies it: the actions are queued with bob's name; the cases stay confirmed until
+    # the endpoint acknowledges the actions (no endpoint here)
     btoken = csrf_of(bob.get("/enforcement").text)
     r = bob.post("/enforcement/apply", data={"csrf": btoken, "plan_id": plan["plan_id"]})
     assert r.status_code == 303
     assert "queued" in flash_of(bob.get("/enforcement").text)
     assert web["store"].db.one("SELECT status, applied_by FROM plans") == {"status": "applied", "applied_by": "bob"}
-    assert status_of(web, ids["gambling"]) == "enforced" and status_of(web, ids["malware"]) == "enforced"
-    history = web["store"].get_case(ids["gambling"])["history"]
-    assert history[-1]["actor"] == "bob" and history[-1]["to_status"] == "enforced"
+    assert status_of(web, ids["gambling"]) == "confirmed" and status_of(web, ids["malware"]) == "confirmed"
     applied = [e for e in read_audit(web["settings"]) if e["action"] == "enforce.apply"]
     assert applied[-1]["actor"] == "bob" and ids["gambling"] in applied[-1]["details"]["enforced_cases"]
     outbox = bob.get("/enforcement?status=pending").text
     assert "disable_object" in outbox and ids["gambling"] in outbox
     # undo from the case page: approvers only, dismisses the case and queues the undo
     r = alice.post(f"/cases/{ids['gambling']}/undo", data={"csrf": token, "reason": "appeal upheld"})
-    assert r.status_code == 403 and status_of(web, ids["gambling"]) == "enforced"
+    assert r.status_code == 403 and status_of(web, ids["gambling"]) == "confirmed"
     bob.post(f"/cases/{ids['gambling']}/undo", data={"csrf": btoken, "reason": "appeal upheld"})
     assert status_of(web, ids["gambling"]) == "dismissed"
     kinds = [r["kind"] for r in web["store"].db.all("SELECT kind FROM actions WHERE case_id=?", (ids["gambling"],))]

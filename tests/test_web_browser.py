@@ -173,4 +173,4 @@ def test_an_approver_applies_the_plan(page: Any, web: dict[str, Any]) -> None:
     store = web["store"]
     assert store.db.one("SELECT status, applied_by FROM plans WHERE plan_id=?", (plan_id,)) == \
         {"status": "applied", "applied_by": "bob"}
-    assert store.get_case(web["ids"]["malware"])["status"] == "enforced"
+    assert store.get_case(web["ids"]["malware"])["status"] == "confirmed"   # until the endpoint acknowledges

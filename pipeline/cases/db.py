@@ -40,7 +40,7 @@ class Database:
             try:
                 self.conn: Any = psycopg.connect(url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise StoreUnavailable(f"cannot connect to the case store {_redact(url)}: {str(exc).strip()}",
+                raise StoreUnavailable(f"cannot connect to the case store {_redact(url)}: {' '.join(str(exc).split())}",
                                  hint="check case_store in the config and that PostgreSQL is running") from None
             self.dialect = "postgresql"
             # advisory locks are database-wide: key them by database and schema, so that two case

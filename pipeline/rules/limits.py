@@ -16,6 +16,8 @@ import contextvars
 import os
 from collections.abc import Iterator, Sequence
 
+from typing import Any
+
 import yaml
 
 from ..errors import Location, RuleError
@@ -72,7 +74,7 @@ def check_yaml(path: str, text: str) -> RuleError | None:
     return None
 
 
-def _error(path: str, mark: yaml.Mark | None, message: str, hint: str) -> RuleError:
+def _error(path: str, mark: Any, message: str, hint: str) -> RuleError:
     loc = Location(path, mark.line + 1, mark.column + 1) if mark is not None else Location(path)
     return RuleError(message, location=loc, hint=hint)
 
