@@ -43,3 +43,12 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def in_order(self) -> list[str]:
+        """Names in registration order (for messages whose order is part of the contract)."""
+        return list(self._items)
+
+    def pop(self, name: str) -> T:
+        """Remove and return an entry (an extension loaded for a test, or replaced)."""
+        self.get(name)   # the same error as get for a name never registered
+        return self._items.pop(name)

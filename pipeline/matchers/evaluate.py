@@ -22,6 +22,7 @@ import re2
 from ..normalize import normalize_many
 from ..normalize.batch import arrow_utf8
 from ..rules import model as m
+from .base import evaluate_registered
 from .keyword_engine import LIST_FIELDS, KeywordBackend, KeywordHits, as_text_column, build_backend, items_apart
 
 RAW = "raw"   # the raw line of a log record, present during a scan when a rule reads it
@@ -277,7 +278,7 @@ class CompiledRules:
             mask = _condition(node, part.value(node.field))
             shown = mask if scope is None else mask & scope
             return _Result(mask, _leaf_evidence(shown, node.field, node.op, repr(node.value), part.value(node.field)))
-        raise TypeError(f"unknown matcher {node!r}")  # the loader only builds the kinds above
+        return _Result(*evaluate_registered(self, node, rule, part, scope))  # a kind another module registers
 
     def _keywords(self, node: m.Keywords, rule: m.Rule, part: _Partition) -> _Result:
         n = len(part.df)

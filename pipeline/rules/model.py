@@ -1,8 +1,10 @@
-"""The rule model: frozen dataclasses for rules and every kind of matcher.
+"""The rule model: frozen dataclasses for rules, and every kind of matcher re-exported from its module.
 
-Loading (with locations and every problem reported at once) is in ``loader``; evaluation
-over a partition is in ``pipeline.matchers.evaluate``. Objects here are small and picklable:
-the runner sends a RuleSet to workers, which compile it once and cache it by ``RuleSet.digest``.
+Each matcher kind lives in its own module under ``pipeline.matchers`` (its dataclass, keys, parse);
+this module re-exports them so that ``m.Keywords`` and the rest stay where callers look for them.
+Loading (with locations and every problem reported at once) is in ``loader``; evaluation over a
+partition is in ``pipeline.matchers.evaluate``. Objects here are small and picklable: the runner
+sends a RuleSet to workers, which compile it once and cache it by ``RuleSet.digest``.
 """
 
 from __future__ import annotations
@@ -10,88 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ..matchers.aggregate_rule import Aggregate
+from ..matchers.fields import FIELD_OPS, FieldCondition
+from ..matchers.hash_list import HashList
+from ..matchers.keywords import AllowWords, Keywords
+from ..matchers.logic import AllOf, AnyOf, Not
+from ..matchers.regex import Regex
+
+__all__ = ["SEVERITIES", "SOURCES", "FIELD_OPS", "Keywords", "AllowWords", "Regex", "HashList", "FieldCondition",
+           "AnyOf", "AllOf", "Not", "Matcher", "Aggregate", "RuleTest", "Rule", "RuleSet", "walk"]
+
 SEVERITIES = ("low", "medium", "high", "critical")
 SOURCES = ("objects", "logs", "icp", "streams")
-FIELD_OPS = ("equals", "in", "not_in", "contains", "startswith", "endswith",
-             "gt", "gte", "lt", "lte", "cidr", "exists")
 
-
-@dataclass(frozen=True)
-class Keywords:
-    """Keyword search (``keywords`` or ``keywords_file``) over text fields."""
-
-    words: tuple[str, ...]
-    fields: tuple[str, ...]
-    normalize: bool = True
-    origin: str = ""          # "inline" or the lexicon file's path, for evidence and lint
-
-
-@dataclass(frozen=True)
-class Regex:
-    """An RE2 regular expression searched in text fields."""
-
-    pattern: str
-    fields: tuple[str, ...]
-    decoded: bool = True      # False: search the fields as logged, never URL-decoded (Sigma rules)
-    label: str = ""           # what evidence names instead of the pattern (a Sigma rule's own value)
-
-
-@dataclass(frozen=True)
-class HashList:
-    """Exact match of a hash field (etag / md5) against a block list file."""
-
-    path: str
-    field: str
-    hashes: frozenset[str]
-
-
-@dataclass(frozen=True)
-class FieldCondition:
-    """``field`` compared with ``op`` to ``value``; ``field`` may be dotted into a map (labels.pulp)."""
-
-    field: str
-    op: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class AllowWords:
-    """Only inside ``unless``: keyword hits lying wholly inside one of these phrases are suppressed."""
-
-    words: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    children: tuple[Matcher, ...]
-
-
-@dataclass(frozen=True)
-class AllOf:
-    children: tuple[Matcher, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    child: Matcher
-
-
+# The built-in kinds; a kind registered from another module builds its own class, which the engine
+# evaluates through the kind's evaluate hook.
 Matcher = Union[Keywords, Regex, HashList, FieldCondition, AnyOf, AllOf, Not]
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """A condition over groups of matching log records within tumbling time windows."""
-
-    group_by: tuple[str, ...]
-    window_seconds: int
-    count_gte: int | None = None
-    distinct_field: str | None = None
-    distinct_gte: int | None = None
-    sum_field: str | None = None
-    sum_gte: float | None = None
-    # Also require the window to reach this many times the group's own median window (spikes).
-    baseline_factor: float | None = None
 
 
 @dataclass(frozen=True)
