@@ -131,6 +131,13 @@ def evaluate_registered(engine: Any, node: Any, rule: Any, part: Any,
     return kind.evaluate(engine, node, rule, part, scope)
 
 
+def leaf_evidence(mask: np.ndarray, field_name: str, kind: str, pattern: str, values: pd.Series) -> pd.DataFrame:
+    """Evidence of a leaf's matched rows in the engine's columns (for a registered kind's evaluate hook)."""
+    from .evaluate import _leaf_evidence   # the engine imports this module: its helpers come late
+
+    return _leaf_evidence(mask, field_name, kind, pattern, values)
+
+
 def list_files(matcher: Any) -> list[str]:
     """Every list file (lexicon, hash list) a matcher tree reads, for the rule's content hash."""
     from ..rules.model import walk
