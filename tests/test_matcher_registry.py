@@ -43,6 +43,12 @@ def _rule_file(root: Path, source: str, match: str, extra: str = "") -> Path:
     return root
 
 
+def _example_files(kind: base.MatcherKind, root: Path) -> None:
+    for rel, text in kind.example_files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+
+
 def _matcher_reference() -> str:
     text = DOCS.read_text(encoding="utf-8")
     start = text.index("## Matchers")
@@ -64,9 +70,7 @@ def test_every_key_of_every_kind_is_documented(kind: base.MatcherKind) -> None:
 
 @pytest.mark.parametrize("kind", base.kinds(), ids=lambda k: k.name)
 def test_every_example_loads_and_runs(kind: base.MatcherKind, tmp_path: Path) -> None:
-    for rel, text in kind.example_files.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text, encoding="utf-8")
+    _example_files(kind, tmp_path)
     rules = load_rules(str(_rule_file(tmp_path, kind.example_source, kind.example)))
     rule = rules.rules[0]
     assert rule.match is not None and base.owner(rule.match) is not None
@@ -79,9 +83,7 @@ def test_every_example_loads_and_runs(kind: base.MatcherKind, tmp_path: Path) ->
 
 @pytest.mark.parametrize("kind", base.kinds(), ids=lambda k: k.name)
 def test_an_unknown_key_is_located_and_lists_the_kinds_keys(kind: base.MatcherKind, tmp_path: Path) -> None:
-    for rel, text in kind.example_files.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text, encoding="utf-8")
+    _example_files(kind, tmp_path)
     assert kind.example.startswith("{")
     root = _rule_file(tmp_path, kind.example_source, "{bogus_key: 1, " + kind.example[1:])
     with pytest.raises(RuleLoadError) as exc:

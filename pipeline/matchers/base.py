@@ -70,7 +70,10 @@ class ParseContext:
 
 
 Parser = Callable[[ParseContext, yaml.Node, Items], Any]
-# (engine, matcher, rule, partition, scope) → (row mask, evidence frame); see evaluate_registered.
+# (engine, matcher, rule, partition, scope) → (row mask, evidence frame). The partition gives
+# ``value(field)`` (a map field read as ``labels.x``), ``text(field)`` (URL-decoded log fields) and
+# ``df``; ``scope``, when given, is the rows the whole rule matched (evidence may be limited to them);
+# ``leaf_evidence`` builds the evidence frame.
 Evaluator = Callable[[Any, Any, Any, Any, "np.ndarray | None"], "tuple[np.ndarray, pd.DataFrame]"]
 
 
