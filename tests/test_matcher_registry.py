@@ -219,3 +219,31 @@ def test_without_its_module_the_new_kind_is_unknown(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError) as exc:
         load_rules(str(root))
     assert [p.message for p in exc.value.problems] == ["unknown matcher key 'min_length'"]
+
+
+@pytest.mark.cluster
+def test_a_new_kind_scans_on_worker_processes(toy_kind: object, tmp_path: Path, dask_client) -> None:
+    """The whole scan on the real cluster: workers import the kind's module (shipped as one file,
+    as a deployment ships a plugin) when they unpickle the rules, and the case store gets its cases."""
+    from pipeline.cases.store import open_store
+    from pipeline.config import load_settings
+    from pipeline.runner import scan
+
+    dask_client.upload_file(str(tmp_path / "toy_min_length.py"))
+    rules = _rule_file(tmp_path / "rules", "objects", "{min_length: 40, field: key}")
+    long_key = "uploads/" + "x" * 40 + ".bin"
+    pd.DataFrame({"account_id": ["acct-1", "acct-1", "acct-2"], "bucket": ["b1", "b1", "b2"],
+                  "key": [long_key, "short.txt", "y" * 45]}).to_csv(tmp_path / "objects.csv", index=False)
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(f"""\
+        rules: {rules}
+        state_dir: {tmp_path / "state"}
+        sources:
+          objects:
+          - path: {tmp_path / "objects.csv"}
+            format: csv
+        """), encoding="utf-8")
+    settings = load_settings(str(tmp_path / "config.yaml"))
+    scan(settings, client=dask_client)
+    cases = open_store(settings.state_path).list_cases()
+    assert sorted(zip(cases["rule_id"], cases["subject_id"])) == [
+        ("objects.example.rule", f"b1/{long_key}"), ("objects.example.rule", "b2/" + "y" * 45)]

@@ -98,7 +98,11 @@ _OWNERS: dict[type, MatcherKind] = {}
 
 
 def register(kind: MatcherKind) -> MatcherKind:
-    """Add a matcher kind; its YAML name and each of its model classes may be registered only once."""
+    """Add a matcher kind; its YAML name and each of its model classes may be registered only once,
+    except by the same module imported again (``importlib.reload``, Dask's ``upload_file``), whose
+    new kind replaces the old."""
+    if kind.name in MATCHERS and MATCHERS.get(kind.name).parse.__module__ == kind.parse.__module__:
+        unregister(kind.name)
     taken = [t.__name__ for t in kind.types if t in _OWNERS]
     if taken:
         raise ValueError(f"matcher class {taken[0]} already belongs to kind {_OWNERS[kind.types[0]].name!r}")
