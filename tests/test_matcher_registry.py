@@ -3,12 +3,13 @@ and runs, unknown keys and kinds are located errors, and a new kind is one modul
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -99,20 +100,24 @@ def test_an_unknown_kind_lists_the_registered_ones(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError) as exc:
         load_rules(str(root))
     [problem] = exc.value.problems
-    assert problem.location.line == 10 and problem.location.column == 12
+    assert problem.location is not None and problem.location.line == 10 and problem.location.column == 12
     assert problem.message == "unknown matcher key 'keyword'"
     assert problem.hint == f"a matcher is one of: {', '.join(BUILT_IN)}"
     with pytest.raises(Exception, match="unknown matcher 'keyword'.*valid matchers: all, any, field"):
         base.MATCHERS.get("keyword")
 
 
+def _no_parse(ctx: base.ParseContext, node: object, items: base.Items) -> None:
+    return None
+
+
 def test_a_name_or_a_class_is_registered_once() -> None:
-    kw = base.MATCHERS.get("keywords")
+    # another module may not take a built-in's name or class
     with pytest.raises(ValueError, match="registered twice"):
-        base.register(base.MatcherKind(name="keywords", keys=("keywords",), parse=kw.parse))
+        base.register(base.MatcherKind(name="keywords", keys=("keywords",), parse=_no_parse))
     with pytest.raises(ValueError, match="already belongs to kind 'keywords'"):
-        base.register(base.MatcherKind(name="keywords2", keys=("keywords2",), parse=kw.parse, types=(m.Keywords,)))
-    assert "keywords2" not in base.MATCHERS
+        base.register(base.MatcherKind(name="keywords2", keys=("keywords2",), parse=_no_parse, types=(m.Keywords,)))
+    assert "keywords2" not in base.MATCHERS and [k.name for k in base.kinds()] == BUILT_IN
 
 
 # --- a new kind from one module ---------------------------------------------------------------
@@ -157,16 +162,12 @@ register(MatcherKind(name="min_length", keys=("min_length", "field"), parse=pars
 
 
 @pytest.fixture
-def toy_kind(tmp_path: Path) -> Iterator[object]:
-    path = tmp_path / "toy_min_length.py"
-    path.write_text(TOY_MODULE, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("toy_min_length", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["toy_min_length"] = module   # dataclasses look their module up while building the class
+def toy_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The toy kind's module written to a folder on the path and imported, as a deployment's would be."""
+    (tmp_path / "toy_min_length.py").write_text(TOY_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield importlib.import_module("toy_min_length")
     finally:
         if "min_length" in base.MATCHERS:
             base.unregister("min_length")
@@ -186,7 +187,7 @@ TOY_TESTS = """\
 """
 
 
-def test_a_new_kind_is_one_module(toy_kind: object, tmp_path: Path) -> None:
+def test_a_new_kind_is_one_module(toy_kind: ModuleType, tmp_path: Path) -> None:
     assert [k.name for k in base.kinds()] == [*BUILT_IN, "min_length"]
     root = _rule_file(tmp_path / "ok", "objects",
                       "\n      all:\n        - {min_length: 20, field: key}\n        - {not: {field: key, endswith: .txt}}",
@@ -204,11 +205,21 @@ def test_a_new_kind_is_one_module(toy_kind: object, tmp_path: Path) -> None:
     assert ev[["row", "field", "kind", "pattern", "text"]].values.tolist() == [[0, "key", "min_length", "20", "a" * 25]]
 
 
-def test_a_new_kinds_keys_and_values_are_checked_with_their_place(toy_kind: object, tmp_path: Path) -> None:
+def test_a_new_kinds_module_imported_again_replaces_its_kind(toy_kind: ModuleType) -> None:
+    first = base.MATCHERS.get("min_length")
+    importlib.reload(toy_kind)   # as Dask's upload_file does on every worker
+    again = base.MATCHERS.get("min_length")
+    assert again is not first and [k.name for k in base.kinds()] == [*BUILT_IN, "min_length"]
+    assert base.owner(toy_kind.MinLength(field="key", length=3)) is again
+    assert base.owner(first.types[0](field="key", length=3)) is None   # the old class is no kind's any more
+
+
+def test_a_new_kinds_keys_and_values_are_checked_with_their_place(toy_kind: ModuleType, tmp_path: Path) -> None:
     root = _rule_file(tmp_path, "objects", "{min_length: 0, feild: key}")
     with pytest.raises(RuleLoadError) as exc:
         load_rules(str(root))
-    assert [(p.location.line, p.location.column, p.message, p.hint) for p in exc.value.problems] == [
+    assert [(p.location and p.location.line, p.location and p.location.column, p.message, p.hint)
+            for p in exc.value.problems] == [
         (8, 28, "unknown key 'feild' in a min_length matcher", "valid keys: min_length, field"),
         (8, 25, "min_length takes a positive whole number", None),
     ]
@@ -222,7 +233,7 @@ def test_without_its_module_the_new_kind_is_unknown(tmp_path: Path) -> None:
 
 
 @pytest.mark.cluster
-def test_a_new_kind_scans_on_worker_processes(toy_kind: object, tmp_path: Path, dask_client) -> None:
+def test_a_new_kind_scans_on_worker_processes(toy_kind: ModuleType, tmp_path: Path, dask_client) -> None:
     """The whole scan on the real cluster: workers import the kind's module (shipped as one file,
     as a deployment ships a plugin) when they unpickle the rules, and the case store gets its cases."""
     from pipeline.cases.store import open_store
