@@ -245,3 +245,33 @@ def test_shipped_rules_load_and_their_inline_tests_pass(root: Path) -> None:
     outcomes = run_rule_tests(load_rules(str(root / "rules")))
     failed = [o.line() for o in outcomes if not o.passed]
     assert outcomes and failed == []
+
+
+def test_a_check_rule_without_category_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    make(tmp_path, """\
+rules:
+  - id: icp.licences.no_category
+    title: t
+    clause: "3.1"
+    severity: low
+    source: icp
+    check: licence_missing
+""")
+    with pytest.raises(RuleLoadError) as exc:
+        load_rules(str(tmp_path))
+    assert [p.message for p in exc.value.problems] == ["rule is missing 'category'"]
+
+
+def test_a_hash_list_and_its_field_are_one_matcher_and_its_file_is_hashed(tmp_path: Path) -> None:
+    # 'field' is also the field-condition kind: beside hash_list it is hash_list's key
+    (tmp_path / "md5.txt").write_text("0123456789abcdef0123456789abcdef\n", encoding="utf-8")
+    rule_text = GOOD.replace("        - regex: '(?i)casino-\\d{3,}'\n          fields: [key]\n",
+                             "        - {hash_list: md5.txt, field: md5}\n")
+    assert rule_text != GOOD
+    before = load_rules(str(make(tmp_path, rule_text))).by_id("objects.gambling.promotion")
+    assert isinstance(before.match, m.AnyOf) and isinstance(before.match.children[2], m.HashList)
+    (tmp_path / "md5.txt").write_text("fedcba9876543210fedcba9876543210\n", encoding="utf-8")
+    after = load_rules(str(tmp_path)).by_id("objects.gambling.promotion")
+    assert isinstance(after.match, m.AnyOf) and isinstance(after.match.children[2], m.HashList)
+    assert after.match.children[2].hashes == frozenset({"fedcba9876543210fedcba9876543210"})
+    assert after.content_hash != before.content_hash
