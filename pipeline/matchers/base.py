@@ -101,11 +101,13 @@ def register(kind: MatcherKind) -> MatcherKind:
     """Add a matcher kind; its YAML name and each of its model classes may be registered only once,
     except by the same module imported again (``importlib.reload``, Dask's ``upload_file``), whose
     new kind replaces the old."""
-    if kind.name in MATCHERS and MATCHERS.get(kind.name).parse.__module__ == kind.parse.__module__:
-        unregister(kind.name)
-    taken = [t.__name__ for t in kind.types if t in _OWNERS]
+    old = MATCHERS.get(kind.name) if kind.name in MATCHERS else None
+    again = old is not None and old.parse.__module__ == kind.parse.__module__
+    taken = [t for t in kind.types if t in _OWNERS and not (again and _OWNERS[t] is old)]
     if taken:
-        raise ValueError(f"matcher class {taken[0]} already belongs to kind {_OWNERS[kind.types[0]].name!r}")
+        raise ValueError(f"matcher class {taken[0].__name__} already belongs to kind {_OWNERS[taken[0]].name!r}")
+    if again:
+        unregister(kind.name)
     MATCHERS.register(kind.name)(kind)
     for t in kind.types:
         _OWNERS[t] = kind
