@@ -161,6 +161,11 @@ def test_event_count_correlation_is_an_aggregate_over_the_rules_it_names(tmp_pat
     generated = CORRELATION.replace("level: high", "generate: true\nlevel: high")
     (sig / "web_console_probe.yml").write_text(generated, encoding="utf-8")
     rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
+    # as in pySigma, any correlation without generate: true silences the rule, even one that cannot run
+    assert not rs.by_id("sigma.web.web_console_probe").enabled
+    assert any("web_temporal" in n and "open no cases of their own" in n for n in rs.notes)
+    (sig / "web_temporal.yml").unlink()
+    rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
     assert rs.by_id("sigma.web.web_console_probe").enabled
 
 
