@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ...config import SIGMA_FIELDS, SigmaLogsource
+from ...config import SIGMA_FIELDS, SIGMA_FORMATS, SigmaLogsource
 from .. import model as m
 
 LOG_FORMAT = "log_format"   # the column the scan adds to log records when some rule reads it
@@ -28,7 +28,10 @@ class FieldMapping:
     @classmethod
     def of(cls, entry: SigmaLogsource | None) -> FieldMapping:
         base = {**SIGMA_FIELDS, **(entry.fields if entry else {})}
-        formats = {fmt: {**base, **over} for fmt, over in (entry.formats if entry else {}).items()}
+        given = entry.formats if entry else {}
+        # an entry's formats are merged over the defaults, format by format, as its fields are
+        formats = {fmt: {**base, **SIGMA_FORMATS.get(fmt, {}), **given.get(fmt, {})}
+                   for fmt in sorted({*SIGMA_FORMATS, *given})}
         return cls(base, {fmt: mp for fmt, mp in formats.items() if mp != base})
 
     def as_data(self) -> dict[str, Mapping]:
