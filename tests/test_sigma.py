@@ -158,7 +158,7 @@ def test_event_count_correlation_is_an_aggregate_over_the_rules_it_names(tmp_pat
     assert corr.aggregate == m.Aggregate(("client_ip",), 60, count_gte=3) and corr.match == base.match
     assert [s.rule_id for s in rs.skipped] == ["sigma.correlation.web_temporal"]
     assert "temporal" in rs.skipped[0].reason
-    generated = CORRELATION.replace("level: high", "generate: true\nlevel: high")
+    generated = CORRELATION.replace("condition: {gte: 3}", "condition: {gte: 3}\n    generate: true")
     (sig / "web_console_probe.yml").write_text(generated, encoding="utf-8")
     rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
     # as in pySigma, any correlation without generate: true silences the rule, even one that cannot run

@@ -97,7 +97,7 @@ def convert_correlation(path: str, node: yaml.MappingNode, text: str, rid: str, 
 def referenced_rules(meta: dict[str, Any], named: dict[str, m.Rule]) -> list[m.Rule]:
     """The loaded rules a correlation names (for one that cannot run: they still open no cases)."""
     corr = meta.get("correlation")
-    return [named[r] for r in _refs(corr)] if isinstance(corr, dict) else []
+    return [named[r] for r in _refs(corr) if r in named] if isinstance(corr, dict) else []
 
 
 def _child(node: yaml.MappingNode, key: str) -> yaml.Node:

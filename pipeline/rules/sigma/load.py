@@ -147,7 +147,11 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
                          lambda: convert_correlation(path, node, text, rid, meta, named, settings))
         if found is not None:
             out.rules.append(found[0])
-        if meta.get("generate") is True:
+        corr = meta.get("correlation")
+        if "generate" in meta:   # Sigma 2 puts it inside correlation:, where pySigma reads it
+            out.notes.append(f"{path}:{_line(node)}: [{rid}] a top-level generate: is ignored; Sigma reads "
+                             "correlation.generate")
+        if isinstance(corr, dict) and corr.get("generate") is True:
             continue
         # the referenced rules feed the correlation and open no cases of their own (Sigma's
         # generate: false), also when the correlation itself cannot run
