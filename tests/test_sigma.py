@@ -36,12 +36,12 @@ falsepositives: [Unknown]
 level: critical
 """
 
-WINDASH = """title: Uses windash
+WIDE = """title: Uses wide
 id: 6f1d1c9e-0000-4000-8000-00000000000b
 logsource: {category: webserver}
 detection:
     selection:
-        cs-uri-query|windash|contains: '-enc'
+        cs-uri-query|wide|contains: 'cmd'
     condition: selection
 level: low
 """
@@ -88,16 +88,16 @@ def test_a_sigma_rule_keeps_its_metadata_and_matches_as_logged(tmp_path: Path) -
 
 
 def test_unsupported_modifier_is_listed_by_lint_and_skipped_or_an_error(tmp_path: Path) -> None:
-    own, sig = _sigma(tmp_path, {"web_ok.yml": RULE, "web_windash.yml": WINDASH})
+    own, sig = _sigma(tmp_path, {"web_ok.yml": RULE, "web_wide.yml": WIDE})
     cfg = _config(tmp_path, own, sig)
     res = CliRunner().invoke(main, ["--config", str(cfg), "rules", "lint"])
     assert res.exit_code == 0, res.output
-    assert f"{sig / 'web_windash.yml'}:6: [sigma.web.web_windash] unsupported: modifier 'windash'" in res.stdout
+    assert f"{sig / 'web_wide.yml'}:6: [sigma.web.web_wide] unsupported: modifier 'wide'" in res.stdout
     assert "2 rules OK" not in res.stdout and "1 rules OK (1 from Sigma), 1 Sigma rule(s) unsupported" in res.stdout
     assert res.stderr.count("no inline tests") == 1
     strict = _config(tmp_path, own, sig, "  unsupported: error\n")
     res = CliRunner().invoke(main, ["--config", str(strict), "rules", "lint"])
-    assert res.exit_code == 2 and f"web_windash.yml:6: [sigma.web.web_windash] unsupported" in res.stderr
+    assert res.exit_code == 2 and f"web_wide.yml:6: [sigma.web.web_wide] unsupported" in res.stderr
     assert "Traceback" not in res.output
 
 
@@ -212,7 +212,7 @@ def test_a_scan_opens_cases_naming_the_sigma_rule_and_skips_unsupported(tmp_path
     from pipeline.cases.store import open_store
     from pipeline.runner import scan
 
-    own, sig = _sigma(tmp_path, {"web_console_probe.yml": RULE, "web_windash.yml": WINDASH,
+    own, sig = _sigma(tmp_path, {"web_console_probe.yml": RULE, "web_wide.yml": WIDE,
                                  "web_jndi.yml": RULE.replace("cs-method: POST\n        cs-uri-query|contains: "
                                                               "'/console/%2e%2e/'", "").replace(
                                      "selection:\n", "keywords:\n        - '${jndi:'\n    x:\n        c-ip: 1\n"
@@ -224,7 +224,7 @@ def test_a_scan_opens_cases_naming_the_sigma_rule_and_skips_unsupported(tmp_path
     cfg.write_text(cfg.read_text() + f"sources:\n  logs:\n    - {{path: {log}, format: combined, domain: x.example}}\n")
     settings = load_settings(str(cfg))
     report = scan(settings, client=dask_client)
-    assert report.rules_skipped == {"sigma.web.web_windash": "modifier 'windash' (cs-uri-query|windash|contains) "
+    assert report.rules_skipped == {"sigma.web.web_wide": "modifier 'wide' (cs-uri-query|wide|contains) "
                                                               "is not supported"}
     store = open_store(settings.state_path, settings.case_store)
     try:

@@ -284,7 +284,7 @@ def test_correlations_through_the_cli(tmp_path: Path, dask_client, monkeypatch: 
 
 
 UNSUPPORTED = {
-    "web_windash.yml": ("cs-uri-query|windash|contains", "'-enc'"),
+    "web_wide.yml": ("cs-uri-query|wide|base64offset|contains", "cmd"),
     "web_fieldref.yml": ("cs-referer|fieldref", "cs-host"),
     "web_minute.yml": ("sc-status|minute", "5"),
     "web_expand.yml": ("cs-uri-query|expand", "'%admin_paths%'"),
@@ -296,6 +296,7 @@ SUPPORTED = {
     "web_cased.yml": ("cs-user-agent|cased", "CurlBot"),
     "web_gt.yml": ("sc-bytes|gt", "1000"),
     "web_lt.yml": ("sc-status|lt", "200"),
+    "web_windash.yml": ("cs-uri-query|windash|contains", "'-enc'"),
 }
 MODIFIER_RULE = """title: Modifier {key}
 id: 6f1d1c9e-0000-4000-8000-0000000000d{n}
@@ -326,4 +327,4 @@ def test_lint_names_each_unsupported_modifier_and_error_mode_stops_the_scan(tmp_
     for args in (("rules", "lint"), ("scan",)):
         res = cli(strict, *args)
         assert res.exit_code == 2, (args, res.output)
-        assert f"{sig / 'web_windash.yml'}:7: [sigma.web.web_windash] unsupported: modifier 'windash'" in res.stderr
+        assert f"{sig / 'web_wide.yml'}:7: [sigma.web.web_wide] unsupported: modifier 'wide'" in res.stderr

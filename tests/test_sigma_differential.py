@@ -249,6 +249,17 @@ detection:
     condition: (kw_all or kw or maps) and not nothing
 level: high
 """,
+    "windash": r"""
+title: Windows dashes
+id: 00000000-0000-4000-8000-000000000007
+logsource: {category: webserver}
+detection:
+    query: {cs-uri-query|windash|contains: '=-exec'}
+    agent: {cs-user-agent|windash|endswith: ' /silent'}
+    word: {cs-uri-query|windash|contains: 'x-forwarded'}
+    condition: 1 of them
+level: low
+""",
 }
 
 EDGE_LINES = [
@@ -268,6 +279,10 @@ EDGE_LINES = [
     {"cs-method": "PUT", "cs-uri-query": "/up/shell.jsp"}, {"cs-method": "PUT", "cs-uri-query": "/up/shell.jspx"},
     {"cs-method": "DELETE", "cs-uri-query": "/item/1"},
     {"cs-method": "DELETE", "cs-uri-query": "/item/1", "cs-referer": "https://www.example.cn/"},
+    {"cs-uri-query": "/run?c=/exec"}, {"cs-uri-query": "/run?c=\u2013exec"}, {"cs-uri-query": "/run?c=\u2014exec"},
+    {"cs-uri-query": "/run?c=_exec"}, {"cs-user-agent": "Setup.exe /silent"}, {"cs-user-agent": "Setup.exe -silent"},
+    {"cs-user-agent": "Setup.exe \u2015silent"}, {"cs-user-agent": "Setup.exe silent"},
+    {"cs-uri-query": "/h?x/forwarded=1"}, {"cs-uri-query": "/h?x-forwarded=1"},
 ]
 
 
@@ -292,6 +307,11 @@ def test_specification_corners_agree_with_pysigma(tmp_path: Path) -> None:
         assert theirs[rid], rid
     lines = {(Path(f).name, n) for f, n in theirs["sigma.web.escapes"]}
     assert ("access.jsonl", 1) in lines and ("access.jsonl", 2) not in lines   # a*b literally, not aXb
+    dashed = {EDGE_LINES[n - 1].get("cs-uri-query") or EDGE_LINES[n - 1].get("cs-user-agent")
+              for f, n in theirs["sigma.web.windash"] if Path(f).name == "access.jsonl" and n <= len(EDGE_LINES)}
+    # a word-starting dash or slash in any of its spellings; not another character; inside a word, as written
+    assert dashed == {"/run?c=/exec", "/run?c=\u2013exec", "/run?c=\u2014exec", "Setup.exe /silent",
+                      "Setup.exe -silent", "Setup.exe \u2015silent", "/h?x-forwarded=1"}
 
 
 PER_FORMAT_RULE = r"""
