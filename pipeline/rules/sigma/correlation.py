@@ -85,7 +85,8 @@ def convert_correlation(path: str, node: yaml.MappingNode, text: str, rid: str, 
     return m.Rule(
         id=rid, title=str(meta.get("title") or rid), clause=first.clause, category=first.category,
         severity=settings.level_severity.get(level.lower(), first.severity), sources=("logs",), match=match,
-        path=path, line=node.start_mark.line + 1, content_hash=content_hash(text, node, mapping.as_data()),
+        path=path, line=node.start_mark.line + 1, content_hash=content_hash(
+            text, node, {"aggregate": repr(agg), "rules": [r.content_hash for r in referenced]}),
         description=None if meta.get("description") is None else str(meta["description"]).strip(),
         subject=subject, aggregate=agg,
         meta={"sigma": {**{k: meta[k] for k in ("id", "name", "title", "status", "level", "author", "references",

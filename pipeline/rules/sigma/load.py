@@ -202,13 +202,14 @@ def _convert(path: str, node: yaml.MappingNode, text: str, rid: str, meta: dict[
     return m.Rule(
         id=rid, title=str(meta["title"]), clause=entry.clause, category=entry.rule_category, severity=severity,
         sources=("logs",), match=match, path=path, line=node.start_mark.line + 1,
-        content_hash=content_hash(text, node, mapping.as_data()), description=_text(meta.get("description")),
+        content_hash=content_hash(text, node, {"*": used, **by_format}), description=_text(meta.get("description")),
         subject=entry.subject, meta={"sigma": sigma_meta},
     )
 
 
 def content_hash(text: str, node: yaml.Node, fields: dict[str, Any]) -> str:
-    """The document as written plus the mapping it was converted with: either changing is a new rule."""
+    """The document as written plus the columns its fields read: either changing is a new rule (a
+    mapping change for fields the rule does not use leaves it as it was)."""
     h = hashlib.sha256()
     h.update(json.dumps(py(node), sort_keys=True, ensure_ascii=False, default=str).encode())
     h.update(json.dumps(fields, sort_keys=True).encode())

@@ -34,10 +34,6 @@ class FieldMapping:
                    for fmt in sorted({*SIGMA_FORMATS, *given})}
         return cls(base, {fmt: mp for fmt, mp in formats.items() if mp != base})
 
-    def as_data(self) -> dict[str, Mapping]:
-        """What the content hash covers: changing any format's mapping makes a new rule."""
-        return {"*": self.base, **self.formats}
-
     def groups(self, used: Iterable[str]) -> list[tuple[tuple[str, ...], Mapping]]:
         """Formats whose mapping of the ``used`` Sigma fields differs from the base, grouped by that mapping."""
         used = sorted(set(used))
