@@ -111,6 +111,10 @@ def test_attack_logs_open_cases_naming_the_sigma_rule_and_the_benign_log_none(
     assert "sigma.web.web_cve_2021_44228_log4j — Log4j RCE CVE-2021-44228 Generic" in res.stdout
     # the evidence: the rule's UUID and level, the Sigma field and modifier, and the text it matched
     assert f"[sigma {LOG4J_UUID} (level high) keywords]" in res.stdout
+    # and the Sigma rule's own metadata, its authors credited as the Detection Rule License asks
+    assert f"sigma     {LOG4J_UUID} level high status test" in res.stdout
+    assert "  author  Florian Roth (Nextron Systems)" in res.stdout and "  fp      Vulnerability scanning" in res.stdout
+    assert "https://news.ycombinator.com/item?id=29504755" in res.stdout and "Detection Rule License 1.1" in res.stdout
     shown = json.loads(cli(cfg, "cases", "show", "--json", log4j["case_id"]).stdout)
     matches = [(item, mt) for item in shown["evidence"] for mt in item["matches"]]
     assert matches and log4j["severity"] == "high"
