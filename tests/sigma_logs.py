@@ -241,10 +241,11 @@ def write_logs(records: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
                                "status": int(status), "bytes_sent": size, "referer": ref, "user_agent": ua,
                                "username": user, "host": host}))
         # Tencent CDN: the line's domain is the host asked for (cs-host maps to it for this format)
+        agent = _clean(ua).replace('\\"', "%22") if ua else "-"
         tencent.append(" ".join([f"20261101{18 + i % 6:02d}00{i % 60:02d}", ip, _token(host or "www.example.cn"),
                                  _token(uri), str(size), "guangdong", "telecom", str(status),
-                                 _token(ref) if ref else "-", "12", f'"{_clean(ua).replace(chr(92) + chr(34), "%22") if ua else "-"}"', '"-"',
-                                 str(method), "HTTP/1.1", "MISS"]))
+                                 _token(ref) if ref else "-", "12", f'"{agent}"', '"-"', str(method), "HTTP/1.1",
+                                 "MISS"]))
     paths = {"combined": folder / "access.log", "w3c": folder / "cloudfront.log", "jsonl": folder / "access.jsonl",
              "tencent-cdn": folder / "tencent.log"}
     paths["tencent-cdn"].write_text("\n".join(tencent) + "\n", encoding="utf-8")

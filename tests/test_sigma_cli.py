@@ -156,8 +156,8 @@ def test_cs_host_is_read_per_log_format(tmp_path: Path, dask_client, monkeypatch
     logs.mkdir()
     (logs / "a.log").write_text('203.0.113.1 - - [01/Nov/2026:10:00:01 +0000] "GET /admin/x HTTP/1.1" 200 5 "-" '
                                 '"curl/8"\n', encoding="utf-8")
-    (logs / "t.log").write_text('20261101180001 203.0.113.2 shop.example.cn /admin/x 5 gd ct 200 - 3 "curl/8" "-" '
-                                'GET HTTP/1.1 MISS\n', encoding="utf-8")
+    (logs / "t.log").write_text('20261101180001 203.0.113.2 shop.example.cn /admin/x 5 gd ct 200 - 3 "curl/8" '
+                                '"-" GET HTTP/1.1 MISS\n', encoding="utf-8")
     (logs / "w.log").write_text("#Fields: date time c-ip cs-method cs-uri-stem sc-status cs-host\n"
                                 "2026-11-01\t10:00:03\t203.0.113.3\tGET\t/admin/x\t200\tshop.example.cn\n",
                                 encoding="utf-8")
@@ -168,7 +168,8 @@ def test_cs_host_is_read_per_log_format(tmp_path: Path, dask_client, monkeypatch
     assert sorted(c["subject_id"] for c in cases(cfg)) == ["203.0.113.2", "203.0.113.3"]
     # mapped otherwise in the config, combined lines read cs-host from their domain too
     cfg = _config(tmp_path, sig, [(logs / "a.log", "combined")], name="mapped.yaml",
-                  extra="  logsources:\n    - category: webserver\n      formats:\n        combined: {cs-host: domain}\n")
+                  extra="  logsources:\n    - category: webserver\n      formats:\n"
+                        "        combined: {cs-host: domain}\n")
     res = cli(cfg, "rules", "show", "sigma.web.web_shop_admin")
     assert yaml.safe_load(res.stdout)["field_mapping_by_format"]["combined"]["cs-host"] == "domain"
     assert cli(cfg, "scan").exit_code == 0

@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,7 +133,7 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
             continue
         entry = logsource_entry(settings, meta.get("logsource"))
         rid = _unique(f"{entry.id_prefix if entry else 'sigma.other'}.{base}", taken)
-        rule = _attempt(out, path, node, rid, lambda: _convert(path, node, text, rid, meta, entry, settings, out))
+        rule = _attempt(out, path, node, rid, partial(_convert, path, node, text, rid, meta, entry, settings, out))
         if rule is None:
             continue
         out.rules.append(rule)
@@ -144,7 +145,7 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
     for path, base, node, text, meta in pending:
         rid = _unique(f"sigma.correlation.{base}", taken)
         found = _attempt(out, path, node, rid,
-                         lambda: convert_correlation(path, node, text, rid, meta, named, settings))
+                         partial(convert_correlation, path, node, text, rid, meta, named, settings))
         if found is not None:
             out.rules.append(found[0])
         corr = meta.get("correlation")
