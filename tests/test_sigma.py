@@ -258,3 +258,26 @@ def test_a_correlation_opens_one_case_and_its_rule_none(tmp_path: Path, dask_cli
         store.close()
     assert [(c["rule_id"], c["subject_id"]) for c in cases] == \
         [("sigma.correlation.web_console_probe_2", "203.0.113.5")]
+
+
+def test_value_sum_is_an_aggregate_and_other_correlations_say_why_they_cannot_run(tmp_path: Path) -> None:
+    body = CORRELATION.split("---\n")[1]
+    docs = {
+        "web_sum.yml": body.replace("type: event_count", "type: value_sum").replace(
+            "condition: {gte: 3}", "condition: {field: sc-bytes, gt: 1000000}"),
+        "web_avg.yml": body.replace("type: event_count", "type: value_avg"),
+        "web_nogroup.yml": body.replace("    group-by: [c-ip]\n", ""),
+        "web_lt.yml": body.replace("condition: {gte: 3}", "condition: {lt: 3}"),
+        "web_host.yml": body.replace("group-by: [c-ip]", "group-by: [cs-host]"),
+    }
+    own, sig = _sigma(tmp_path, {"web_console_probe.yml": RULE, **docs})
+    rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
+    total = rs.by_id("sigma.correlation.web_sum")
+    assert total.aggregate == m.Aggregate(("client_ip",), 60, sum_field="bytes_sent", sum_gte=1000001.0)
+    reasons = {s.rule_id.rsplit(".", 1)[1]: (s.line, s.reason) for s in rs.skipped}
+    assert set(reasons) == {"web_avg", "web_nogroup", "web_lt", "web_host"}
+    assert reasons["web_avg"][0] == 4 and "'value_avg' is not supported" in reasons["web_avg"][1]
+    assert "without group-by" in reasons["web_nogroup"][1]
+    assert reasons["web_lt"][0] == 8 and "only gte / gt" in reasons["web_lt"][1]
+    # cs-host is the host column, but the Tencent CDN domain: an aggregate cannot group by both
+    assert "'cs-host'" in reasons["web_host"][1] and "tencent-cdn: domain" in reasons["web_host"][1]
