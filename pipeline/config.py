@@ -122,11 +122,25 @@ SIGMA_FIELDS: dict[str, str | None] = {
     "sc-status": "status", "sc-bytes": "bytes_sent", "cs-referer": "referer", "cs-user-agent": "user_agent",
     "cs-username": "username", "cs-host": "host", "cs-version": None,
 }
+# Per log format, what differs from SIGMA_FIELDS. Tencent CDN lines carry the requested host name in
+# their domain field (no host column); elsewhere `domain` may be configured, so it is no Host header.
+SIGMA_FORMATS: dict[str, dict[str, str | None]] = {"tencent-cdn": {"cs-host": "domain"}}
 
 
 Severity = Literal["low", "medium", "high", "critical"]
 _LEVELS: dict[str, Severity] = {"informational": "low", "low": "low", "medium": "medium", "high": "high",
                                 "critical": "critical"}
+
+
+def _log_columns(mapping: dict[str, str | None]) -> dict[str, str | None]:
+    """Targets of a Sigma field mapping must be canonical log columns (or null): a typo is an error."""
+    from .records import LOGS, PROVENANCE
+
+    for sigma_field, target in mapping.items():
+        if target is not None and (target not in LOGS or target in PROVENANCE):
+            valid = ", ".join(k for k in LOGS if k not in PROVENANCE)
+            raise ValueError(f"{sigma_field}: {target!r} is not a log field (valid: {valid}, or null)")
+    return mapping
 
 
 class SigmaLogsource(_Model):
@@ -140,6 +154,26 @@ class SigmaLogsource(_Model):
     rule_category: str = "attack_web"
     subject: str = "client_ip"
     fields: dict[str, str | None] = Field(default_factory=lambda: dict(SIGMA_FIELDS))
+    # Log format name → Sigma field → canonical field, over `fields` for records of that format.
+    formats: dict[str, dict[str, str | None]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in SIGMA_FORMATS.items()})
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        return _log_columns(v)
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: dict[str, dict[str, str | None]]) -> dict[str, dict[str, str | None]]:
+        from .sources import logs as _registers  # noqa: F401  (fills the log-format registry)
+        from .sources.base import LOG_FORMATS
+
+        for name, mapping in v.items():
+            if name not in LOG_FORMATS:
+                raise ValueError(f"{name!r} is not a log format (valid: {', '.join(LOG_FORMATS.names())})")
+            _log_columns(mapping)
+        return v
 
 
 class SigmaSettings(_Model):

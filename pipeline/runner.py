@@ -38,6 +38,7 @@ from .matchers.rule_rows import rule_rows
 from .records import SCHEMAS, conform
 from .rules.loader import load_configured_rules
 from .rules.model import RuleSet
+from .rules.sigma.mapping import LOG_FORMAT, reads_log_format
 from .sources.base import (BLANK_LINE, REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
                            counting_blank_lines,
                            cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
@@ -260,6 +261,8 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
         records[RAW] = result.records[RAW].reset_index(drop=True)
+    if task.source == "logs" and reads_log_format(compiled.rules):   # Sigma fields mapped per log format
+        records[LOG_FORMAT] = task.format
     fresh = _not_yet_scanned(records, task.source, ctx)
     timings = {"read": time.perf_counter() - began - compile_s, "compile": compile_s}
     hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows, timings)

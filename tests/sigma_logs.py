@@ -210,9 +210,15 @@ def _w3c_escaped(v: Any) -> str:
     return str(v).replace("%", "%25").replace(" ", "%20").replace("\t", "%09")
 
 
+def _token(v: Any) -> str:
+    """One space-separated field of a Tencent CDN line: no spaces, no quotes."""
+    return str(v).replace(" ", "%20").replace('"', "%22").replace("\t", "%09").replace("\n", "%0A") or "-"
+
+
 def write_logs(records: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
-    """The records as one combined, one W3C and one JSON-lines file."""
+    """The records as one combined, one W3C, one JSON-lines and one Tencent CDN file."""
     folder.mkdir(parents=True, exist_ok=True)
+    tencent: list[str] = []
     comb, w3c, jsl = [], ["#Version: 1.0", "#Fields: date time c-ip cs-username cs-method cs-uri-stem cs-uri-query "
                           "sc-status sc-bytes cs(User-Agent) cs(Referer) cs-host"], []
     for i, rec in enumerate(records):
@@ -234,7 +240,15 @@ def write_logs(records: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
         jsl.append(json.dumps({"ts": f"2026-11-01T10:00:{i % 60:02d}Z", "client_ip": ip, "method": method, "uri": uri,
                                "status": int(status), "bytes_sent": size, "referer": ref, "user_agent": ua,
                                "username": user, "host": host}))
-    paths = {"combined": folder / "access.log", "w3c": folder / "cloudfront.log", "jsonl": folder / "access.jsonl"}
+        # Tencent CDN: the line's domain is the host asked for (cs-host maps to it for this format)
+        agent = _clean(ua).replace('\\"', "%22") if ua else "-"
+        tencent.append(" ".join([f"20261101{18 + i % 6:02d}00{i % 60:02d}", ip, _token(host or "www.example.cn"),
+                                 _token(uri), str(size), "guangdong", "telecom", str(status),
+                                 _token(ref) if ref else "-", "12", f'"{agent}"', '"-"', str(method), "HTTP/1.1",
+                                 "MISS"]))
+    paths = {"combined": folder / "access.log", "w3c": folder / "cloudfront.log", "jsonl": folder / "access.jsonl",
+             "tencent-cdn": folder / "tencent.log"}
+    paths["tencent-cdn"].write_text("\n".join(tencent) + "\n", encoding="utf-8")
     paths["combined"].write_text("\n".join(comb) + "\n", encoding="utf-8")
     paths["w3c"].write_text("\n".join(w3c) + "\n", encoding="utf-8")
     paths["jsonl"].write_text("\n".join(jsl) + "\n", encoding="utf-8")

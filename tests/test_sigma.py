@@ -36,12 +36,12 @@ falsepositives: [Unknown]
 level: critical
 """
 
-WINDASH = """title: Uses windash
+WIDE = """title: Uses wide
 id: 6f1d1c9e-0000-4000-8000-00000000000b
 logsource: {category: webserver}
 detection:
     selection:
-        cs-uri-query|windash|contains: '-enc'
+        cs-uri-query|wide|contains: 'cmd'
     condition: selection
 level: low
 """
@@ -88,16 +88,16 @@ def test_a_sigma_rule_keeps_its_metadata_and_matches_as_logged(tmp_path: Path) -
 
 
 def test_unsupported_modifier_is_listed_by_lint_and_skipped_or_an_error(tmp_path: Path) -> None:
-    own, sig = _sigma(tmp_path, {"web_ok.yml": RULE, "web_windash.yml": WINDASH})
+    own, sig = _sigma(tmp_path, {"web_ok.yml": RULE, "web_wide.yml": WIDE})
     cfg = _config(tmp_path, own, sig)
     res = CliRunner().invoke(main, ["--config", str(cfg), "rules", "lint"])
     assert res.exit_code == 0, res.output
-    assert f"{sig / 'web_windash.yml'}:6: [sigma.web.web_windash] unsupported: modifier 'windash'" in res.stdout
+    assert f"{sig / 'web_wide.yml'}:6: [sigma.web.web_wide] unsupported: modifier 'wide'" in res.stdout
     assert "2 rules OK" not in res.stdout and "1 rules OK (1 from Sigma), 1 Sigma rule(s) unsupported" in res.stdout
     assert res.stderr.count("no inline tests") == 1
     strict = _config(tmp_path, own, sig, "  unsupported: error\n")
     res = CliRunner().invoke(main, ["--config", str(strict), "rules", "lint"])
-    assert res.exit_code == 2 and f"web_windash.yml:6: [sigma.web.web_windash] unsupported" in res.stderr
+    assert res.exit_code == 2 and f"web_wide.yml:6: [sigma.web.web_wide] unsupported" in res.stderr
     assert "Traceback" not in res.output
 
 
@@ -158,8 +158,13 @@ def test_event_count_correlation_is_an_aggregate_over_the_rules_it_names(tmp_pat
     assert corr.aggregate == m.Aggregate(("client_ip",), 60, count_gte=3) and corr.match == base.match
     assert [s.rule_id for s in rs.skipped] == ["sigma.correlation.web_temporal"]
     assert "temporal" in rs.skipped[0].reason
-    generated = CORRELATION.replace("level: high", "generate: true\nlevel: high")
+    generated = CORRELATION.replace("condition: {gte: 3}", "condition: {gte: 3}\n    generate: true")
     (sig / "web_console_probe.yml").write_text(generated, encoding="utf-8")
+    rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
+    # as in pySigma, any correlation without generate: true silences the rule, even one that cannot run
+    assert not rs.by_id("sigma.web.web_console_probe").enabled
+    assert any("web_temporal" in n and "open no cases of their own" in n for n in rs.notes)
+    (sig / "web_temporal.yml").unlink()
     rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
     assert rs.by_id("sigma.web.web_console_probe").enabled
 
@@ -207,7 +212,7 @@ def test_a_scan_opens_cases_naming_the_sigma_rule_and_skips_unsupported(tmp_path
     from pipeline.cases.store import open_store
     from pipeline.runner import scan
 
-    own, sig = _sigma(tmp_path, {"web_console_probe.yml": RULE, "web_windash.yml": WINDASH,
+    own, sig = _sigma(tmp_path, {"web_console_probe.yml": RULE, "web_wide.yml": WIDE,
                                  "web_jndi.yml": RULE.replace("cs-method: POST\n        cs-uri-query|contains: "
                                                               "'/console/%2e%2e/'", "").replace(
                                      "selection:\n", "keywords:\n        - '${jndi:'\n    x:\n        c-ip: 1\n"
@@ -219,7 +224,7 @@ def test_a_scan_opens_cases_naming_the_sigma_rule_and_skips_unsupported(tmp_path
     cfg.write_text(cfg.read_text() + f"sources:\n  logs:\n    - {{path: {log}, format: combined, domain: x.example}}\n")
     settings = load_settings(str(cfg))
     report = scan(settings, client=dask_client)
-    assert report.rules_skipped == {"sigma.web.web_windash": "modifier 'windash' (cs-uri-query|windash|contains) "
+    assert report.rules_skipped == {"sigma.web.web_wide": "modifier 'wide' (cs-uri-query|wide|contains) "
                                                               "is not supported"}
     store = open_store(settings.state_path, settings.case_store)
     try:
@@ -253,3 +258,26 @@ def test_a_correlation_opens_one_case_and_its_rule_none(tmp_path: Path, dask_cli
         store.close()
     assert [(c["rule_id"], c["subject_id"]) for c in cases] == \
         [("sigma.correlation.web_console_probe_2", "203.0.113.5")]
+
+
+def test_value_sum_is_an_aggregate_and_other_correlations_say_why_they_cannot_run(tmp_path: Path) -> None:
+    body = CORRELATION.split("---\n")[1]
+    docs = {
+        "web_sum.yml": body.replace("type: event_count", "type: value_sum").replace(
+            "condition: {gte: 3}", "condition: {field: sc-bytes, gt: 1000000}"),
+        "web_avg.yml": body.replace("type: event_count", "type: value_avg"),
+        "web_nogroup.yml": body.replace("    group-by: [c-ip]\n", ""),
+        "web_lt.yml": body.replace("condition: {gte: 3}", "condition: {lt: 3}"),
+        "web_host.yml": body.replace("group-by: [c-ip]", "group-by: [cs-host]"),
+    }
+    own, sig = _sigma(tmp_path, {"web_console_probe.yml": RULE, **docs})
+    rs = load_rules(str(own), sigma_folders=(str(sig),), sigma=load_settings(None).sigma)
+    total = rs.by_id("sigma.correlation.web_sum")
+    assert total.aggregate == m.Aggregate(("client_ip",), 60, sum_field="bytes_sent", sum_gte=1000001.0)
+    reasons = {s.rule_id.rsplit(".", 1)[1]: (s.line, s.reason) for s in rs.skipped}
+    assert set(reasons) == {"web_avg", "web_nogroup", "web_lt", "web_host"}
+    assert reasons["web_avg"][0] == 4 and "'value_avg' is not supported" in reasons["web_avg"][1]
+    assert "without group-by" in reasons["web_nogroup"][1]
+    assert reasons["web_lt"][0] == 8 and "only gte / gt" in reasons["web_lt"][1]
+    # cs-host is the host column, but the Tencent CDN domain: an aggregate cannot group by both
+    assert "'cs-host'" in reasons["web_host"][1] and "tencent-cdn: domain" in reasons["web_host"][1]

@@ -18,10 +18,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.config import SIGMA_FIELDS, load_settings
+from pipeline.config import SigmaSettings, load_settings
 from pipeline.matchers.evaluate import CompiledRules
 from pipeline.rules.loader import load_rules
 from pipeline.rules.model import RuleSet
+from pipeline.rules.sigma.load import logsource_entry
+from pipeline.rules.sigma.mapping import LOG_FORMAT, FieldMapping
 from pipeline.sources import logs as _formats  # noqa: F401  (registers the log formats)
 from pipeline.sources.base import LOG_FORMATS
 from pipeline.sources.logs_common import RAW, keeping_raw
@@ -48,10 +50,11 @@ def sigma_rules(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 
 def read_logs(paths: dict[str, Path]) -> pd.DataFrame:
+    """The files parsed by the project's readers, each record with its raw line and log format (as a scan has)."""
     frames = []
     with keeping_raw():
         for fmt, path in paths.items():
-            frames.append(LOG_FORMATS.get(fmt)(str(path), domain="www.example.cn").records)
+            frames.append(LOG_FORMATS.get(fmt)(str(path), domain="www.example.cn").records.assign(**{LOG_FORMAT: fmt}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -66,26 +69,39 @@ def _regexp(pattern: str, value: Any) -> bool:
     return value is not None and re.search(pattern, str(value)) is not None
 
 
-def reference(folder: Path, ruleset: RuleSet, df: pd.DataFrame) -> dict[str, set[tuple[str, int]]]:
+def sigma_table(df: pd.DataFrame, settings: SigmaSettings) -> pd.DataFrame:
+    """The records under Sigma field names: each format's rows through that format's configured mapping."""
+    mapping = FieldMapping.of(logsource_entry(settings, {"category": "webserver"}))
+    names = sorted({*mapping.base, *(f for mp in mapping.formats.values() for f in mp), "cs-content-type"})
+    out = pd.DataFrame({"source_file": df["source_file"], "source_line": df["source_line"].astype(int).astype(str),
+                        RAW: df[RAW]}).astype(object)
+    for name in names:
+        col = pd.Series([None] * len(df), dtype=object)
+        for fmt, rows in df.groupby(LOG_FORMAT).groups.items():
+            canon = mapping.formats.get(str(fmt), mapping.base).get(name)
+            if canon:
+                vals = df.loc[rows, canon]
+                vals = vals.astype("Int64") if name in NUMERIC else vals.astype("string")
+                col.loc[rows] = vals.astype(object).where(vals.notna(), None)
+        out[name] = col
+    return out
+
+
+NUMERIC = {"sc-status", "sc-bytes"}   # typed as a flattened table types them: gt / lt compare numbers
+
+
+def reference(folder: Path, ruleset: RuleSet, df: pd.DataFrame,
+              settings: SigmaSettings | None = None) -> dict[str, set[tuple[str, int]]]:
     """Each rule's matched (file, line) by pySigma's SQLite queries over the same records."""
     from sigma.backends.sqlite import sqliteBackend
     from sigma.collection import SigmaCollection
 
+    rows = sigma_table(df, settings or load_settings(None).sigma)
     db = sqlite3.connect(":memory:")
     db.create_function("REGEXP", 2, _regexp, deterministic=True)
-    sigma_fields = sorted(set(SIGMA_FIELDS) | {"cs-content-type"})
-    cols = ["source_file", "source_line", RAW, *sigma_fields]
-    numeric = {"sc-status", "sc-bytes"}   # typed as a flattened table types them: gt / lt compare numbers
-    db.execute("CREATE TABLE logs (" + ", ".join(f'"{c}" INTEGER' if c in numeric else f'"{c}" TEXT COLLATE NOCASE'
+    cols = list(rows.columns)
+    db.execute("CREATE TABLE logs (" + ", ".join(f'"{c}" INTEGER' if c in NUMERIC else f'"{c}" TEXT COLLATE NOCASE'
                                                  for c in cols) + ")")
-    data = {"source_file": df["source_file"], "source_line": df["source_line"].astype(int).astype(str), RAW: df[RAW]}
-    for f in sigma_fields:
-        canon = SIGMA_FIELDS.get(f)
-        if canon and f in numeric:
-            data[f] = df[canon].astype("Int64")
-        else:
-            data[f] = df[canon].astype("string") if canon else pd.Series([None] * len(df))
-    rows = pd.DataFrame(data).astype(object).where(pd.DataFrame(data).notna(), None)
     db.executemany(f"INSERT INTO logs VALUES ({', '.join('?' * len(cols))})", rows.itertuples(index=False, name=None))
     backend = sqliteBackend(fulltext_field=RAW)
     by_path = {r.path: r.id for r in ruleset.rules}
@@ -98,6 +114,21 @@ def reference(folder: Path, ruleset: RuleSet, df: pd.DataFrame) -> dict[str, set
             found |= {(f, int(n)) for f, n in db.execute(sql)}
         out[rid] = found
     return out
+
+
+def agreement(mine: dict[str, set[tuple[str, int]]], theirs: dict[str, set[tuple[str, int]]]) -> list[str]:
+    """One line per rule: lines matched by the engine, by pySigma, whether the sets are equal, per file."""
+    lines = []
+    for rid in sorted(theirs):
+        per_file = {}
+        for f in sorted({Path(f).name for f, _ in mine[rid] | theirs[rid]}):
+            a = sum(1 for x, _ in mine[rid] if Path(x).name == f)
+            b = sum(1 for x, _ in theirs[rid] if Path(x).name == f)
+            per_file[f] = f"{a}/{b}"
+        verdict = "equal" if mine[rid] == theirs[rid] else "DIFFERENT"
+        lines.append(f"{rid}: ours {len(mine[rid])} / pySigma {len(theirs[rid])} {verdict}  "
+                     + " ".join(f"{f}={v}" for f, v in per_file.items()))
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +151,13 @@ def test_every_rule_loads_unmodified(sigma_rules: tuple[Path, RuleSet]) -> None:
 
 def test_agrees_with_pysigma_rule_by_rule_line_by_line(verdicts) -> None:
     ruleset, df, mine, theirs = verdicts
-    assert len(df) > 1000 and df[RAW].notna().all()
-    assert set(df["source_file"].map(lambda p: Path(p).name)) == {"access.log", "cloudfront.log", "access.jsonl"}
+    assert len(df) > 4000 and df[RAW].notna().all()
+    files = {"access.log", "cloudfront.log", "access.jsonl", "tencent.log"}
+    assert set(df["source_file"].map(lambda p: Path(p).name)) == files
+    report = agreement(mine, theirs)
+    print("\nper-rule agreement (lines matched: ours / pySigma; per file ours/pySigma)")
+    print("\n".join(report))
+    print(f"{sum('equal' in r for r in report)} of {len(report)} rules agree line by line")
     disagreements = {rid: (sorted(mine[rid] - theirs[rid])[:3], sorted(theirs[rid] - mine[rid])[:3])
                      for rid in theirs if mine[rid] != theirs[rid]}
     assert not disagreements, disagreements
@@ -130,6 +166,10 @@ def test_agrees_with_pysigma_rule_by_rule_line_by_line(verdicts) -> None:
     # one rule reads cs-content-type, which no access-log format carries: NULL, so it cannot match
     assert len(matched) >= 85, sorted(set(theirs) - set(matched))
     assert all(len(theirs[rid]) < len(df) / 4 for rid in theirs)
+    # ... in every format: a rule matching in one file and not in the others would go unchecked there
+    for name in files:
+        in_file = [rid for rid in theirs if any(Path(f).name == name for f, _ in theirs[rid])]
+        assert len(in_file) >= 80, (name, len(in_file))
 
 
 def test_the_real_benign_log_matches_no_sigma_rule(sigma_rules: tuple[Path, RuleSet], corpus: Path) -> None:
@@ -209,6 +249,17 @@ detection:
     condition: (kw_all or kw or maps) and not nothing
 level: high
 """,
+    "windash": r"""
+title: Windows dashes
+id: 00000000-0000-4000-8000-000000000007
+logsource: {category: webserver}
+detection:
+    query: {cs-uri-query|windash|contains: '=-exec'}
+    agent: {cs-user-agent|windash|endswith: ' /silent'}
+    word: {cs-uri-query|windash|contains: 'x-forwarded'}
+    condition: 1 of them
+level: low
+""",
 }
 
 EDGE_LINES = [
@@ -228,6 +279,10 @@ EDGE_LINES = [
     {"cs-method": "PUT", "cs-uri-query": "/up/shell.jsp"}, {"cs-method": "PUT", "cs-uri-query": "/up/shell.jspx"},
     {"cs-method": "DELETE", "cs-uri-query": "/item/1"},
     {"cs-method": "DELETE", "cs-uri-query": "/item/1", "cs-referer": "https://www.example.cn/"},
+    {"cs-uri-query": "/run?c=/exec"}, {"cs-uri-query": "/run?c=\u2013exec"}, {"cs-uri-query": "/run?c=\u2014exec"},
+    {"cs-uri-query": "/run?c=_exec"}, {"cs-user-agent": "Setup.exe /silent"}, {"cs-user-agent": "Setup.exe -silent"},
+    {"cs-user-agent": "Setup.exe \u2015silent"}, {"cs-user-agent": "Setup.exe silent"},
+    {"cs-uri-query": "/h?x/forwarded=1"}, {"cs-uri-query": "/h?x-forwarded=1"},
 ]
 
 
@@ -252,3 +307,57 @@ def test_specification_corners_agree_with_pysigma(tmp_path: Path) -> None:
         assert theirs[rid], rid
     lines = {(Path(f).name, n) for f, n in theirs["sigma.web.escapes"]}
     assert ("access.jsonl", 1) in lines and ("access.jsonl", 2) not in lines   # a*b literally, not aXb
+    dashed = {EDGE_LINES[n - 1].get("cs-uri-query") or EDGE_LINES[n - 1].get("cs-user-agent")
+              for f, n in theirs["sigma.web.windash"] if Path(f).name == "access.jsonl" and n <= len(EDGE_LINES)}
+    # a word-starting dash or slash in any of its spellings; not another character; inside a word, as written
+    assert dashed == {"/run?c=/exec", "/run?c=\u2013exec", "/run?c=\u2014exec", "Setup.exe /silent",
+                      "Setup.exe -silent", "Setup.exe \u2015silent", "/h?x-forwarded=1"}
+
+
+PER_FORMAT_RULE = r"""
+title: Admin probes not from bots, on our host
+id: 00000000-0000-4000-8000-000000000006
+logsource: {category: webserver}
+detection:
+    probe: {cs-uri-query|contains: '/admin'}
+    ours: {cs-host|endswith: 'example.cn'}
+    bot: {cs-user-agent|contains: 'bot'}
+    condition: probe and ours and not bot
+level: medium
+"""
+
+
+def test_a_mapping_per_log_format_agrees_with_pysigma_given_the_same_mapping(tmp_path: Path) -> None:
+    """Each format's records read through that format's mapping: the engine's guarded copies of the
+    rule select what pySigma selects from a table built format by format with the same mapping."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("rules: rules\nstate_dir: state\nsigma:\n  logsources:\n    - category: webserver\n"
+                   "      formats:\n        combined: {cs-host: domain}\n        jsonl: {cs-user-agent: null}\n",
+                   encoding="utf-8")
+    settings = load_settings(str(cfg)).sigma
+    folder, own = tmp_path / "sigma", tmp_path / "own"
+    folder.mkdir()
+    own.mkdir()
+    (folder / "per_format.yml").write_text(PER_FORMAT_RULE, encoding="utf-8")
+    ruleset = load_rules(str(own), sigma_folders=(str(folder),), sigma=settings)
+    rule = ruleset.by_id("sigma.web.per_format")
+    assert rule.meta["sigma"]["field_mapping_by_format"] == {
+        "combined": {"cs-uri-query": "uri", "cs-host": "domain", "cs-user-agent": "user_agent"},
+        "jsonl": {"cs-uri-query": "uri", "cs-host": "host", "cs-user-agent": "NULL"},
+        "tencent-cdn": {"cs-uri-query": "uri", "cs-host": "domain", "cs-user-agent": "user_agent"}}
+    records = [{"cs-uri-query": "/admin/x"}, {"cs-uri-query": "/admin/x", "cs-user-agent": "googlebot"},
+               {"cs-uri-query": "/admin/x", "cs-host": "www.example.cn"},
+               {"cs-uri-query": "/admin/x", "cs-host": "www.example.cn", "cs-user-agent": "googlebot"},
+               {"cs-uri-query": "/admin/x", "cs-host": "evil.example.com"}, {"cs-uri-query": "/home"}]
+    df = read_logs(write_logs(records, tmp_path / "logs"))
+    mine, theirs = ours(ruleset, df), reference(folder, ruleset, df, settings)
+    assert mine == theirs
+    got = sorted((Path(f).name, n) for f, n in mine["sigma.web.per_format"])
+    # combined: its configured domain is cs-host here, so every admin line but the bot's; JSON lines: the
+    # user agent is NULL, so `not bot` holds even for googlebot; W3C: the default mapping (its two
+    # header lines come first); Tencent: its domain field, by the default formats merged under these
+    assert got == [("access.jsonl", 3), ("access.jsonl", 4), ("access.log", 1), ("access.log", 3),
+                   ("access.log", 5), ("cloudfront.log", 5), ("tencent.log", 1), ("tencent.log", 3)]
+    # with no log format on the records (the retained store keeps none), the default mapping holds
+    plain = ours(ruleset, df.drop(columns=[LOG_FORMAT]))["sigma.web.per_format"]
+    assert sorted((Path(f).name, n) for f, n in plain) == [("access.jsonl", 3), ("cloudfront.log", 5)]

@@ -134,6 +134,8 @@ def show(ctx: click.Context, case_id: str, as_json: bool) -> None:
     console = safe_console(highlight=False, soft_wrap=True)   # customer text: control characters escaped
     console.print(f"[bold]{case['case_id']}[/bold]  {case['status']}  severity {case['severity']}")
     console.print(f"rule      {case['rule_id']} — {case['rule_title']} (hash {case['rule_hash'][:12]})", markup=False)
+    for line in _sigma_lines(settings, case["rule_id"]):   # the Sigma rule's id, level, authors, references
+        console.print(line, markup=False)
     console.print(f"clause    §{case['clause']}" + (f"; {case['law']}" if case.get("law") else ""), markup=False)
     console.print(f"category  {case['category']}", markup=False)
     console.print(f"subject   {case['subject_type']} {case['subject_id']}   account {case['account_id'] or '-'}", markup=False)
@@ -216,3 +218,18 @@ _transition("confirmed", "confirm", "Confirm a case: the violation is real (enfo
 _transition("dismissed", "dismiss", "Dismiss a case: not a violation (any enforcement is undone).")
 _transition("resolved", "resolve", "Resolve a case: the customer removed the violation.")
 _transition("open", "reopen", "Reopen a case: a dismissed, resolved or confirmed case goes back to review.")
+
+
+def _sigma_lines(settings: Any, rule_id: str) -> list[str]:
+    """What the live Sigma rule keeps of its origin; nothing for other rules or rules that do not load."""
+    if not rule_id.startswith("sigma."):
+        return []
+    from ..errors import PipelineError
+    from ..rules.loader import load_configured_rules
+    from ..rules.sigma.describe import case_lines
+
+    try:
+        rule = load_configured_rules(settings).by_id(rule_id)
+    except (PipelineError, KeyError):   # a broken rule file or a rule since removed: the case stands alone
+        return []
+    return case_lines(rule.meta.get("sigma", {}))

@@ -13,6 +13,7 @@ from ..errors import RuleLoadError
 from ..rules import model as m
 from ..rules.loader import load_rules
 from ..rules.model import RuleSet
+from ..rules.sigma.mapping import LOG_FORMAT
 from . import get_settings, main
 
 
@@ -122,9 +123,9 @@ def rule_view(rule: m.Rule) -> dict[str, Any]:
         out["law"] = rule.law
     sigma = rule.meta.get("sigma")
     if sigma:
-        out["sigma"] = {k: val for k, val in sigma.items() if k != "field_mapping"}
-        if "field_mapping" in sigma:
-            out["field_mapping"] = sigma["field_mapping"]
+        lifted = ("field_mapping", "field_mapping_by_format")
+        out["sigma"] = {k: val for k, val in sigma.items() if k not in lifted}
+        out.update({k: sigma[k] for k in lifted if k in sigma})
     if rule.match is not None:
         out["match"] = matcher_view(rule.match)
     if rule.unless:
@@ -143,6 +144,9 @@ def matcher_view(node: m.Matcher) -> Any:
     if isinstance(node, (m.AnyOf, m.AllOf)):
         return {"any" if isinstance(node, m.AnyOf) else "all": [matcher_view(c) for c in node.children]}
     if isinstance(node, m.Not):
+        inner = node.child.child if isinstance(node.child, m.Not) else None
+        if isinstance(inner, m.FieldCondition) and inner.field == LOG_FORMAT:   # a Sigma per-format guard
+            return {"log_format": list(inner.value)}
         return {"not": matcher_view(node.child)}
     if isinstance(node, m.Regex):
         out: dict[str, Any] = {"regex": node.pattern, "fields": list(node.fields)}

@@ -175,13 +175,16 @@ class Converter:
             leaves += [m.FieldCondition(col, ops[0], x) for x in vals]
             return _combine(leaves, "all" in mods)
         smods = mods + (["contains"] if keyword and not ({"startswith", "endswith"} & set(mods)) else [])
-        if "all" in mods:
-            for x in vals:
-                leaves.append(self._regex(col, v.with_modifiers(x, smods), f"{label}: {x}"))
-            return _combine(leaves, True)
-        if vals:
-            patterns = [p for x in vals for p in v.with_modifiers(x, smods)]
-            leaves.append(self._regex(col, patterns, label))
+        try:
+            if "all" in mods:
+                for x in vals:
+                    leaves.append(self._regex(col, v.with_modifiers(x, smods), f"{label}: {x}"))
+                return _combine(leaves, True)
+            if vals:
+                patterns = [p for x in vals for p in v.with_modifiers(x, smods)]
+                leaves.append(self._regex(col, patterns, label))
+        except v.Unsupported as exc:
+            raise UnsupportedError(f"{key}: {exc}", where) from None
         return _combine(leaves, False)
 
     def _regex(self, col: str, patterns: list[v.Pattern], label: str) -> m.Matcher:

@@ -14,22 +14,26 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from ...config import SIGMA_FIELDS, SigmaLogsource, SigmaSettings
+from ...config import SigmaLogsource, SigmaSettings
 from ...errors import Location, RuleError
 from .. import model as m
 from .detection import Converter, DetectionError, UnsupportedError, py
+from .mapping import FieldMapping, per_format
 
 SUFFIXES = (".yml", ".yaml")
 META_KEYS = ("id", "name", "title", "status", "level", "description", "author", "date", "modified", "tags",
              "references", "falsepositives", "license", "related", "fields")
 WINDOW_RE = re.compile(r"^(\d+)([smhdwMy])$")
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,38 +132,47 @@ def load_sigma(folders: tuple[str, ...], settings: SigmaSettings, taken: set[str
             pending.append((path, base, node, text, meta))
             continue
         entry = logsource_entry(settings, meta.get("logsource"))
-        prefix = entry.id_prefix if entry else "sigma.other"
-        rid = _unique(f"{prefix}.{base}", taken)
-        try:
-            rule = _convert(path, node, text, rid, meta, entry, settings, out)
-        except DetectionError as exc:
-            out.problems.append(RuleError(str(exc), location=_loc(path, exc.node or node), rule_id=rid))
-            continue
-        except UnsupportedError as exc:
-            out.skipped.append(Skipped(rid, path, _line(exc.node or node), str(exc)))
+        rid = _unique(f"{entry.id_prefix if entry else 'sigma.other'}.{base}", taken)
+        rule = _attempt(out, path, node, rid, partial(_convert, path, node, text, rid, meta, entry, settings, out))
+        if rule is None:
             continue
         out.rules.append(rule)
         for key in ("id", "name"):
             if meta.get(key):
                 named[str(meta[key])] = rule
-    from .correlation import convert_correlation   # builds on the rules converted above
+    from .correlation import convert_correlation, referenced_rules   # builds on the rules converted above
 
     for path, base, node, text, meta in pending:
         rid = _unique(f"sigma.correlation.{base}", taken)
-        try:
-            rule, referenced = convert_correlation(path, node, text, rid, meta, named, settings)
-        except DetectionError as exc:
-            out.problems.append(RuleError(str(exc), location=_loc(path, exc.node or node), rule_id=rid))
+        found = _attempt(out, path, node, rid,
+                         partial(convert_correlation, path, node, text, rid, meta, named, settings))
+        if found is not None:
+            out.rules.append(found[0])
+        corr = meta.get("correlation")
+        if "generate" in meta:   # Sigma 2 puts it inside correlation:, where pySigma reads it
+            out.notes.append(f"{path}:{_line(node)}: [{rid}] a top-level generate: is ignored; Sigma reads "
+                             "correlation.generate")
+        if isinstance(corr, dict) and corr.get("generate") is True:
             continue
-        except UnsupportedError as exc:
-            out.skipped.append(Skipped(rid, path, _line(exc.node or node), str(exc)))
-            continue
-        out.rules.append(rule)
-        if not meta.get("generate"):
-            # the referenced rules feed the correlation and open no cases of their own
-            ids = {r.id for r in referenced}
-            out.rules = [replace(r, enabled=False) if r.id in ids else r for r in out.rules]
+        # the referenced rules feed the correlation and open no cases of their own (Sigma's
+        # generate: false), also when the correlation itself cannot run
+        ids = {r.id for r in (found[1] if found is not None else referenced_rules(meta, named))}
+        if found is None and ids:
+            out.notes.append(f"{path}:{_line(node)}: [{rid}] cannot run, so the rules it correlates open no cases "
+                             f"of their own either (generate: false): {', '.join(sorted(ids))}")
+        out.rules = [replace(r, enabled=False) if r.id in ids else r for r in out.rules]
     return out
+
+
+def _attempt(out: SigmaLoad, path: str, node: yaml.MappingNode, rid: str, convert: Callable[[], T]) -> T | None:
+    """``convert()``, or None with its problem recorded: unreadable (an error) or unsupported (skipped)."""
+    try:
+        return convert()
+    except DetectionError as exc:
+        out.problems.append(RuleError(str(exc), location=_loc(path, exc.node or node), rule_id=rid))
+    except UnsupportedError as exc:
+        out.skipped.append(Skipped(rid, path, _line(exc.node or node), str(exc)))
+    return None
 
 
 def _convert(path: str, node: yaml.MappingNode, text: str, rid: str, meta: dict[str, Any],
@@ -168,28 +181,36 @@ def _convert(path: str, node: yaml.MappingNode, text: str, rid: str, meta: dict[
         raise UnsupportedError(f"logsource {meta.get('logsource')!r} has no entry in sigma.logsources", node)
     level = str(meta.get("level") or "")
     severity = settings.level_severity.get(level.lower(), "medium")
-    fields = {**SIGMA_FIELDS, **entry.fields}
+    mapping = FieldMapping.of(entry)
     uuid = str(meta.get("id") or "")
-    conv = Converter(fields, f"{uuid or rid} (level {level or 'none'})")
     det = next(vn for kn, vn in node.value if py(kn) == "detection")
-    match = conv.detection(det)
-    for where, note in conv.notes:
+    convs: list[Converter] = []
+
+    def convert(fields: dict[str, str | None]) -> tuple[m.Matcher, dict[str, str]]:
+        convs.append(Converter(fields, f"{uuid or rid} (level {level or 'none'})"))
+        return convs[-1].detection(det), dict(convs[-1].used)
+
+    match, used, by_format = per_format(mapping, convert)
+    for where, note in convs[0].notes:   # the default mapping's: the formats' would repeat them
         out.notes.append(f"{path}:{_line(where)}: [{rid}] {note}")
     if not meta.get("title"):
         raise DetectionError("a Sigma rule needs a title", node)
     sigma_meta = {k: meta[k] for k in META_KEYS if k in meta}
     sigma_meta["logsource"] = meta.get("logsource")
-    sigma_meta["field_mapping"] = dict(conv.used)
+    sigma_meta["field_mapping"] = used
+    if by_format:
+        sigma_meta["field_mapping_by_format"] = by_format
     return m.Rule(
         id=rid, title=str(meta["title"]), clause=entry.clause, category=entry.rule_category, severity=severity,
         sources=("logs",), match=match, path=path, line=node.start_mark.line + 1,
-        content_hash=content_hash(text, node, fields), description=_text(meta.get("description")),
+        content_hash=content_hash(text, node, {"*": used, **by_format}), description=_text(meta.get("description")),
         subject=entry.subject, meta={"sigma": sigma_meta},
     )
 
 
 def content_hash(text: str, node: yaml.Node, fields: dict[str, Any]) -> str:
-    """The document as written plus the mapping it was converted with: either changing is a new rule."""
+    """The document as written plus the columns its fields read: either changing is a new rule (a
+    mapping change for fields the rule does not use leaves it as it was)."""
     h = hashlib.sha256()
     h.update(json.dumps(py(node), sort_keys=True, ensure_ascii=False, default=str).encode())
     h.update(json.dumps(fields, sort_keys=True).encode())

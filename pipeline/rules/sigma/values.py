@@ -19,9 +19,14 @@ Part = object       # a str, MULTI or SINGLE
 
 # Modifiers the engine implements; the rest of the specification's are reported as unsupported.
 SUPPORTED = {"contains", "startswith", "endswith", "all", "re", "i", "m", "s", "cased", "exists",
-             "cidr", "gt", "gte", "lt", "lte", "base64", "base64offset"}
-KNOWN_UNSUPPORTED = {"windash", "wide", "utf16", "utf16le", "utf16be", "expand", "fieldref",
+             "cidr", "gt", "gte", "lt", "lte", "base64", "base64offset", "windash"}
+KNOWN_UNSUPPORTED = {"wide", "utf16", "utf16le", "utf16be", "expand", "fieldref",
                      "minute", "hour", "day", "week", "month", "year", "neq"}
+# windash: a dash or slash that starts a word (pySigma's \B[-/]\b, within each literal piece) may be
+# written as any of these; at most three in one value, as pySigma allows.
+DASHES = ("-", "/", "\u2013", "\u2014", "\u2015")
+WINDASH_RE = re.compile(r"\B[-/]\b")
+WINDASH_MAX = 3
 
 
 class Unsupported(ValueError):
@@ -89,12 +94,20 @@ def with_modifiers(value: object, mods: list[str]) -> list[Pattern]:
         parts_list = [literal(str(value))]   # a number: its decimal text, no wildcards
     else:
         text = str(value)
-        if "base64" in mods:
-            parts_list = [literal(base64.b64encode(text.encode()).decode())]
-        elif "base64offset" in mods:
-            parts_list = [literal(v) for v in base64offset(text.encode())]
+        variants = windash(parse(text)) if "windash" in mods else [parse(text)]
+        if "base64" in mods or "base64offset" in mods:
+            if "windash" not in mods:
+                plain = [text]   # base64 encodes the value as written, wildcards and escapes included
+            elif all(isinstance(p, str) for parts in variants for p in parts):
+                plain = ["".join(str(p) for p in parts) for parts in variants]
+            else:
+                raise Unsupported("windash with base64 over a value with wildcards")
+            if "base64" in mods:
+                parts_list = [literal(base64.b64encode(t.encode()).decode()) for t in plain]
+            else:
+                parts_list = [literal(v) for t in plain for v in base64offset(t.encode())]
         else:
-            parts_list = [parse(text)]
+            parts_list = variants
     out = []
     for parts in parts_list:
         parts = list(parts)
@@ -105,6 +118,42 @@ def with_modifiers(value: object, mods: list[str]) -> list[Pattern]:
             if not parts or parts[-1] is not MULTI:
                 parts.append(MULTI)
         out.append(Pattern(tuple(parts), cased))
+    return out
+
+
+def windash(parts: list[object]) -> list[list[object]]:
+    """Every spelling of ``parts`` with each word-starting dash or slash as any of DASHES."""
+    pieces: list[object] = []
+    slots = 0
+    for p in parts:
+        if not isinstance(p, str):
+            pieces.append(p)
+            continue
+        at = 0
+        for mt in WINDASH_RE.finditer(p):
+            pieces += [p[at:mt.start()], None] if mt.start() > at else [None]
+            slots += 1
+            at = mt.end()
+        if at < len(p):
+            pieces.append(p[at:])
+    if slots > WINDASH_MAX:
+        raise Unsupported(f"windash expands at most {WINDASH_MAX} dashes in one value (this one has {slots}); "
+                          "split the value")
+    out: list[list[object]] = [[]]
+    for piece in pieces:
+        choices = DASHES if piece is None else (piece,)
+        out = [acc + [c] for acc in out for c in choices]
+    return [_merge_text(v) for v in out]
+
+
+def _merge_text(parts: list[object]) -> list[object]:
+    """Adjacent literal pieces as one (so anchoring and escaping see one literal)."""
+    out: list[object] = []
+    for p in parts:
+        if isinstance(p, str) and out and isinstance(out[-1], str):
+            out[-1] = str(out[-1]) + p
+        else:
+            out.append(p)
     return out
 
 
