@@ -160,7 +160,7 @@ class Plan:
         """As ``CompiledRules.evaluate_all``: record rules' (rule, mask, evidence), aggregate rules' masks."""
         from .evaluate import _empty_evidence
 
-        run = _Run(self, self.compiled._scan(df))
+        run = _Run(self, self.partition(df))
         masks = {rule.id: run.rule_mask(rule) for rule in self.compiled.rules}
         records = [(rule, masks.pop(rule.id)) for rule in self.compiled.rules
                    if rule.aggregate is None and rule.match is not None]
@@ -171,7 +171,40 @@ class Plan:
         return out, masks
 
     def match_mask(self, rule: m.Rule, df: pd.DataFrame) -> np.ndarray:
-        return _Run(self, self.compiled._scan(df)).rule_mask(rule)
+        return _Run(self, self.partition(df)).rule_mask(rule)
+
+    def partition(self, df: pd.DataFrame) -> _Partition:
+        """The reference's partition with its keyword hits (``CompiledRules._scan``), URL-decoded
+        fields decoded once per distinct value rather than once per row."""
+        from .evaluate import DECODED_FIELDS, _Partition
+        from .keyword_engine import LIST_FIELDS, items_apart
+
+        compiled = self.compiled
+        part = _Partition(df.reset_index(drop=True), compiled.source)
+        for name in DECODED_FIELDS.get(compiled.source, ()):
+            if name in part.df.columns and name not in part.texts:
+                part.texts[name] = _decoded(part.df[name])
+        for flag, backend in compiled._backends.items():
+            for name in sorted(compiled._fields[flag]):
+                text = part.text(name)
+                if name in LIST_FIELDS:
+                    text = items_apart(text, LIST_FIELDS[name])
+                part.hits[(flag, name)] = backend.find(text)
+        return part
+
+
+def _decoded(raw: pd.Series) -> pd.Series:
+    """``raw`` as text, URL-decoded where it holds a '%' as ``_Partition.text`` decodes it."""
+    from urllib.parse import unquote
+
+    col = raw.astype("string")
+    has_pct = col.str.contains("%", regex=False).fillna(False).to_numpy(dtype=bool)
+    if has_pct.any():
+        col = col.copy()
+        codes, uniques = pd.factorize(col[has_pct])
+        decoded = np.array([unquote(u, errors="replace") for u in uniques], dtype=object)
+        col[has_pct] = decoded[codes]
+    return col.reset_index(drop=True)
 
 
 class _Run:

@@ -5,7 +5,8 @@ rule's mask or an enclosing ``all`` rejects; what survives is, per leaf outside 
 where the rule matched, every enclosing ``all`` held and the leaf itself matched. This walk computes
 just that: an ``all`` narrows the rows its children see, an ``any`` passes them on, a ``not`` gives
 none. Frames come in the same order (leaves depth first, a leaf's fields in order, rows ascending) and
-of the same columns, so the hit rows' evidence is the reference's, byte for byte.
+of the same columns, so the hit rows' evidence is the reference's, byte for byte. A rule's evidence
+is gathered as columns of Python values and made one frame: a frame per leaf cost more than the rest.
 """
 
 from __future__ import annotations
@@ -25,15 +26,26 @@ if TYPE_CHECKING:
 def rule_evidence(run: _Run, rule: m.Rule, mask: np.ndarray) -> pd.DataFrame:
     from .evaluate import EVIDENCE_COLUMNS, _empty_evidence
 
-    frames: list[pd.DataFrame] = []
-    _walk(run, rule, rule.match, np.flatnonzero(mask), frames)   # type: ignore[arg-type]
-    if not frames:
+    cols: dict[str, list] = {c: [] for c in EVIDENCE_COLUMNS}
+    _walk(run, rule, rule.match, np.flatnonzero(mask), cols)   # type: ignore[arg-type]
+    if not cols["row"]:
         return _empty_evidence()
-    ev = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return ev[EVIDENCE_COLUMNS]
+    return pd.DataFrame(cols)
 
 
-def _walk(run: _Run, rule: m.Rule, node: m.Matcher, rows: np.ndarray, frames: list[pd.DataFrame]) -> None:
+def _add(cols: dict[str, list], rows: list, name: str | list, kind: str, pattern: str | list, texts: list,
+         starts: list | None, ends: list | None) -> None:
+    n = len(rows)
+    cols["row"].extend(rows)
+    cols["field"].extend(name if isinstance(name, list) else [name] * n)
+    cols["kind"].extend([kind] * n)
+    cols["pattern"].extend(pattern if isinstance(pattern, list) else [pattern] * n)
+    cols["text"].extend(texts)
+    cols["start"].extend(starts if starts is not None else [None] * n)
+    cols["end"].extend(ends if ends is not None else [None] * n)
+
+
+def _walk(run: _Run, rule: m.Rule, node: m.Matcher, rows: np.ndarray, frames: dict[str, list]) -> None:
     if not len(rows) or isinstance(node, m.Not):
         return
     if isinstance(node, m.AllOf):
@@ -54,7 +66,8 @@ def _walk(run: _Run, rule: m.Rule, node: m.Matcher, rows: np.ndarray, frames: li
             inside[rows] = True
             ev = ev[inside[ev["row"].to_numpy(dtype=np.int64)]]
             if len(ev):
-                frames.append(ev.reset_index(drop=True))
+                _add(frames, ev["row"].tolist(), ev["field"].tolist(), "keywords", ev["pattern"].tolist(),
+                     ev["text"].tolist(), ev["start"].tolist(), ev["end"].tolist())
     elif isinstance(node, m.FieldCondition):
         _values(run, rows[run.leaf(node, rule)[rows]], node.field, node.op, repr(node.value),
                 run.part.value(node.field), frames)
@@ -64,13 +77,12 @@ def _walk(run: _Run, rule: m.Rule, node: m.Matcher, rows: np.ndarray, frames: li
 
 
 def _values(run: _Run, rows: np.ndarray, name: str, kind: str, pattern: str, values: pd.Series,
-            frames: list[pd.DataFrame]) -> None:
+            frames: dict[str, list]) -> None:
     if len(rows):
-        frames.append(pd.DataFrame({"row": rows, "field": name, "kind": kind, "pattern": pattern,
-                                    "text": [str(values.iat[r]) for r in rows], "start": None, "end": None}))
+        _add(frames, rows.tolist(), name, kind, pattern, [str(values.iat[r]) for r in rows], None, None)
 
 
-def _regex(run: _Run, node: m.Regex, rows: np.ndarray, frames: list[pd.DataFrame]) -> None:
+def _regex(run: _Run, node: m.Regex, rows: np.ndarray, frames: dict[str, list]) -> None:
     compiled = run.plan.compiled._regex[node.pattern]
     out_rows, fields, texts, starts, ends = [], [], [], [], []
     for name in node.fields:
@@ -86,5 +98,4 @@ def _regex(run: _Run, node: m.Regex, rows: np.ndarray, frames: list[pd.DataFrame
             starts.append(mt.start()); ends.append(mt.end())
     if out_rows:
         kind, shown = ("sigma", node.label) if node.label else ("regex", node.pattern)
-        frames.append(pd.DataFrame({"row": out_rows, "field": fields, "kind": kind, "pattern": shown,
-                                    "text": texts, "start": starts, "end": ends}))
+        _add(frames, out_rows, fields, kind, shown, texts, starts, ends)
