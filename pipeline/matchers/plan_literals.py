@@ -66,7 +66,7 @@ def analyze(pattern: str) -> Analysis:
         alts: list[Alt] = []
         gates: list[str] = []
         for start, parts, end in bodies:
-            lits = [p for p in parts if isinstance(p, str)]
+            lits = [p for p in parts if not isinstance(p, _Wild)]
             if icase and len(parts) == 1 and lits and lits[0].isascii():
                 alts.append(Alt(fold(lits[0]), start, end))
                 gates.append(fold(lits[0]))
@@ -83,7 +83,11 @@ def analyze(pattern: str) -> Analysis:
 
 # -- the Sigma shape -------------------------------------------------------------------------------
 
-MULTI, SINGLE = ".*", "."
+class _Wild(str):
+    """A wildcard among a body's parts (a str subclass only to keep the parts' type simple)."""
+
+
+MULTI, SINGLE = _Wild(".*"), _Wild(".")
 
 
 def _sigma_shape(pattern: str) -> tuple[bool, list[tuple[bool, list[str], bool]]] | None:
