@@ -160,13 +160,14 @@ class Plan:
         """As ``CompiledRules.evaluate_all``: record rules' (rule, mask, evidence), aggregate rules' masks."""
         from .evaluate import _empty_evidence
 
+        none = _empty_evidence()   # one frame for every rule without a hit: it is only read
         run = _Run(self, self.partition(df))
         masks = {rule.id: run.rule_mask(rule) for rule in self.compiled.rules}
         records = [(rule, masks.pop(rule.id)) for rule in self.compiled.rules
                    if rule.aggregate is None and rule.match is not None]
         out = []
         for rule, mask in records:
-            ev = rule_evidence(run, rule, mask) if mask.any() else _empty_evidence()
+            ev = rule_evidence(run, rule, mask) if mask.any() else none
             out.append((rule, mask, ev))
         return out, masks
 
