@@ -106,6 +106,10 @@ def _compare(rules: tuple[m.Rule, ...], source: str, df: pd.DataFrame) -> dict[s
         matched[rid] = int(got_masks[rid].sum())
         assert np.array_equal(plan.match_mask(ref.rules[[r.id for r in ref.rules].index(rid)], df), want_masks[rid])
     pd.testing.assert_frame_equal(record_hits(plan, df, got), record_hits(ref, df, want))
+    # a second batch through the same plan: literals found in many values are then searched apart
+    again, _ = plan.evaluate_all(df)
+    for (rule, mask, ev), (_, ref_mask, ref_ev) in zip(again, want):
+        assert np.array_equal(mask, ref_mask) and _evidence(ev) == _evidence(ref_ev), rule.id
     return matched
 
 
@@ -114,6 +118,9 @@ def test_every_log_rule_matches_as_the_reference_does(ruleset: m.RuleSet, logs: 
     sigma = [r for r in rules if "sigma" in r.meta]
     assert len(sigma) == 86 and len(rules) > len(sigma)
     matched = _compare(rules, "logs", logs)
+    plan = CompiledRules(rules, "logs")._plan
+    plan.evaluate_all(logs)
+    assert any(f.dense for f in plan.fields.values())   # the path for frequent literals was taken
     # the data reaches the rules: nearly every Sigma rule and some starter log rules match rows
     assert sum(1 for r in sigma if matched[r.id]) >= 85
     assert sum(1 for r in rules if "sigma" not in r.meta and matched[r.id]) >= 3

@@ -93,11 +93,15 @@ class Plan:
         self._regex: dict[tuple[str, TextKey], _RegexPlan] = {}
         self.gates: dict[str, Gate | None] = {}
         self.keyword_leaves: dict[tuple[int, str], tuple[m.Keywords, m.Rule]] = {}
+        self.decoded: set[str] = set()   # fields some leaf reads URL-decoded (keywords, starter regexes)
         for rule in compiled.rules:
             for tree in [*((rule.match,) if rule.match is not None else ()), *rule.unless]:
                 for leaf in m.walk(tree):
                     if isinstance(leaf, m.Keywords):
                         self.keyword_leaves.setdefault(self._kw_key(leaf, rule), (leaf, rule))
+                        self.decoded.update(leaf.fields)
+                    if isinstance(leaf, m.Regex) and leaf.decoded:
+                        self.decoded.update(leaf.fields)
                     if isinstance(leaf, m.Regex):
                         for name in leaf.fields:
                             self._regex_plan(leaf.pattern, (name, leaf.decoded))
@@ -183,7 +187,7 @@ class Plan:
         compiled = self.compiled
         part = _Partition(df.reset_index(drop=True), compiled.source)
         for name in DECODED_FIELDS.get(compiled.source, ()):
-            if name in part.df.columns and name not in part.texts:
+            if name in self.decoded and name in part.df.columns:
                 part.texts[name] = _decoded(part.df[name])
         for flag, backend in compiled._backends.items():
             for name in sorted(compiled._fields[flag]):
