@@ -68,8 +68,9 @@ def read(source: str, path: str, fmt: str, **extras: str) -> pd.DataFrame:
 
 
 def generated_rules(n: int, seed: int) -> list[m.Rule]:
-    """``n`` rules as users write them: keyword lists over log and object text fields, RE2 regexes
-    over the request, and Sigma-style contains / startswith values (case-insensitive)."""
+    """``n`` rules as users write them, over the fields the starter and Sigma rules read already (so
+    the rule count grows, not the text searched): keyword lists over log paths and queries and object
+    text fields, RE2 regexes over the request, Sigma-style contains values with a method."""
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
 
@@ -80,10 +81,10 @@ def generated_rules(n: int, seed: int) -> list[m.Rule]:
     for i in range(n):
         kind = i % 4
         if kind == 0:
-            leaf: m.Matcher = m.Keywords(tuple(word() for _ in range(5)), ("uri", "user_agent", "referer"))
+            leaf: m.Matcher = m.Keywords(tuple(word() for _ in range(5)), ("path", "query"))
             src = ("logs",)
         elif kind == 1:
-            leaf = m.Keywords(tuple(word() for _ in range(5)), ("key", "title"))
+            leaf = m.Keywords(tuple(word() for _ in range(5)), ("key", "title", "description", "tags"))
             src = ("objects",)
         elif kind == 2:
             leaf = m.Regex(f"(?i)/{word(5)}[0-9]+\\.(php|jsp)", ("uri",))

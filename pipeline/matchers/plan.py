@@ -223,6 +223,14 @@ class _Run:
         self.arrow: dict[TextKey, pa.Array] = {}
         self.leaves: dict[Any, np.ndarray] = {}
 
+    def nothing(self) -> np.ndarray:
+        """The mask of a rule no row reaches: one array, read-only, shared by all such rules."""
+        if "nothing" not in self.leaves:
+            none = np.zeros(self.n, dtype=bool)
+            none.flags.writeable = False
+            self.leaves["nothing"] = none
+        return self.leaves["nothing"]
+
     def text(self, key: TextKey) -> pa.Array:
         if key not in self.arrow:
             from .keyword_engine import as_text_column
@@ -255,7 +263,7 @@ class _Run:
 
     def atom_rows(self, atom: Atom) -> np.ndarray:
         if atom.kind == "kw":
-            return np.flatnonzero(self.keyword_mask(atom.key))
+            return self.keyword_rows(atom.key)
         hits = self.literal_hits(atom.key)
         return hits.equal(atom.index) if atom.kind == "eq" else hits.rows(atom.index, "any")
 
@@ -265,7 +273,7 @@ class _Run:
         gate = self.plan.gates.get(rule.id)
         rows = self.gate_rows(gate) if gate is not None else None
         if rows is not None and not len(rows):
-            return np.zeros(self.n, dtype=bool)
+            return self.nothing()
         if rule.match is None:
             at = np.ones(self.n if rows is None else len(rows), dtype=bool)
         else:
@@ -273,9 +281,9 @@ class _Run:
         for exc in rule.unless:
             if not at.any():
                 break
-            at &= ~self.at(exc, rule, rows)
+            at = at & ~self.at(exc, rule, rows)   # never in place: ``at`` may be a leaf's cached mask
         if rows is None:
-            return at
+            return at.copy()
         mask = np.zeros(self.n, dtype=bool)
         mask[rows] = at
         return mask
@@ -354,28 +362,55 @@ class _Run:
 
     def keyword_mask(self, key: tuple[int, str], node: m.Keywords | None = None, rule: m.Rule | None = None) -> np.ndarray:
         ck = ("kw", key)
+        if ck not in self.leaves:
+            mask = np.zeros(self.n, dtype=bool)
+            mask[self.keyword_rows(key)] = True
+            self.leaves[ck] = mask
+        return self.leaves[ck]
+
+    def keyword_rows(self, key: tuple[int, str]) -> np.ndarray:
+        """Sorted distinct rows a keyword leaf hits (allowed phrases suppressed): from the shared
+        automaton's hits grouped by pattern once per field, not a pass over them per rule."""
+        ck = ("kw-rows", key)
         if ck in self.leaves:
             return self.leaves[ck]
-        if node is None or rule is None:
-            node, rule = self.plan.keyword_leaves[key]
+        node, rule = self.plan.keyword_leaves[key]
         compiled = self.plan.compiled
         wanted = compiled._leaf_patterns[(id(node), node.normalize)]
         every = len(wanted) == len(compiled._patterns[node.normalize])
         allow = compiled._allow.get(rule.id) if key[1] else None
-        mask = np.zeros(self.n, dtype=bool)
+        found = []
         for name in node.fields:
             hits = self.part.hits[(node.normalize, name)]
-            sel = np.ones(len(hits), dtype=bool) if every else np.isin(hits.pattern, wanted)
-            if not sel.any():
+            if not len(hits):
                 continue
-            if allow is None:
-                mask[hits.row[sel]] = True
-                continue
-            from .evaluate import _suppress_allowed
+            if allow is not None:
+                from .evaluate import _suppress_allowed
 
-            h = pd.DataFrame({"row": hits.row[sel], "pattern": hits.pattern[sel],
-                              "start": hits.start[sel], "end": hits.end[sel]})
-            h = _suppress_allowed(h, self.part.hits[(True, name)], allow)
-            mask[h["row"].to_numpy(dtype=np.int64)] = True
-        self.leaves[ck] = mask
-        return mask
+                sel = np.isin(hits.pattern, wanted)
+                h = pd.DataFrame({"row": hits.row[sel], "pattern": hits.pattern[sel],
+                                  "start": hits.start[sel], "end": hits.end[sel]})
+                h = _suppress_allowed(h, self.part.hits[(True, name)], allow)
+                found.append(np.unique(h["row"].to_numpy(dtype=np.int64)))
+            elif every:
+                found.append(np.unique(hits.row))
+            else:
+                rows, bounds = self._by_pattern(node.normalize, name, len(compiled._patterns[node.normalize]))
+                starts, ends = bounds[wanted], bounds[wanted + 1]
+                lengths = ends - starts
+                total = int(lengths.sum())
+                if total:
+                    ramp = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+                    found.append(np.unique(rows[ramp]))
+        out = _union(found, self.n)
+        self.leaves[ck] = out
+        return out
+
+    def _by_pattern(self, flag: bool, name: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+        ck = ("kw-by-pattern", flag, name)
+        if ck not in self.leaves:
+            hits = self.part.hits[(flag, name)]
+            order = np.argsort(hits.pattern, kind="stable")
+            self.leaves[ck] = (hits.row[order].astype(np.int64),
+                               np.searchsorted(hits.pattern[order], np.arange(count + 1)))
+        return self.leaves[ck]
