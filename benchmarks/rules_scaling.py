@@ -152,18 +152,16 @@ def pysigma_seconds(df: pd.DataFrame, sigma: list[m.Rule]) -> tuple[float, int]:
 def bare_automaton(rules: list[m.Rule], df: pd.DataFrame) -> float:
     """The plan's automata alone over the folded bytes of the fields they read (no rows, no rules)."""
     compiled = CompiledRules(tuple(r for r in rules if "logs" in r.sources), "logs", evaluator="plan")
-    plan = compiled._plan
-    part = plan.partition(df.iloc[:0])
-    buffers = []
     from pipeline.matchers.plan import _Run
     from pipeline.matchers.plan_scan import _view
 
+    plan = compiled._plan
+    buffers = []
     run = _Run(plan, plan.partition(df))
     for key, lits in plan.fields.items():
         if lits.anywhere_index:
             folded = pc.ascii_lower(pc.fill_null(run.text(key), ""))
             buffers.append((lits, folded))
-    del part
     began = time.process_time()
     for lits, folded in buffers:
         lits.bare_scan(_view(folded)[0])
