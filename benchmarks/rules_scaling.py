@@ -247,6 +247,10 @@ def main() -> None:
               f"sqlite {sql_rate:,.0f} lines/s ({found:,} rows matched)")
         print(f"plan on all {len(logs):,} lines: {plan_rate:,.0f} lines/s per core = x{plan_rate / sql_rate:.1f} "
               f"pySigma-sqlite (target >= 25x and >= 500,000 lines/s)")
+        t_obj_ref, _ = evaluate(starter, "objects", objects, evaluator="reference")
+        t_obj_plan = timed["30 (starter)"][1]
+        print(f"objects, starter rules: plan {len(objects) / t_obj_plan:,.0f} rows/s, reference "
+              f"{len(objects) / t_obj_ref:,.0f} rows/s (plan x{t_obj_ref / t_obj_plan:.2f}; target: not slower)")
         t_bare = bare_automaton(sigma, logs)
         print(f"bare automaton over the same folded bytes: {len(logs) / t_bare:,.0f} lines/s; "
               f"plan evaluation = {t_bare / t_sigma:.2f} of its speed")

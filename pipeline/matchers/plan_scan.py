@@ -235,7 +235,7 @@ class LiteralHits:
     def unit_rows(self, index: int, where: str = "any") -> np.ndarray:
         """The units (rows or distinct values) holding literal ``index`` there (``eq``: being it)."""
         if index in self.dense and where != "eq":
-            return self._dense(self.dense[index], where)
+            return self._dense(self.dense[index], where) if self.folded is not None else _EMPTY
         units, bounds = self._group(where)
         if not len(units):
             return _EMPTY
