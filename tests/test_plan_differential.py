@@ -200,3 +200,17 @@ def test_general_gates_are_literals_every_match_holds() -> None:
     assert analyze("(a|b?)c").gate == ("c",)
     # what Python's parser may read otherwise than RE2 gets no gate: RE2 reads every row
     assert analyze("[[:alpha:]]+k").gate is None and analyze("\\pL+s").gate is None
+
+
+_ENCODED = st.lists(st.sampled_from(["%", "%e8", "%b5", "%8c", "%2", "a", "%41", "\u00e9", "%zz", "%E5%9C%BA",
+                                     "\u4e2d", "%c3", "%25", "\n", "%0A"]), max_size=6).map("".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), _ENCODED), min_size=1, max_size=30))
+def test_decoding_distinct_values_at_once_decodes_each_as_alone(values: list[str | None]) -> None:
+    from pipeline.matchers.evaluate import _Partition
+    from pipeline.matchers.plan import _decoded
+
+    df = pd.DataFrame({"uri": pd.array(values, dtype="string")})
+    pd.testing.assert_series_equal(_decoded(df["uri"]), _Partition(df, "logs").text("uri"))
