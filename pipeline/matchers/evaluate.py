@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ RAW = "raw"   # the raw line of a log record, present during a scan when a rule 
 # Log fields searched URL-decoded, so /%E8%B5%8C%E5%9C%BA/ hits 赌场.
 DECODED_FIELDS = {"logs": ("uri", "path", "query", "referer", "user_agent")}
 EVIDENCE_COLUMNS = ["row", "field", "kind", "pattern", "text", "start", "end"]
+# "plan" (one compiled pass for all rules, pipeline.matchers.plan) or "reference" (this tree walk)
+EVALUATORS = ("plan", "reference")
+EVALUATOR_ENV = "COMPLIANCE_RULES_EVALUATOR"
 _TEXT = pd.Series([""]).dtype  # the dtype a list of str becomes
 
 
@@ -112,8 +116,12 @@ def _parse_map(v: Any) -> dict[str, Any] | None:
 class CompiledRules:
     """A source's rules made ready to run: automata built, allow-words indexed. Build once per process."""
 
-    def __init__(self, rules: Sequence[m.Rule], source: str, *, backend: str = "pyahocorasick"):
+    def __init__(self, rules: Sequence[m.Rule], source: str, *, backend: str = "pyahocorasick",
+                 evaluator: str | None = None):
         self.source = source
+        self.evaluator = evaluator or os.environ.get(EVALUATOR_ENV) or "plan"
+        if self.evaluator not in EVALUATORS:
+            raise ValueError(f"rules evaluator {self.evaluator!r}: expected one of {', '.join(EVALUATORS)}")
         self.backend = backend
         self.rules = tuple(rules)
         self._patterns: dict[bool, list[str]] = {True: [], False: []}
@@ -142,6 +150,11 @@ class CompiledRules:
             flag: build_backend(pats, normalize=flag, backend=backend)
             for flag, pats in self._patterns.items() if pats
         }
+        self._plan = None
+        if self.evaluator == "plan":
+            from .plan import Plan   # the compiled plan answers for this reference evaluator
+
+            self._plan = Plan(self)
 
     def _add(self, words: Sequence[str], flag: bool) -> np.ndarray:
         idx = []
@@ -164,11 +177,20 @@ class CompiledRules:
 
     def match_mask(self, rule: m.Rule, df: pd.DataFrame) -> np.ndarray:
         """Rows of ``df`` an aggregate rule's ``match`` (and ``unless``) selects."""
+        if self._plan is not None:
+            return self._plan.match_mask(rule, df)
         return self._rule_mask(rule, self._scan(df))
 
     def evaluate_all(self, df: pd.DataFrame) -> tuple[list[tuple[m.Rule, np.ndarray, pd.DataFrame]],
                                                       dict[str, np.ndarray]]:
         """Record rules' results and aggregate rules' row masks, from one scan of the partition's text."""
+        if self._plan is not None:
+            return self._plan.evaluate_all(df)
+        return self.reference_evaluate_all(df)
+
+    def reference_evaluate_all(self, df: pd.DataFrame) -> tuple[list[tuple[m.Rule, np.ndarray, pd.DataFrame]],
+                                                                dict[str, np.ndarray]]:
+        """``evaluate_all`` by walking each rule's tree: the reference the plan is tested against."""
         part = self._scan(df)
         records = []
         masks = {}
