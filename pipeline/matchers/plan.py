@@ -27,7 +27,7 @@ from .plan_literals import Analysis, analyze
 from .plan_scan import FieldLiterals, LiteralHits
 
 if TYPE_CHECKING:
-    from .evaluate import CompiledRules, _Partition
+    from .evaluate import CompiledRules, _Partition, _Result
 
 TextKey = tuple[str, bool]          # (field, decoded): the text a regex leaf reads
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -149,8 +149,12 @@ class Plan:
             subs = [self._gate(c, rule) for c in node.children]
             return None if any(s is None for s in subs) else Gate("any", tuple(subs))   # type: ignore[arg-type]
         if isinstance(node, m.AllOf):
-            subs = [s for s in (self._gate(c, rule) for c in node.children) if s is not None]
-            return Gate("all", tuple(subs)) if subs else None
+            kept: list[Atom | Gate] = []
+            for c in node.children:
+                sub = self._gate(c, rule)
+                if sub is not None:
+                    kept.append(sub)
+            return Gate("all", tuple(kept)) if kept else None
         return None   # Not, field conditions, hash lists: no literal to wait for
 
     def _kw_key(self, node: m.Keywords, rule: m.Rule) -> tuple[int, str]:
@@ -235,6 +239,8 @@ class _Run:
         self.hits: dict[TextKey, LiteralHits] = {}
         self.arrow: dict[TextKey, pa.Array] = {}
         self.leaves: dict[Any, np.ndarray] = {}
+        self.others: dict[Any, _Result] = {}
+        self.by_pattern: dict[tuple[bool, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def nothing(self) -> np.ndarray:
         """The mask of a rule no row reaches: one array, read-only, shared by all such rules."""
@@ -332,7 +338,7 @@ class _Run:
         if isinstance(node, m.Keywords):
             return self.keyword_mask(self.plan._kw_key(node, rule), node, rule)
         if isinstance(node, m.FieldCondition):   # once per distinct condition, whichever rules share it
-            key = ("cond", node.field, node.op, repr(node.value))
+            key: tuple[str, ...] = ("cond", node.field, node.op, repr(node.value))
             if key not in self.leaves:
                 self.leaves[key] = _condition(node, self.part.value(node.field))
             return self.leaves[key]
@@ -341,7 +347,14 @@ class _Run:
             if key not in self.leaves:
                 self.leaves[key] = self.plan.compiled._eval(node, rule, self.part).mask
             return self.leaves[key]
-        raise TypeError(f"unknown matcher {node!r}")
+        return self.other(node, rule).mask
+
+    def other(self, node: m.Matcher, rule: m.Rule) -> "_Result":
+        """A registered kind the plan has no compiled form for: its own evaluate hook, once per node."""
+        key = ("other", id(node))
+        if key not in self.others:
+            self.others[key] = self.plan.compiled._eval(node, rule, self.part)
+        return self.others[key]
 
     def regex_mask(self, pattern: str, key: TextKey) -> np.ndarray:
         ck = ("re", pattern, key)
@@ -420,10 +433,10 @@ class _Run:
         return out
 
     def _by_pattern(self, flag: bool, name: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-        ck = ("kw-by-pattern", flag, name)
-        if ck not in self.leaves:
+        ck = (flag, name)
+        if ck not in self.by_pattern:
             hits = self.part.hits[(flag, name)]
             order = np.argsort(hits.pattern, kind="stable")
-            self.leaves[ck] = (hits.row[order].astype(np.int64),
-                               np.searchsorted(hits.pattern[order], np.arange(count + 1)))
-        return self.leaves[ck]
+            self.by_pattern[ck] = (hits.row[order].astype(np.int64),
+                                   np.searchsorted(hits.pattern[order], np.arange(count + 1)))
+        return self.by_pattern[ck]

@@ -33,12 +33,12 @@ def rule_evidence(run: _Run, rule: m.Rule, mask: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _add(cols: dict[str, list], rows: list, name: str | list, kind: str, pattern: str | list, texts: list,
+def _add(cols: dict[str, list], rows: list, name: str | list, kind: str | list, pattern: str | list, texts: list,
          starts: list | None, ends: list | None) -> None:
     n = len(rows)
     cols["row"].extend(rows)
     cols["field"].extend(name if isinstance(name, list) else [name] * n)
-    cols["kind"].extend([kind] * n)
+    cols["kind"].extend(kind if isinstance(kind, list) else [kind] * n)
     cols["pattern"].extend(pattern if isinstance(pattern, list) else [pattern] * n)
     cols["text"].extend(texts)
     cols["start"].extend(starts if starts is not None else [None] * n)
@@ -74,6 +74,12 @@ def _walk(run: _Run, rule: m.Rule, node: m.Matcher, rows: np.ndarray, frames: di
     elif isinstance(node, m.HashList):
         _values(run, rows[run.leaf(node, rule)[rows]], node.field, "hash_list", node.path,
                 run.part.value(node.field).astype("string"), frames)
+    else:   # a registered kind without a compiled form: the evidence its own hook gave
+        ev = run.other(node, rule).evidence
+        ev = ev[np.isin(ev["row"].to_numpy(dtype=np.int64), rows)]
+        if len(ev):
+            _add(frames, ev["row"].tolist(), ev["field"].tolist(), ev["kind"].tolist(), ev["pattern"].tolist(),
+                 ev["text"].tolist(), ev["start"].tolist(), ev["end"].tolist())
 
 
 def _values(run: _Run, rows: np.ndarray, name: str, kind: str, pattern: str, values: pd.Series,

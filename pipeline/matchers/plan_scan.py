@@ -141,6 +141,7 @@ class FieldLiterals:
 
     def _find(self, data: memoryview, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
         """(literal, unit, start byte, end byte) of every occurrence lying within one unit."""
+        assert self._automaton is not None   # built before any batch is searched
         found = self._automaton.find_matches_as_indexes(data, overlapping=True)
         if not found:
             return _EMPTY, _EMPTY, _EMPTY, _EMPTY
