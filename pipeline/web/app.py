@@ -77,12 +77,13 @@ class App:
         """The live rule set (reloaded when older than a few seconds); None when it does not load."""
         import time
 
-        from ..rules.loader import load_rules
+        from ..rules.loader import load_configured_rules
 
         now = time.monotonic()
         if self._rules is None or now - self._rules[0] > RULES_TTL_S:
             try:
-                loaded = load_rules(self.settings.rules_dir)
+                # the rules a scan runs: the rules folder, its lists and the Sigma folders
+                loaded = load_configured_rules(self.settings)
             except PipelineError as exc:
                 logger.warning("rules do not load: {}", exc)
                 loaded = None

@@ -77,6 +77,9 @@ def view(item: dict[str, Any]) -> ItemView:
     matches = [m for m in item.get("matches", []) if isinstance(m, dict)]
     by_field: dict[str, list[tuple[int, int]]] = {}
     for m in matches:
+        # matchers record different keys (a hash match has no normalized text, an aggregate no
+        # pattern): the page reads these four from every match
+        m = {"kind": None, "pattern": None, "text": None, "normalized": None, **m}
         name, text, span = m.get("field"), m.get("text"), _span(m)
         original = item.get(name) if isinstance(name, str) else None
         # the span is an offset into the record's original field value: highlight it in place when
