@@ -88,10 +88,10 @@ def seed(store: Any, extra_objects: int = 0) -> dict[str, str]:
     return {n: case_id(*v) for n, v in names.items()}
 
 
-def write_config(tmp: Path, store_url: str, **web: Any) -> str:
+def write_config(tmp: Path, store_url: str, extra: dict[str, Any] | None = None, **web: Any) -> str:
     cfg = {"rules": str(ROOT / "rules"), "state_dir": str(tmp / "state"), "case_store": store_url,
            "web": {"page_size": 50, **web},
-           "enforcement": {"caps": {"per_run": 50, "per_account": 10}}}
+           "enforcement": {"caps": {"per_run": 50, "per_account": 10}}, **(extra or {})}
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return str(path)

@@ -1,0 +1,127 @@
+"""Case pages over HTTP for what the seeded stores of test_web.py do not hold: a case of a Sigma rule
+(its SigmaHQ metadata shown beside the clause), matches that record no normalized text (hashes,
+Sigma) and a log request line; and the rules page's per-rule counts following a decision made in the app."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from markupsafe import escape
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from web_server import WebServer, add_users, csrf_of, login, write_config  # noqa: E402
+
+from pipeline.cases.ids import case_id  # noqa: E402
+from pipeline.cases.store import CaseStore  # noqa: E402
+from pipeline.config import load_settings  # noqa: E402
+from pipeline.matchers.hits import HIT_COLUMNS  # noqa: E402
+from pipeline.rules.loader import load_configured_rules  # noqa: E402
+
+SIGMA_RULE = """title: Console path traversal probe <b>bold</b>
+id: 6f1d1c9e-0000-4000-8000-0000000000aa
+status: test
+description: Requests for a console behind an encoded traversal
+author: Someone "><img src=x onerror=alert(1)>
+references:
+    - https://example.org/advisory?a=1&b=<2>
+falsepositives:
+    - Unknown
+tags:
+    - attack.initial-access
+logsource: {category: webserver}
+detection:
+    selection:
+        cs-uri-query|contains: '/console/%2e%2e/'
+    condition: selection
+level: critical
+"""
+URI = "/console/%2e%2e/x?<script>1</script>"
+
+
+@pytest.fixture
+def web(tmp_path: Path, store_url: str) -> Iterator[dict[str, Any]]:
+    sigma = tmp_path / "sigma"
+    sigma.mkdir()
+    (sigma / "web_console_probe.yml").write_text(SIGMA_RULE, encoding="utf-8")
+    settings = load_settings(write_config(tmp_path, store_url, extra={"sigma": {"folders": [str(sigma)]}}))
+    rules = load_configured_rules(settings)
+    store = CaseStore(store_url)
+    sigma_match = {"field": "uri", "kind": "sigma", "pattern": "sigma 6f1d1c9e (level critical)",
+                   "text": "/console/%2e%2e/", "span": [0, 16]}               # no "normalized"
+    hash_match = {"field": "etag", "kind": "hashes", "pattern": "known_bad", "text": "d41d8cd98f00b204"}
+    rows = [
+        {"rule_id": "sigma.web.web_console_probe", "subject_type": "client_ip", "subject_id": "203.0.113.5",
+         "account_id": "acc1", "event_time": pd.Timestamp("2026-11-01T10:00:01Z"), "source_file": "a.log",
+         "source_line": 1, "hit_key": "a.log:1", "evidence": json.dumps([sigma_match]),
+         "context": json.dumps({"uri": URI, "method": "POST", "status": 200, "domain": "x.example",
+                                "client_ip": "203.0.113.5"})},
+        {"rule_id": "objects.hashes.known_bad", "subject_type": "object", "subject_id": "b1/blob.bin",
+         "account_id": "acc1", "event_time": pd.Timestamp("2026-11-01T10:00:02Z"), "source_file": "o.csv",
+         "source_line": 2, "hit_key": "b1/blob.bin@1", "evidence": json.dumps([hash_match]),
+         "context": json.dumps({"bucket": "b1", "key": "blob.bin", "etag": "d41d8cd98f00b204"})},
+    ]
+    store.apply_hits(store.begin_run(None, rules.digest), pd.DataFrame(rows, columns=HIT_COLUMNS), rules,
+                     max_evidence=5)
+    add_users(store)
+    server = WebServer(settings).start()
+    ids = {"sigma": case_id("sigma.web.web_console_probe", "client_ip", "203.0.113.5"),
+           "hash": case_id("objects.hashes.known_bad", "object", "b1/blob.bin")}
+    yield {"settings": settings, "store": store, "url": server.url, "ids": ids}
+    server.stop()
+    store.close()
+
+
+def client(web: dict[str, Any], user: str) -> httpx.Client:
+    http = httpx.Client(base_url=web["url"], follow_redirects=False, timeout=30)
+    assert login(http, user).status_code == 303
+    return http
+
+
+def test_a_sigma_case_shows_the_sigma_metadata_escaped(web: dict[str, Any]) -> None:
+    http = client(web, "alice")
+    r = http.get(f"/cases/{web['ids']['sigma']}")
+    assert r.status_code == 200, r.text[:500]
+    page = r.text
+    sigma = page[page.index('id="sigma"'):page.index("</dl>", page.index('id="sigma"'))]
+    for shown in ("6f1d1c9e-0000-4000-8000-0000000000aa", "critical", "test", "attack.initial-access", "Unknown",
+                  str(escape('Someone "><img src=x onerror=alert(1)>')),
+                  str(escape("https://example.org/advisory?a=1&b=<2>"))):
+        assert shown in sigma, shown
+    assert "<img" not in sigma and "<b>bold" not in page
+    # the request line of the log, and the matched span marked inside the original URI
+    assert str(escape(f"POST {URI}")) in page
+    assert "<mark>/console/%2e%2e/</mark>" + str(escape("x?<script>1</script>")) in page
+    assert "<script>1" not in page
+
+
+def test_a_match_without_normalized_text_renders(web: dict[str, Any]) -> None:
+    http = client(web, "alice")
+    r = http.get(f"/cases/{web['ids']['hash']}")
+    assert r.status_code == 200, r.text[:500]
+    assert "<mark>d41d8cd98f00b204</mark>" in r.text and "known_bad" in r.text
+
+
+def test_the_rules_page_counts_follow_a_decision(web: dict[str, Any]) -> None:
+    http = client(web, "alice")
+
+    def open_count(rule: str) -> int:
+        page = http.get("/rules").text
+        row = re.search(rf'<tr><td><a href="/\?rule={re.escape(rule)}">.*?</tr>', page, re.S)
+        assert row, rule
+        return int(re.findall(r'<td class="num">(\d+)</td>', row.group(0))[0])
+
+    assert open_count("sigma.web.web_console_probe") == 1
+    token = csrf_of(http.get("/").text)
+    r = http.post(f"/cases/{web['ids']['sigma']}/decide", data={"csrf": token, "action": "confirm", "reason": "probe"})
+    assert r.status_code == 303
+    assert open_count("sigma.web.web_console_probe") == 0      # counted again at once, not after the TTL
+    assert open_count("objects.hashes.known_bad") == 1
