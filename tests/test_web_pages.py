@@ -45,6 +45,7 @@ detection:
 level: critical
 """
 URI = "/console/%2e%2e/x?<script>1</script>"
+ENCODED_URI = "/%E8%B5%8C%E5%9C%BA/<i>x</i>.html"
 
 
 @pytest.fixture
@@ -68,13 +69,20 @@ def web(tmp_path: Path, store_url: str) -> Iterator[dict[str, Any]]:
          "account_id": "acc1", "event_time": pd.Timestamp("2026-11-01T10:00:02Z"), "source_file": "o.csv",
          "source_line": 2, "hit_key": "b1/blob.bin@1", "evidence": json.dumps([hash_match]),
          "context": json.dumps({"bucket": "b1", "key": "blob.bin", "etag": "d41d8cd98f00b204"})},
+        {"rule_id": "logs.content.gambling_url", "subject_type": "domain", "subject_id": "www.x.cn",
+         "account_id": "acc2", "event_time": pd.Timestamp("2026-11-01T10:00:03Z"), "source_file": "b.log",
+         "source_line": 3, "hit_key": "b.log:3",   # the path is parsed, percent-decoded, out of the URI
+         "evidence": json.dumps([{"field": "path", "kind": "keywords", "pattern": "赌场", "text": "赌场",
+                                  "span": [1, 3], "normalized": "赌场"}]),
+         "context": json.dumps({"uri": ENCODED_URI, "method": "GET", "status": 200, "domain": "www.x.cn"})},
     ]
     store.apply_hits(store.begin_run(None, rules.digest), pd.DataFrame(rows, columns=HIT_COLUMNS), rules,
                      max_evidence=5)
     add_users(store)
     server = WebServer(settings).start()
     ids = {"sigma": case_id("sigma.web.web_console_probe", "client_ip", "203.0.113.5"),
-           "hash": case_id("objects.hashes.known_bad", "object", "b1/blob.bin")}
+           "hash": case_id("objects.hashes.known_bad", "object", "b1/blob.bin"),
+           "path": case_id("logs.content.gambling_url", "domain", "www.x.cn")}
     yield {"settings": settings, "store": store, "url": server.url, "ids": ids}
     server.stop()
     store.close()
@@ -110,6 +118,14 @@ def test_a_match_without_normalized_text_renders(web: dict[str, Any]) -> None:
     assert "<mark>d41d8cd98f00b204</mark>" in r.text and "known_bad" in r.text
 
 
+def test_a_path_match_is_marked_in_the_decoded_uri(web: dict[str, Any]) -> None:
+    page = client(web, "alice").get(f"/cases/{web['ids']['path']}").text
+    assert str(escape(f"GET {ENCODED_URI}")) in page                          # the request as sent
+    assert "path · in uri (percent-decoded)" in page
+    assert "/<mark>赌场</mark>" + str(escape("/<i>x</i>.html")) in page     # the span, in place
+    assert "<i>x" not in page
+
+
 def test_the_rules_page_counts_follow_a_decision(web: dict[str, Any]) -> None:
     http = client(web, "alice")
 
@@ -125,3 +141,30 @@ def test_the_rules_page_counts_follow_a_decision(web: dict[str, Any]) -> None:
     assert r.status_code == 303
     assert open_count("sigma.web.web_console_probe") == 0      # counted again at once, not after the TTL
     assert open_count("objects.hashes.known_bad") == 1
+
+
+def test_reverse_proxy_header_mode(tmp_path: Path, store_url: str, web: dict[str, Any]) -> None:
+    from pipeline.web.users import add_user
+
+    # without web.proxy_user_header the header is just a header: it logs nobody in
+    plain = httpx.Client(base_url=web["url"], follow_redirects=False, headers={"X-Forwarded-User": "alice"})
+    assert plain.get("/").status_code == 303
+    (tmp_path / "sso").mkdir()
+    settings = load_settings(write_config(tmp_path / "sso", store_url, proxy_user_header="X-Forwarded-User"))
+    add_user(web["store"].db, "carol", "approver", None)            # `compliance users add carol --sso`
+    server = WebServer(settings).start()
+    try:
+        carol = httpx.Client(base_url=server.url, follow_redirects=False, headers={"X-Forwarded-User": "carol"})
+        page = carol.get("/")
+        assert page.status_code == 200 and 'id="whoami">carol<' in page.text
+        # forms still need the session's CSRF token; with it, the action is carol's
+        assert carol.post("/enforcement/plan", data={}).status_code == 403
+        assert carol.post("/enforcement/plan", data={"csrf": csrf_of(page.text)}).status_code == 303
+        assert web["store"].db.scalar("SELECT created_by FROM plans") == "carol"
+        # a name the store does not hold, and an SSO user's password login, get nothing
+        stranger = httpx.Client(base_url=server.url, follow_redirects=False, headers={"X-Forwarded-User": "mallory"})
+        assert stranger.get("/").status_code == 303
+        nobody = httpx.Client(base_url=server.url, follow_redirects=False)
+        assert login(nobody, "carol", "any-password-at-all").status_code == 401
+    finally:
+        server.stop()
