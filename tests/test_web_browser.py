@@ -249,6 +249,8 @@ def test_a_new_user_on_the_bundled_sample(page: Any, tmp_path: Path, dask_client
         summary = page.inner_text("#backtest-summary")
         opens = int(summary.split(" case(s) would open")[0].rsplit(" ", 1)[1])
         assert opens > 0 and "objects.draft.opaque_blobs" in page.inner_text("#backtest")
+        ran = [e for e in read_audit(settings) if e["action"] == "rules.backtest"][-1]
+        assert (ran["actor"], ran["details"]["opens"]) == ("alice", opens)
         assert not page.errors and not page.dialogs
     finally:
         server.stop()

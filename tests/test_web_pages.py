@@ -168,3 +168,70 @@ def test_reverse_proxy_header_mode(tmp_path: Path, store_url: str, web: dict[str
         assert login(nobody, "carol", "any-password-at-all").status_code == 401
     finally:
         server.stop()
+
+
+def test_the_outbox_shows_delivered_and_failed_actions(tmp_path: Path, store_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An approver applies a plan against a real endpoint that refuses one action: the page shows
+    what was delivered, what failed and why, and the delivered cases are enforced."""
+    from enforcement_server import SECRET, SECRET_ENV, EnforcementServer
+    from web_server import seed
+
+    endpoint = EnforcementServer(SECRET).start()
+    endpoint.script = ["reject"]                 # the first action is refused (400: not retried)
+    monkeypatch.setenv(SECRET_ENV, SECRET.decode())
+    (tmp_path / "e").mkdir()
+    settings = load_settings(write_config(tmp_path / "e", store_url, extra={"enforcement": {
+        "endpoint": endpoint.url, "secret_env": SECRET_ENV, "timeout_s": 10.0, "retries": 1, "backoff_s": 0.01,
+        "backoff_max_s": 0.05, "caps": {"per_run": 50, "per_account": 10}}}))
+    store = CaseStore(store_url)
+    seed(store, extra_objects=3)
+    add_users(store)
+    server = WebServer(settings).start()
+    try:
+        bob = httpx.Client(base_url=server.url, follow_redirects=False, timeout=60)
+        assert login(bob, "bob").status_code == 303
+        token = csrf_of(bob.get("/enforcement").text)
+        assert bob.post("/enforcement/plan", data={"csrf": token}).status_code == 303
+        plan_id = store.db.scalar("SELECT plan_id FROM plans")
+        assert bob.post("/enforcement/apply", data={"csrf": token, "plan_id": plan_id}).status_code == 303
+        rows = store.db.all("SELECT case_id, status, response_status FROM actions")
+        failed = [r for r in rows if r["status"] == "failed"]
+        delivered = [r for r in rows if r["status"] == "delivered"]
+        assert len(failed) == 1 and failed[0]["response_status"] == 400 and len(delivered) == len(rows) - 1 >= 1
+        page = bob.get("/enforcement").text
+        assert f"delivered {len(delivered)}<" in page and "failed 1<" in page
+        failed_page = bob.get("/enforcement?status=failed").text
+        assert failed[0]["case_id"] in failed_page and "<td>400</td>" in failed_page
+        # an acknowledged enforcement action enforces its case, a refused one leaves it confirmed; a
+        # delivered notice leaves its case open (the customer has until the deadline)
+        status = {r["case_id"]: r["status"] for r in store.db.all("SELECT case_id, status FROM cases")}
+        for r in store.db.all("SELECT case_id, kind, status FROM actions"):
+            want = {("enforce", "delivered"): "enforced", ("enforce", "failed"): "confirmed",
+                    ("notice", "delivered"): "open", ("notice", "failed"): "open"}[(r["kind"], r["status"])]
+            assert status[r["case_id"]] == want, r
+        assert sum(endpoint.applied.values()) == len(delivered)
+    finally:
+        server.stop()
+        endpoint.stop()
+        store.close()
+
+
+def test_every_form_needs_the_csrf_token(web: dict[str, Any]) -> None:
+    http = client(web, "bob")
+    cid = web["ids"]["hash"]
+    forms = {f"/cases/{cid}/decide": {"action": "dismiss", "reason": "x"}, f"/cases/{cid}/claim": {},
+             f"/cases/{cid}/release": {}, "/bulk": {"action": "dismiss", "reason": "x", "case_id": cid},
+             "/enforcement/plan": {}, "/enforcement/apply": {"plan_id": "P20260101T000000Z-abcdef"},
+             f"/cases/{cid}/undo": {"reason": "x"}, "/rules/backtest": {"draft": "x"}, "/logout": {}}
+    for path, data in forms.items():
+        r = http.post(path, data=data)
+        assert r.status_code == 403 and "security token" in r.text, path
+    assert store_untouched(web, cid)
+    assert http.get("/").status_code == 200       # the session survived the token-less logout
+
+
+def store_untouched(web: dict[str, Any], cid: str) -> bool:
+    db = web["store"].db
+    return (db.scalar("SELECT status FROM cases WHERE case_id=?", (cid,)) == "open"
+            and db.scalar("SELECT COUNT(*) FROM web_claims") == 0 and db.scalar("SELECT COUNT(*) FROM plans") == 0)

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from ..cases.db import Database
 from ..enforcement.outbox import OUTBOX_STATUSES, counts
+from ..query.audit import append_audit
 from . import actions
 from .app import App, Ctx, page
 
@@ -116,6 +117,9 @@ def routes(app: App) -> list[Route]:
         if wanted not in drafts:  # only the drafts folder's files: the page never reads any other path
             return app.redirect(ctx.request, "/rules", "pick a draft file from the list", error=True)
         result = run_backtest(app.settings, drafts[wanted])
+        # it writes nothing, but it reads the configured data on a user's request: recorded as queries are
+        append_audit(app.settings, ctx.user.name, "rules.backtest",
+                     {"draft": wanted, "opens": len(result.opens), "closes": len(result.closes), "via": "web"})
         app.last_backtest = {
             "draft": wanted, "by": ctx.user.name, "summary": result.summary(),
             "per_rule": result.per_rule.to_dict("records"),
