@@ -190,3 +190,19 @@ def test_keyset_pages_under_filters_cover_every_case_once_in_order(seeded: dict[
                  "last_seen": (lambda r: (r["last_seen"], r["case_id"]), True)}[f.sort]
     assert want
     assert [r["case_id"] for r in seen] == [r["case_id"] for r in sorted(want, key=key, reverse=desc)]
+
+
+def test_a_cursor_of_another_sort_gives_the_first_page(seeded: dict[str, Any]) -> None:
+    from pipeline.web.queue import encode_cursor, page
+
+    store, user = seeded["store"], User("alice", "reviewer")
+    text, number, flag = (encode_cursor("2026-11-01T00:00:00+00:00", "C1"), encode_cursor(7, "C1"),
+                          encode_cursor(True, "C1"))
+    for f, bad in ((Filters(sort="hits"), (text, flag)),
+                   (Filters(sort="severity", category="contraband_gambling"), (text, flag)),
+                   (Filters(sort="severity"), (text, flag)), (Filters(sort="last_seen"), (number, flag))):
+        first = page(store.db, f, user, 3)
+        assert first.rows
+        for cursor in bad:
+            got = page(store.db, Filters(**{**f.__dict__, "after": cursor}), user, 3)
+            assert [r["case_id"] for r in got.rows] == [r["case_id"] for r in first.rows], (f, cursor)

@@ -139,6 +139,9 @@ def page(db: Database, f: Filters, user: User, size: int) -> Page:
     expr, desc = SORTS[f.sort]
     op, direction = ("<", "DESC") if desc else (">", "ASC")
     cursor = decode_cursor(f.after) if f.after else None
+    if cursor is not None and (isinstance(cursor[0], bool)
+                               or not isinstance(cursor[0], str if f.sort == "last_seen" else int)):
+        cursor = None   # a cursor of another sort (an edited link): the first page, not an error
     base_where, base_args = _where(f, user, with_facets=True, db=db)
     rows: list[dict[str, Any]] = []
     if f.sort == "severity" and f.category and not f.severity:
