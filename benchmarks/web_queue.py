@@ -161,8 +161,8 @@ def median_ms(fn: Callable[[], Any], rounds: int) -> float:
 @contextmanager
 def served(settings: Any) -> Iterator[httpx.Client]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    web = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -177,6 +177,7 @@ def served(settings: Any) -> Iterator[httpx.Client]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        web.state.app.close()
 
 
 @contextmanager
