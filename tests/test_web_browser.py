@@ -174,3 +174,84 @@ def test_an_approver_applies_the_plan(page: Any, web: dict[str, Any]) -> None:
     assert store.db.one("SELECT status, applied_by FROM plans WHERE plan_id=?", (plan_id,)) == \
         {"status": "applied", "applied_by": "bob"}
     assert store.get_case(web["ids"]["malware"])["status"] == "confirmed"   # until the endpoint acknowledges
+
+
+DRAFT = """rules:
+  - id: objects.draft.opaque_blobs
+    title: Opaque blob files
+    clause: "3.1.3.7"
+    category: attack_malware
+    severity: low
+    source: objects
+    match:
+      keywords: [blob_]
+      fields: [key]
+"""
+
+
+def test_a_new_user_on_the_bundled_sample(page: Any, tmp_path: Path, dask_client: Any,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README goes: scan the sample, add a reviewer with `compliance users add`, serve, and work
+    the sample's cases in the browser; a draft rule is backtested from the rules page."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.runner import scan
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "drafts").mkdir()
+    (tmp_path / "drafts" / "blobs.yaml").write_text(DRAFT, encoding="utf-8")
+    monkeypatch.setenv("COMPLIANCE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("COMPLIANCE_WEB__DRAFTS", str(tmp_path / "drafts"))
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
+    config = str(root / "config.yaml")
+    settings = load_settings(config)
+    scan(settings, config_path=config, client=dask_client)
+    added = CliRunner().invoke(main, ["--config", config, "users", "add", "alice", "--role", "reviewer",
+                                      "--password-stdin"], input=PASSWORDS["alice"] + "\n")
+    assert added.exit_code == 0, added.output
+    store = CaseStore(f"sqlite:///{tmp_path / 'state' / 'cases.db'}")
+    server = WebServer(settings).start()
+    try:
+        web = {"url": server.url}
+        log_in(page, web, "alice")
+        open_cases = store.db.scalar("SELECT COUNT(*) FROM cases WHERE status IN ('open', 'confirmed')")
+        assert open_cases > 50 and page.inner_text("#total") == str(open_cases)
+        assert page.is_visible("#next-page")           # more than a page: the rest is a click away
+        # the access-log cases: the request line and the matched span inside the original URI
+        page.select_option("#f-source", "logs")
+        page.click("#apply-filters")
+        page.wait_for_url("**/?*source=logs*")
+        logs = store.db.scalar("SELECT COUNT(*) FROM cases WHERE status IN ('open', 'confirmed') AND source = 'logs'")
+        assert page.inner_text("#total") == str(logs)
+        injection = store.db.scalar("SELECT case_id FROM cases WHERE rule_id = 'logs.injection.payload' LIMIT 1")
+        page.goto(f"{server.url}/cases/{injection}")
+        request = page.inner_text("#evidence .request")
+        evidence = store.get_case(injection)["evidence"][0]
+        assert request.startswith(f"{evidence['method']} {evidence['uri']}")
+        assert page.inner_text("#evidence mark") in evidence["uri"]
+        assert "网络安全" in page.inner_text("#clause-text")
+        # decide it with a reason, from the keyboard
+        page.keyboard.press("c")
+        page.keyboard.type("traversal probe, checked")
+        page.click("#decide-submit")
+        page.wait_for_selector("#flash")
+        assert store.get_case(injection)["status"] == "confirmed"
+        entry = [e for e in read_audit(settings) if e["action"] == "case.confirm"][-1]
+        assert (entry["actor"], entry["details"]["case_id"], entry["details"]["via"]) == ("alice", injection, "web")
+        # the rules page: counts per rule from the store, and a draft's backtest over the sample
+        page.goto(f"{server.url}/rules")
+        row = page.inner_text("#rules-table tr:has(a[href='/?rule=logs.injection.payload'])")
+        n = store.db.scalar("SELECT COUNT(*) FROM cases WHERE rule_id = 'logs.injection.payload' AND status = 'open'")
+        assert f"\t{n}\t" in f"\t{row}\t"
+        page.click("#run-backtest")
+        page.wait_for_selector("#backtest-summary", timeout=180_000)
+        summary = page.inner_text("#backtest-summary")
+        opens = int(summary.split(" case(s) would open")[0].rsplit(" ", 1)[1])
+        assert opens > 0 and "objects.draft.opaque_blobs" in page.inner_text("#backtest")
+        ran = [e for e in read_audit(settings) if e["action"] == "rules.backtest"][-1]
+        assert (ran["actor"], ran["details"]["opens"]) == ("alice", opens)
+        assert not page.errors and not page.dialogs
+    finally:
+        server.stop()
+        store.close()

@@ -88,10 +88,10 @@ def seed(store: Any, extra_objects: int = 0) -> dict[str, str]:
     return {n: case_id(*v) for n, v in names.items()}
 
 
-def write_config(tmp: Path, store_url: str, **web: Any) -> str:
+def write_config(tmp: Path, store_url: str, extra: dict[str, Any] | None = None, **web: Any) -> str:
     cfg = {"rules": str(ROOT / "rules"), "state_dir": str(tmp / "state"), "case_store": store_url,
            "web": {"page_size": 50, **web},
-           "enforcement": {"caps": {"per_run": 50, "per_account": 10}}}
+           "enforcement": {"caps": {"per_run": 50, "per_account": 10}}, **(extra or {})}
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return str(path)
@@ -111,7 +111,8 @@ class WebServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -127,6 +128,7 @@ class WebServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.app.state.app.close()     # the request threads' store connections
 
 
 def add_users(store: Any) -> None:

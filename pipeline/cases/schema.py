@@ -77,14 +77,20 @@ MIGRATIONS: list[str] = [
 
 def migrate(db: Database) -> None:
     """Bring the store to the newest schema, in one transaction (a store newer than this program is refused)."""
+    run_migrations(db, MIGRATIONS, table="schema_version", what="case store")
+
+
+def run_migrations(db: Database, migrations: list[str], *, table: str, what: str) -> None:
+    """Apply the ``migrations`` not yet recorded in ``table``, in one transaction serialized with every
+    other writer; also used for tables kept beside the cases by other parts (the review app's)."""
     with db.transaction():
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        current = db.scalar("SELECT MAX(version) FROM schema_version") or 0
-        if current > len(MIGRATIONS):
-            raise StoreError(f"case store has schema version {current}, newer than this program knows "
-                             f"({len(MIGRATIONS)})", hint="upgrade the pipeline package")
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            for stmt in db.ddl(MIGRATIONS[version - 1]).split(";"):
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
+        current = db.scalar(f"SELECT MAX(version) FROM {table}") or 0
+        if current > len(migrations):
+            raise StoreError(f"{what} has schema version {current}, newer than this program knows "
+                             f"({len(migrations)})", hint="upgrade the pipeline package")
+        for version in range(current + 1, len(migrations) + 1):
+            for stmt in db.ddl(migrations[version - 1]).split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            db.execute(f"INSERT INTO {table} (version) VALUES (?)", (version,))

@@ -188,36 +188,29 @@ def export(ctx: click.Context, status: str | None, category: str | None, severit
     click.echo(f"{len(df)} case(s) written to {path}")
 
 
-def _transition(to_status: str, action: str, help_text: str) -> None:
+def _transition(action: str, help_text: str) -> None:
     @cases.command(action, help=help_text)
     @click.argument("case_id")
-    @click.option("--by", "by", required=True, help="Who decides (recorded in the history).")
-    @click.option("--reason", required=True, help="Why (recorded in the history).")
+    @click.option("--by", "by", required=True, help="Who decides (recorded in the history and the audit log).")
+    @click.option("--reason", required=True, help="Why (recorded in the history and the audit log).")
     @click.pass_context
     def command(ctx: click.Context, case_id: str, by: str, reason: str) -> None:
+        # the same function the review app's buttons call: status, history row and audit entry together
+        from ..web.decisions import record_decision
+
         settings = get_settings(ctx)
         store = open_store(settings.state_path, settings.case_store)
         try:
-            moved = store.transition(case_id, to_status, by=by, reason=reason, action=action)
+            moved = record_decision(store, settings, by, case_id, action, reason, via="cli")
         finally:
             store.close()
         click.echo(f"{case_id}: {moved['from']} → {moved['to']}")
-        _after_transition(ctx, case_id, moved)
 
 
-def _after_transition(ctx: click.Context, case_id: str, moved: dict[str, Any]) -> None:
-    """Hook for what follows a decision (enforcement queues undo actions for a dismissed case)."""
-    try:
-        from ..enforcement import on_transition
-    except ImportError:
-        return
-    on_transition(get_settings(ctx), case_id, moved)
-
-
-_transition("confirmed", "confirm", "Confirm a case: the violation is real (enforcement in review mode may follow).")
-_transition("dismissed", "dismiss", "Dismiss a case: not a violation (any enforcement is undone).")
-_transition("resolved", "resolve", "Resolve a case: the customer removed the violation.")
-_transition("open", "reopen", "Reopen a case: a dismissed, resolved or confirmed case goes back to review.")
+_transition("confirm", "Confirm a case: the violation is real (enforcement in review mode may follow).")
+_transition("dismiss", "Dismiss a case: not a violation (any enforcement is undone).")
+_transition("resolve", "Resolve a case: the customer removed the violation.")
+_transition("reopen", "Reopen a case: a dismissed, resolved or confirmed case goes back to review.")
 
 
 def _sigma_lines(settings: Any, rule_id: str) -> list[str]:

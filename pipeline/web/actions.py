@@ -1,5 +1,5 @@
 """What the app's buttons do, each through the same functions the CLI calls: a case decision is
-``CaseStore.transition`` followed by the enforcement hook (`compliance cases confirm|dismiss|...`),
+``decisions.record_decision`` (`compliance cases confirm|dismiss|resolve|reopen`),
 a plan is ``make_plan`` + ``save_plan`` (`enforce plan`), applying is ``apply_plan`` (`enforce apply`)
 then ``dispatch`` when an endpoint and its secret are set, an undo is ``undo_case`` (`enforce undo`).
 Every one is recorded with the user's name in the case history and the audit log."""
@@ -13,40 +13,27 @@ from typing import Any
 
 from ..cases.store import CaseStore
 from ..config import Settings
-from ..enforcement import EnforcementError, on_transition
+from ..enforcement import EnforcementError
 from ..enforcement.apply import apply_plan, undo_case
 from ..enforcement.dispatch import check_can_send, dispatch, not_sent
 from ..enforcement.plan import make_plan, save_plan
 from ..errors import PipelineError
 from ..query.audit import append_audit
 from . import assign
+from .decisions import DECISIONS, clean_reason, record_decision
 from .users import User, WebError
 
-# action name (as the CLI names the command) → status it moves the case to
-DECISIONS = {"confirm": "confirmed", "dismiss": "dismissed", "resolve": "resolved", "reopen": "open"}
 PLAN_ID = re.compile(r"^P\d{8}T\d{6}Z-[0-9a-f]{6}$")
-MAX_REASON = 2000
-
-
-def clean_reason(reason: str | None) -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise WebError("a reason is required", hint="say why, in the reason field")
-    if len(text) > MAX_REASON:
-        raise WebError(f"the reason is longer than {MAX_REASON} characters")
-    return text
 
 
 def decide(store: CaseStore, settings: Settings, user: User, case_id: str, action: str, reason: str) -> dict[str, Any]:
-    """Confirm, dismiss, resolve or reopen one case, as `compliance cases ACTION --by USER` does."""
+    """Confirm, dismiss, resolve or reopen one case, as `compliance cases ACTION --by USER` does;
+    refused while another reviewer holds the case."""
     if action not in DECISIONS:
         raise WebError(f"unknown action {action!r}", hint=f"valid actions: {', '.join(DECISIONS)}")
     reason = clean_reason(reason)
     assign.check_not_claimed_by_other(store.db, case_id, user)
-    moved = store.transition(case_id, DECISIONS[action], by=user.name, reason=reason, action=action)
-    on_transition(settings, case_id, moved)
-    append_audit(settings, user.name, f"case.{action}", {"case_id": case_id, "from": moved["from"],
-                                                         "to": moved["to"], "reason": reason, "via": "web"})
+    moved = record_decision(store, settings, user.name, case_id, action, reason, via="web")
     assign.release(store.db, case_id, user, why=f"released on {action}")
     return moved
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -59,6 +61,10 @@ class App:
         self.counts = CountCache(settings.web.counts_ttl_s)
         self.last_backtest: dict[str, Any] | None = None
         self._rules: tuple[float, Any] | None = None
+        self._local = threading.local()
+        # every thread's open store; weak, so a request thread that ends takes its connection with it
+        self._open: weakref.WeakSet[CaseStore] = weakref.WeakSet()
+        self._lock = threading.Lock()
         folder = Path(str(resources.files("pipeline").joinpath("web/templates")))
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
@@ -77,12 +83,13 @@ class App:
         """The live rule set (reloaded when older than a few seconds); None when it does not load."""
         import time
 
-        from ..rules.loader import load_rules
+        from ..rules.loader import load_configured_rules
 
         now = time.monotonic()
         if self._rules is None or now - self._rules[0] > RULES_TTL_S:
             try:
-                loaded = load_rules(self.settings.rules_dir)
+                # the rules a scan runs: the rules folder, its lists and the Sigma folders
+                loaded = load_configured_rules(self.settings)
             except PipelineError as exc:
                 logger.warning("rules do not load: {}", exc)
                 loaded = None
@@ -91,11 +98,36 @@ class App:
 
     @contextmanager
     def store(self) -> Iterator[CaseStore]:
-        store = CaseStore(self.url)
+        """This request thread's store connection, opened on the thread's first request and kept:
+        opening one checks the schema inside a write transaction, which would make every page wait
+        for a running scan's fold and pay a PostgreSQL connection each time."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = CaseStore(self.url)
+            self._local.store = store
+            with self._lock:
+                self._open.add(store)
         try:
             yield store
-        finally:
+        except BaseException:
+            # an unexpected failure may leave the connection unusable (PostgreSQL restarted): the
+            # thread's next request opens a new one
+            self._local.store = None
+            self._drop(store)
+            raise
+
+    def _drop(self, store: CaseStore) -> None:
+        with self._lock:
+            self._open.discard(store)
+        with suppress(Exception):
             store.close()
+
+    def close(self) -> None:
+        """Close every store connection the request threads hold (the server is stopping)."""
+        with self._lock:
+            stores = list(self._open)
+        for store in stores:
+            self._drop(store)
 
     # -- rendering ---------------------------------------------------------------------------------
 
@@ -289,8 +321,13 @@ def create_app(settings: Settings) -> Starlette:
         # an unknown path says nothing about what exists to someone who is not logged in
         return RedirectResponse("/", status_code=303) if code == 404 else HTMLResponse("error", status_code=code)
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        app.close()
+
     web = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={404: not_found, 405: not_found})
+                    exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
     web.state.app = app
     return web
 

@@ -80,7 +80,7 @@ def routes(app: App) -> list[Route]:
             if c.get("account_id") else 0
         claim = assign.active_claims(db, [case_id]).get(case_id)
         rule = _rule(app, c["rule_id"])
-        sigma = getattr(rule, "sigma", None) if rule is not None else None
+        sigma = (rule.meta or {}).get("sigma") if rule is not None else None   # what a Sigma rule keeps of its origin
         allowed = [a for a, to in actions.DECISIONS.items() if to in TRANSITIONS.get(c["status"], ())]
         return app.render(ctx.request, "case.html", ctx=ctx, c=c, items=items, others=others, others_total=others_total, related=related,
                           outbox=outbox, claim=claim, rule=rule, sigma=sigma, allowed=allowed,

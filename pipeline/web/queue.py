@@ -3,8 +3,9 @@
 Pages are keyset-paginated: the next page starts after the last row's (sort key, case id), so page
 500 costs what page 1 does. Each status is read on its own through an index that starts with the
 status and is ordered like the sort (see users.MIGRATIONS), and the few statuses shown are merged
-here; a store of a million cases answers a page without sorting it. Counts come from one grouped
-pass over a covering index and are reused for ``web.counts_ttl_s`` seconds.
+here; a store of a million cases answers a page without sorting it. Counts are exact (no estimate):
+one grouped pass over an index holding every column they read, reused for ``web.counts_ttl_s``
+seconds and dropped at once when a decision is made in the app.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,7 +42,7 @@ class Filters:
     rule: str | None = None
     account: str | None = None
     source: str | None = None
-    assigned: str | None = None        # "me" | "unassigned" | None
+    assigned: str | None = None        # "me" | "unassigned" | None (from a query; "claimed" internally)
     sort: str = "severity"
     after: str | None = None           # cursor of the previous page's last row
 
@@ -91,7 +93,20 @@ def decode_cursor(cursor: str) -> tuple[Any, str] | None:
     return key, cid
 
 
-def _where(f: Filters, user: User, *, with_facets: bool) -> tuple[list[str], list[Any]]:
+# every distinct source value, one index seek each (a loose index scan over web_queue_source)
+DISTINCT_SOURCES = ("WITH RECURSIVE s(v) AS (SELECT MIN(source) FROM cases UNION ALL"
+                    " SELECT (SELECT MIN(source) FROM cases WHERE source > s.v) FROM s WHERE s.v IS NOT NULL)"
+                    " SELECT v FROM s WHERE v IS NOT NULL")
+
+
+def source_values(db: Database, source: str) -> list[str]:
+    """The stored source values that name ``source``: a rule reading several sources keeps them
+    comma-joined (``logs,objects``), so the filter is an IN list the index answers, never a LIKE
+    that reads every row."""
+    return [r["v"] for r in db.all(DISTINCT_SOURCES) if source in str(r["v"]).split(",")]
+
+
+def _where(f: Filters, user: User, *, with_facets: bool, db: Database) -> tuple[list[str], list[Any]]:
     """SQL conditions for the filters other than status; with_facets adds severity and category."""
     where: list[str] = []
     args: list[Any] = []
@@ -105,12 +120,15 @@ def _where(f: Filters, user: User, *, with_facets: bool) -> tuple[list[str], lis
                 where.append(f"{col} = ?")
                 args.append(val)
     if f.source:
-        # a rule may read several sources: the column holds them comma-joined
-        where.append("(',' || source || ',') LIKE ?")
-        args.append(f"%,{f.source},%")
+        values = source_values(db, f.source)
+        where.append(f"source IN ({','.join('?' * len(values))})" if values else "1 = 0")
+        args += values
     if f.assigned == "me":
         where.append("case_id IN (SELECT case_id FROM web_claims WHERE user_name = ? AND expires_at > ?)")
         args += [user.name, iso(now())]
+    elif f.assigned == "claimed":   # internal: the counts of "unassigned" subtract these
+        where.append("case_id IN (SELECT case_id FROM web_claims WHERE expires_at > ?)")
+        args.append(iso(now()))
     elif f.assigned == "unassigned":
         where.append("case_id NOT IN (SELECT case_id FROM web_claims WHERE expires_at > ?)")
         args.append(iso(now()))
@@ -121,8 +139,13 @@ def page(db: Database, f: Filters, user: User, size: int) -> Page:
     expr, desc = SORTS[f.sort]
     op, direction = ("<", "DESC") if desc else (">", "ASC")
     cursor = decode_cursor(f.after) if f.after else None
-    base_where, base_args = _where(f, user, with_facets=True)
+    if cursor is not None and (isinstance(cursor[0], bool)
+                               or not isinstance(cursor[0], str if f.sort == "last_seen" else int)):
+        cursor = None   # a cursor of another sort (an edited link): the first page, not an error
+    base_where, base_args = _where(f, user, with_facets=True, db=db)
     rows: list[dict[str, Any]] = []
+    if f.sort == "severity" and f.category and not f.severity:
+        return _by_severity_within_category(db, f, cursor, base_where, base_args, size)
     for status in f.statuses():
         where, args = ["status = ?", *base_where], [status, *base_args]
         if cursor is not None:
@@ -138,6 +161,30 @@ def page(db: Database, f: Filters, user: User, size: int) -> Page:
     return Page(rows, nxt)
 
 
+def _by_severity_within_category(db: Database, f: Filters, cursor: tuple[Any, str] | None, base_where: list[str],
+                                 base_args: list[Any], size: int) -> Page:
+    """The queue by severity under a category filter: one read per (severity, status), each a
+    range of web_queue_facets2 (status, severity, category, case_id) already in case id order, most
+    severe first, stopping once a page is full; no sort of the category's cases, however many."""
+    rows: list[dict[str, Any]] = []
+    for rank, severity in enumerate(reversed(SEVERITIES)):     # critical (0) … low (3), as SEVERITY_RANK
+        if cursor is not None and rank < int(cursor[0]):
+            continue
+        for status in f.statuses():
+            where, args = ["status = ?", "severity = ?", *base_where], [status, severity, *base_args]
+            if cursor is not None and rank == int(cursor[0]):
+                where.append("case_id > ?")
+                args.append(cursor[1])
+            rows += db.all(f"SELECT {COLUMNS}, {rank} AS sort_key FROM cases WHERE {' AND '.join(where)}"
+                           " ORDER BY case_id LIMIT ?", (*args, size + 1))
+        if len(rows) > size:
+            break
+    rows.sort(key=lambda r: (r["sort_key"], r["case_id"]))
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, encode_cursor(rows[-1]["sort_key"], rows[-1]["case_id"]) if more and rows else None)
+
+
 class CountCache:
     """Counts per filter value, reused for a few seconds: the grouped pass over a large store costs
     more than a page, and a reviewer paging through the queue does not need it recounted each time."""
@@ -151,22 +198,44 @@ class CountCache:
         with self._lock:
             self._cache.clear()
 
-    def grouped(self, db: Database, f: Filters, user: User) -> tuple[list[dict[str, Any]], float]:
-        where, args = _where(f, user, with_facets=False)
-        key = (f.rule, f.account, f.source, f.assigned, user.name if f.assigned == "me" else None)
+    def memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> tuple[Any, float]:
+        """``compute()``'s value, reused while younger than the TTL; (value, when it was computed)."""
         t = time.time()
         with self._lock:
             hit = self._cache.get(key)
         if hit and t - hit[0] < self.ttl_s:
             return hit[1], hit[0]
-        sql = ("SELECT status, severity, category, COUNT(*) AS n FROM cases"
-               + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY status, severity, category")
-        rows = db.all(sql, args)
+        value = compute()
         with self._lock:
             if len(self._cache) > 256:
                 self._cache.clear()
-            self._cache[key] = (t, rows)
-        return rows, t
+            self._cache[key] = (t, value)
+        return value, t
+
+    def grouped(self, db: Database, f: Filters, user: User) -> tuple[list[dict[str, Any]], float]:
+        """Case counts per (status, severity, category) under the filters other than those three:
+        one grouped pass over an index holding every column it reads (web_queue_facets2; under a rule
+        filter web_rules_stats, under a source filter web_queue_source), so no case row is read
+        unless an account filter (whose index is narrow) or "assigned to me" picks a few."""
+        key = ("facets", f.rule, f.account, f.source, f.assigned, user.name if f.assigned == "me" else None)
+
+        def count(f: Filters) -> list[dict[str, Any]]:
+            where, args = _where(f, user, with_facets=False, db=db)
+            sql = ("SELECT status, severity, category, COUNT(*) AS n FROM cases"
+                   + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY status, severity, category")
+            return db.all(sql, args)
+
+        def unassigned() -> list[dict[str, Any]]:
+            # every case less the claimed ones: claims are few, and "not claimed" is a condition no
+            # index holds, so counting it directly would read every case row
+            every = {(r["status"], r["severity"], r["category"]): int(r["n"])
+                     for r in self.grouped(db, replace(f, assigned=None), user)[0]}
+            for r in count(replace(f, assigned="claimed")):
+                k = (r["status"], r["severity"], r["category"])
+                every[k] = every.get(k, 0) - int(r["n"])
+            return [{"status": k[0], "severity": k[1], "category": k[2], "n": n} for k, n in every.items() if n > 0]
+
+        return self.memo(key, unassigned if f.assigned == "unassigned" else lambda: count(f))
 
 
 def facet_counts(grouped: list[dict[str, Any]], f: Filters) -> tuple[dict[str, dict[str, int]], int]:
