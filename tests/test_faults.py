@@ -280,7 +280,7 @@ def test_sqlite_full_disk_surfaces_its_own_error(ingested: Path, tmp_path: Path)
 
 # -- 3. crash points: the documented order, and its recovery ---------------------------------------------
 
-@pytest.mark.xfail(reason="known broken after merging the file-isolation, encoding and case-folding changes; see the open fault issue", strict=False)
+
 def test_kills_between_an_entry_and_its_effect(ingested: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(ingested, state)
@@ -388,7 +388,7 @@ def test_a_scan_survives_losing_every_worker(tmp_path: Path, monkeypatch: pytest
 
 @pytest.mark.cluster
 @pytest.mark.parametrize(("signum", "group", "code"), [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130)])
-@pytest.mark.xfail(reason="known broken after merging the file-isolation, encoding and case-folding changes; see the open fault issue", strict=False)
+
 def test_a_signal_mid_scan_stops_it_cleanly(tmp_path: Path, signum: int, group: bool, code: int) -> None:
     cfg = scan_config(tmp_path)
     state = tmp_path / "state"
@@ -397,9 +397,9 @@ def test_a_signal_mid_scan_stops_it_cleanly(tmp_path: Path, signum: int, group: 
                             env={**env, "COMPLIANCE_STATE_DIR": str(state), "PIPELINE_PAUSE_AT": "scan.task:4"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stderr is not None
-    first = proc.stderr.readline()       # "scan R…: N rules, M files": the workers are at their tasks
+    first = proc.stderr.readline()       # "scan R…: N rules, M files": the run is recorded
     assert first.startswith("INFO") and "scan R" in first, first
-    time.sleep(2.5)
+    time.sleep(2.5)   # on a loaded machine the cluster may still be starting: a signal then is held until it has
     if group:
         os.killpg(proc.pid, signum)      # Ctrl-C in a terminal: the whole process group
     else:
@@ -454,7 +454,7 @@ def test_lost_scheduler_is_named(tmp_path: Path) -> None:
     assert runs_and_quarantine(tmp_path / "state") == (["failed"], 0)
 
 
-@pytest.mark.xfail(reason="known broken after merging the file-isolation, encoding and case-folding changes; see the open fault issue", strict=False)
+
 def test_unreachable_and_lost_database_are_named(tmp_path: Path, postgres_url: str) -> None:
     state = tmp_path / "state"
     res = cli(state, "cases", "list", env={"COMPLIANCE_CASE_STORE": "postgresql://postgres@127.0.0.1:1/test"})

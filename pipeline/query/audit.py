@@ -138,6 +138,7 @@ class _FileAppend:
         head, backup = _head_path(self.settings), _backup_path(self.settings)
         self.size = size
         try:
+            checkpoint("audit.before_write")  # a kill here: the effect is staged, its entry not written
             fail_point("audit.write")
             with open(path, "ab") as fh:
                 fh.write(canonical(entry) + b"\n")
