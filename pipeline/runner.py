@@ -362,7 +362,7 @@ def dask_client(settings: Settings) -> Iterator[Any]:
     # cluster is always closed by its context manager, never left half-built
     try:
         with ExitStack() as stack:
-            with held():
+            with held(stderr_to=settings.state_path / "workers.log"):
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=settings.dask.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                     silence_logs=logging.CRITICAL, preload=["pipeline.worker_setup"]))
@@ -688,10 +688,14 @@ def _licensing(settings: Settings, ctx: ScanContext, quarantined: list[tuple[str
     rules = ctx.ruleset.for_source("icp")
     if not rules:
         return empty_hits()
-    from .licensing import LicensingInput, evaluate_licensing, load_licensing_sources, skipped_checks
+    from .licensing import LicensingInput, evaluate_licensing, read_licensing_sources, skipped_checks
     from .licensing.checks import INPUTS
 
-    filings, licences, quarantine, counts = load_licensing_sources(settings)
+    read = read_licensing_sources(settings, strict=ctx.strict)
+    filings, licences, quarantine, counts = read.filings, read.licences, read.quarantine, read.counts
+    for kind, trouble, hint in read.troubles:   # quarantined as files, like object and log files
+        _quarantine_file(quarantined, report, ScanTask(kind, trouble.path, ""), trouble, hint)
+    report.blank_lines += read.blank_lines
     for kind, c in counts.items():
         # filings and licences are read whole on every scan, incremental or not: count every file read,
         # so that `files` is the sum of per_source's files

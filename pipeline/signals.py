@@ -2,28 +2,31 @@
 
 A signal that lands inside ``LocalCluster(...)`` unwinds out of a half-built cluster: its
 context manager never ran, so its worker processes outlive the command and Dask's own exit hook
-prints a traceback trying to close them. Inside ``held()`` the signals are blocked in the main
-thread (the threads the cluster starts inherit the mask, and so do the worker processes they
-spawn: a Ctrl-C to the whole process group cannot reach a worker before it has set itself to
-ignore it, see ``pipeline.worker_setup``) and any that arrives anyway is recorded. When the block
-ends the handlers are put back and the signal is raised there, where the caller can close what
-it started.
+prints a traceback trying to close them. Inside ``held()`` a signal is only recorded; when the
+block ends the handlers are put back and the signal is raised there, where the caller can close
+what it started. A Ctrl-C reaches the whole process group, so a worker still importing its
+modules dies of it with a traceback: the workers started inside ``held(stderr_to=...)`` write
+their stderr to that file, never to the user's terminal.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
-TERMINATING = frozenset({signal.SIGINT, signal.SIGTERM})
+TERMINATING = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the duration of the block, then deliver the first that came."""
+def held(stderr_to: Path | None = None) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the duration of the block, then deliver the first that came.
+    With ``stderr_to``, processes started in the block inherit that file as their stderr."""
     if threading.current_thread() is not threading.main_thread():
         yield    # signals are only ever handled in the main thread
         return
@@ -35,22 +38,31 @@ def held() -> Iterator[None]:
     previous = {s: signal.getsignal(s) for s in TERMINATING}
     for s in TERMINATING:
         signal.signal(s, record)
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
+    saved = _redirect_stderr(stderr_to) if stderr_to is not None else None
     try:
         yield
     finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
         for s, handler in previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a blocked one is delivered now, to its own handler
         if caught:
             signal.raise_signal(caught[0])
 
 
-def unblock_in_worker() -> None:
-    """In a worker process spawned inside ``held()``: ignore Ctrl-C (the scanning process stops
-    its workers itself), then take the signals the spawning thread had blocked."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # first, so a pending SIGINT is discarded
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, TERMINATING)
+def _redirect_stderr(path: Path) -> int | None:
+    """Point fd 2 at ``path`` (appended; the null device if it cannot be opened); the saved fd."""
+    try:
+        target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        target = os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(target, 2)
+    os.close(target)
+    return saved
 
 
 def stop_helpers() -> None:

@@ -386,8 +386,11 @@ def test_a_scan_survives_losing_every_worker(tmp_path: Path, monkeypatch: pytest
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize(("signum", "group", "code"), [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130)])
-def test_a_signal_mid_scan_stops_it_cleanly(tmp_path: Path, signum: int, group: bool, code: int) -> None:
+@pytest.mark.parametrize(("signum", "group", "code", "after"), [
+    (signal.SIGTERM, False, 143, 2.5), (signal.SIGINT, True, 130, 2.5),
+    (signal.SIGINT, True, 130, 0.2),   # while the cluster starts: held until it has, then it is closed
+])
+def test_a_signal_mid_scan_stops_it_cleanly(tmp_path: Path, signum: int, group: bool, code: int, after: float) -> None:
     cfg = scan_config(tmp_path)
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPLIANCE_", "PIPELINE_"))}
@@ -397,7 +400,7 @@ def test_a_signal_mid_scan_stops_it_cleanly(tmp_path: Path, signum: int, group: 
     assert proc.stderr is not None
     first = proc.stderr.readline()       # "scan R…: N rules, M files": the run is recorded
     assert first.startswith("INFO") and "scan R" in first, first
-    time.sleep(2.5)   # on a loaded machine the cluster may still be starting: a signal then is held until it has
+    time.sleep(after)   # on a loaded machine the cluster may still be starting even after 2.5 s
     if group:
         os.killpg(proc.pid, signum)      # Ctrl-C in a terminal: the whole process group
     else:
@@ -438,7 +441,15 @@ def test_lost_scheduler_is_named(tmp_path: Path) -> None:
         assert proc.stderr is not None
         first = proc.stderr.readline()
         assert "scan R" in first, first + proc.stderr.read()
-        time.sleep(1)
+        from distributed import Client
+
+        # the scan's client connects after that line: kill the scheduler once its tasks are under way
+        # (before, the scan cannot reach it at all, a failure of its own, named differently)
+        with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as watcher:
+            deadline = time.monotonic() + 60
+            while not any(watcher.processing().values()):
+                assert time.monotonic() < deadline and proc.poll() is None, "the scan's tasks never started"
+                time.sleep(0.1)
         scheduler.kill()
         out, rest = proc.communicate(timeout=120)
     finally:

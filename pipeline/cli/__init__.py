@@ -41,6 +41,11 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
+            if threading.current_thread() is threading.main_thread():
+                # reported once: a second signal while the process exits must not replace the exit code
+                # (Python dies of an uncaught KeyboardInterrupt with -SIGINT) or print a traceback
+                for s in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(s, signal.SIG_IGN)
             click.echo(f"interrupted ({signal.Signals(signum).name}): stopped; a scan under way is marked "
                        "interrupted and committed nothing", err=True)
             sys.exit(128 + signum)
