@@ -301,3 +301,83 @@ def test_the_readme_regulator_query_returns_the_sample_rows(tmp_path: Path) -> N
     rows = int(res.stdout.split(" row(s)")[0])
     assert rows > 0
     assert "window: 2026-11-01T00:00:00+08:00 .. 2026-11-03T00:00:00+08:00 (Asia/Shanghai)" in res.stdout
+
+
+def _with_blank_lines(text: str) -> str:
+    """Two empty lines after the first data line."""
+    head, first, rest = text.split("\n", 2)
+    return f"{head}\n{first}\n\n\n{rest}"
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_others(tmp_path: Path) -> None:
+    """Filings, licences and streams: one unreadable file is quarantined as a file and the rest read;
+    `encoding: auto` takes UTF-16 and UTF-8 BOMs and falls back to gb18030; a reason for bytes that do
+    not decode names the encoding tried; blank lines land in the one figure every format adds to."""
+    from pipeline.sources.icp import read_filings_csv, read_licences_csv
+
+    sample = ROOT / "examples" / "sample"
+    filings = (sample / "icp" / "filings.csv").read_text(encoding="utf-8")
+    reference = read_filings_csv(str(sample / "icp" / "filings.csv"))
+    licences = (sample / "icp" / "licences.csv").read_text(encoding="utf-8")
+    streams = (sample / "streams" / "streams.csv").read_text(encoding="utf-8")
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "f-gbk.csv").write_bytes(filings.encode("gbk"))                           # no encoding: not read
+    (d / "f-utf16.csv").write_bytes(_with_blank_lines(filings).encode("utf-16"))   # auto: the BOM says UTF-16
+    (d / "f-bom.csv").write_bytes(b"\xef\xbb\xbf" + filings.encode("utf-8"))       # auto: a UTF-8 BOM
+    (d / "l-gbk.csv").write_bytes(licences.encode("gbk"))                          # auto: not UTF-8, so gb18030
+    data = gzip.compress((licences * 40).encode("utf-8"))
+    (d / "l-cut.csv.gz").write_bytes(data[: len(data) // 2])                      # truncated download
+    (d / "s-gbk.csv").write_bytes(streams.encode("gbk"))
+    (d / "s-utf16.csv").write_bytes(_with_blank_lines(streams).encode("utf-16"))
+    write_config(tmp_path, f"sources:\n  bindings:\n  - {{path: {sample / 'bindings.csv'}, format: csv}}\n"
+                 "  icp:\n  - {path: in/f-gbk.csv, format: csv}\n"
+                 "  - {path: in/f-utf16.csv, format: csv, encoding: auto}\n"
+                 "  - {path: in/f-bom.csv, format: csv, encoding: auto}\n"
+                 "  licences:\n  - {path: in/l-gbk.csv, format: csv, encoding: auto}\n"
+                 "  - {path: in/l-cut.csv.gz, format: csv}\n"
+                 "  streams:\n  - {path: in/s-gbk.csv, format: csv}\n"
+                 "  - {path: in/s-utf16.csv, format: csv, encoding: auto}\n")
+    env = {"COMPLIANCE_SCAN__NOISY_RULE_SHARE": "1.0"}
+    res = cli(tmp_path, "scan", "--json", env=env)
+    assert res.returncode == 4, res.stderr
+    report = json.loads(res.stdout)
+    assert report["status"] == "completed_with_errors"
+    bad = {Path(f["path"]).name: f for f in report["files_quarantined"]}
+    assert set(bad) == {"f-gbk.csv", "l-cut.csv.gz", "s-gbk.csv"}
+    assert "no line decodes as utf-8" in bad["f-gbk.csv"]["reason"] and bad["l-cut.csv.gz"]["partial"] is True
+    icp = report["per_source"]["icp"]
+    data_lines = filings.count("\n") - 1
+    assert icp["files"] == 3 and icp["rows_parsed"] == 2 * len(reference.records)
+    assert icp["rows_quarantined"] == 2 * len(reference.quarantine) + data_lines
+    lic = report["per_source"]["licences"]
+    held = len(read_licences_csv(str(sample / "icp" / "licences.csv")).records)
+    assert lic["rows_parsed"] > held and lic["rows_read"] == lic["rows_parsed"] + lic["rows_quarantined"]  # + the tail
+    assert report["per_source"]["streams"]["rows_parsed"] == streams.count("\n") - 1
+    assert report["blank_lines"] == 4       # two in the filings, two in the streams, whichever reader
+    # one count of files: the JSON, the per-source counts, the log line
+    assert report["files"] == 7 == sum(c["files"] for c in report["per_source"].values())
+    assert f"completed with errors: {report['files']} file(s)" in res.stderr
+    listed = cli(tmp_path, "quarantine", "list", "--file", "f-gbk.csv", "--format", "json")
+    reasons = [json.loads(line)["reason"] for line in listed.stdout.splitlines()]
+    assert len(reasons) == data_lines + 1   # every line, and the file
+    assert all("decoded as utf-8; set `encoding:` in its source entry" in r for r in reasons if "file (" not in r)
+    # an incremental run: its table, its closing line and its log line give one count (the stream file
+    # read well is unchanged, skipped; the one that was not is read again, as are the filings and licences)
+    table = cli(tmp_path, "scan", env=env)
+    assert table.returncode == 4
+    counts = {line.split("│")[1].strip(): int(line.split("│")[2]) for line in table.stdout.splitlines()
+              if line.count("│") == 3 and line.split("│")[2].strip().isdigit()}
+    assert counts["files scanned"] == 6 and counts["files unchanged"] == 1 and counts["files quarantined"] == 3
+    assert "completed with errors: 6 file(s)" in table.stdout and "completed with errors: 6 file(s)" in table.stderr
+    assert "1 changed file(s) to read and 5 filing / licence file(s)" in table.stderr
+    strict = cli(tmp_path, "scan", "--strict", env=env)
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "s-gbk.csv: no line decodes as utf-8" in strict.stderr.splitlines()[-1]   # the first bad file read
+    only_filings = tmp_path / "filings.yaml"
+    only_filings.write_text((tmp_path / "config.yaml").read_text(encoding="utf-8").split("  streams:")[0],
+                            encoding="utf-8")
+    strict = cli(tmp_path, "--config", str(only_filings), "scan", "--strict", env=env)
+    assert strict.returncode == 2 and "f-gbk.csv: no line decodes as utf-8" in strict.stderr.splitlines()[-1]
