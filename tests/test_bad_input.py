@@ -24,11 +24,19 @@ GOOD_LINE = ('{ip} - - [01/Nov/2026:10:{m:02d}:{s:02d} +0800] "GET /p/{n}?ref={r
 CSV_HEAD = "account_id,bucket,key,size,mime_type,etag,md5,put_time,uploader,storage_class,status\n"
 
 
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, as_nobody: bool = False
-        ) -> subprocess.CompletedProcess[str]:
+# Root reads every file whatever its mode: without these two capabilities it is held to the mode
+# bits like any user (a file of mode 000 is then unreadable to it too), its files and folders its own.
+NO_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+               "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, as_nobody: bool = False,
+        held_to_modes: bool = False) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pipeline.cli.__main__", *args]
     if as_nobody:   # root reads every file: run as an unprivileged user to meet a permission error
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    if held_to_modes and os.geteuid() == 0:
+        cmd = [*NO_OVERRIDE, *cmd]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=300)
 
@@ -118,6 +126,67 @@ def test_logs_ingest_of_a_folder_with_a_truncated_gzip_stores_every_good_line(tm
     assert query.stdout.startswith(f"{stored} row(s)")
     strict = cli(tmp_path, "logs", "ingest", "logs", "--format", "combined", "--domain", "www.example.cn", "--strict")
     assert strict.returncode == 2 and "b.log.gz" in strict.stderr
+
+
+def _objects(folder: Path, **files: str) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, key in files.items():
+        (folder / f"{name}.csv").write_text(CSV_HEAD + f"acct-9,b-{name},promo/{key},10,image/png,e-{name},,"
+                                            "2026-11-01T00:00:00Z,u,STANDARD,enabled\n", encoding="utf-8")
+
+
+def _subjects(cwd: Path) -> set[str]:
+    listed = cli(cwd, "cases", "list", "--format", "json")
+    return {json.loads(line)["subject_id"] for line in listed.stdout.splitlines()}
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to hold root to modes")
+def test_scan_quarantines_a_file_it_may_not_read_and_reads_it_once_it_may(tmp_path: Path) -> None:
+    _objects(tmp_path / "objs", good="赌场开业.png", locked="赌场旧址.png")
+    (tmp_path / "objs" / "locked.csv").chmod(0o000)
+    write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n")
+    try:
+        res = cli(tmp_path, "scan", "--json", held_to_modes=True)
+    finally:
+        (tmp_path / "objs" / "locked.csv").chmod(0o644)
+    assert res.returncode == 4, res.stderr
+    report = json.loads(res.stdout)
+    (bad,) = report["files_quarantined"]
+    assert bad["path"].endswith("locked.csv") and bad["reason"].startswith("permission denied")
+    assert report["status"] == "completed_with_errors" and report["files"] == 2 and report["cases_new"] == 1
+    assert "Traceback" not in res.stderr and _subjects(tmp_path) == {"b-good/promo/赌场开业.png"}
+    again = cli(tmp_path, "scan", "--json")   # readable now: retried, the other file unchanged
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert second["files"] == 1 and second["files_skipped"] == 1 and second["cases_new"] == 1
+    assert _subjects(tmp_path) == {"b-good/promo/赌场开业.png", "b-locked/promo/赌场旧址.png"}
+
+
+@pytest.mark.cluster
+def test_scan_quarantines_a_file_that_vanishes_mid_scan_and_reads_it_when_it_is_back(tmp_path: Path) -> None:
+    _objects(tmp_path / "objs", kept="赌场开业.png", gone="赌场旧址.png")
+    saved = (tmp_path / "objs" / "gone.csv").read_bytes()
+    write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n")
+    # each task waits a little on the worker: the file is listed and fingerprinted, then removed before it is read
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.__main__", "scan", "--json"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_PAUSE_AT": "scan.task:1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "2 changed file(s) to read" in first, first
+    (tmp_path / "objs" / "gone.csv").unlink()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 4, err
+    report = json.loads(out)
+    (bad,) = report["files_quarantined"]
+    assert bad["path"].endswith("gone.csv") and "vanished" in bad["reason"]
+    assert report["files"] == 2 and report["cases_new"] == 1 and "Traceback" not in err
+    (tmp_path / "objs" / "gone.csv").write_bytes(saved)
+    again = cli(tmp_path, "scan", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["cases_new"] == 1
+    assert _subjects(tmp_path) == {"b-kept/promo/赌场开业.png", "b-gone/promo/赌场旧址.png"}
 
 
 # -- every bad input exits 2 with its place and what to do -----------------------------------------
