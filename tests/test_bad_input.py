@@ -302,10 +302,24 @@ def test_without_a_config_file_state_changing_commands_are_refused(tmp_path: Pat
     assert res.returncode == 2
     assert "no config file found: looked for --config, $COMPLIANCE_CONFIG, ./config.yaml" in res.stderr
     assert "--state-dir" in res.stderr and not (tmp_path / ".compliance").exists()
+    for reading in (["cases", "list"], ["quarantine", "list"], ["audit", "verify"], ["users", "list"]):
+        res = cli(tmp_path, *reading)   # nothing to read: said so, and no empty state made to show nothing
+        assert res.returncode == 2, (reading, res.stderr)
+        assert f"looked for --config, $COMPLIANCE_CONFIG, ./config.yaml (in {tmp_path})" in res.stderr
+        assert f"there is no state folder {tmp_path / '.compliance'} to read" in res.stderr
+        assert "Traceback" not in res.stderr and not (tmp_path / ".compliance").exists()
+    lint = cli(tmp_path, "rules", "lint", str(ROOT / "rules"))   # rule files need no state
+    assert lint.returncode == 0 and "no config file found" in lint.stderr, lint.stderr
+    assert not (tmp_path / ".compliance").exists()
+    assert cli(tmp_path, "--help").returncode == 0 and not (tmp_path / ".compliance").exists()
+    repair = cli(tmp_path, "audit", "repair")
+    assert repair.returncode == 2 and "changes state" in repair.stderr
     purge = cli(tmp_path, "--state-dir", "st", "logs", "purge", "--by", "ops")
     assert purge.returncode == 0, purge.stderr
     audit = cli(tmp_path, "--state-dir", "st", "audit", "list", "--action", "logs.purge")
     assert "logs.purge" in audit.stdout and "ops" in audit.stdout   # a purge that deleted nothing is audited too
+    users = cli(tmp_path, "--state-dir", "st", "users", "list")
+    assert users.returncode == 0, users.stderr
 
 
 # -- encodings, and text shown as it is -----------------------------------------------------------
