@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import click
@@ -146,7 +147,7 @@ def get_settings(ctx: click.Context) -> Settings:
             environ["COMPLIANCE_STATE_DIR"] = os.path.abspath(obj["state_dir"])
         words = _command_words(ctx)
         settings = load_settings(path, environ)
-        log_to = settings.state_path
+        log_to: Path | None = settings.state_path
         if path is None and not environ.get("COMPLIANCE_STATE_DIR"):
             where = f"{LOOKED_FOR} (in {os.getcwd()})"
             hint = ("run from the folder holding config.yaml, pass --config PATH, or pass --state-dir DIR to use "
