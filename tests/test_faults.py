@@ -278,6 +278,34 @@ def test_sqlite_full_disk_surfaces_its_own_error(ingested: Path, tmp_path: Path)
         assert "cannot rollback" not in res.stderr
 
 
+@pytest.mark.cluster
+def test_an_apply_that_cannot_be_audited_is_not_applied(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    caps = {"COMPLIANCE_ENFORCEMENT__CAPS__PER_RUN": "1000", "COMPLIANCE_ENFORCEMENT__CAPS__PER_ACCOUNT": "1000"}
+    cfg = scan_config(tmp_path)
+    assert cli(state, "scan", config=cfg, timeout=300).returncode == 0
+    plan = tmp_path / "p.json"
+    assert cli(state, "enforce", "plan", "--out", str(plan), "--by", "ann", env=caps, config=cfg).returncode == 0
+    before = cases(state)
+    for point in ("audit.write", "audit.head"):
+        res = cli(state, "enforce", "apply", str(plan), "--no-dispatch", "--by", "bob", config=cfg,
+                  env={**caps, "PIPELINE_FAIL_AT": point})
+        assert res.returncode == 74 and "disk full" in one_line(res), (point, res.stderr)
+        assert cases(state) == before and [e["action"] for e in audit(state)] == ["enforce.plan"]
+        con = sqlite3.connect(state / "cases.db")
+        try:
+            assert con.execute("SELECT status FROM plans").fetchall() == [("planned",)]
+            assert con.execute("SELECT COUNT(*) FROM actions").fetchone() == (0,)
+        finally:
+            con.close()
+        chain_ok(state)
+    res = cli(state, "enforce", "apply", str(plan), "--no-dispatch", "--by", "bob", env=caps, config=cfg)
+    assert res.returncode == 0, res.stderr
+    assert [e["action"] for e in audit(state)] == ["enforce.plan", "enforce.apply"]
+    assert {status for _, status in cases(state).values()} == {"open", "confirmed"}
+    chain_ok(state)
+
+
 # -- 3. crash points: the documented order, and its recovery ---------------------------------------------
 
 def test_kills_between_an_entry_and_its_effect(ingested: Path, tmp_path: Path) -> None:
