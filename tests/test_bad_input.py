@@ -367,10 +367,20 @@ def test_logs_ingest_reads_gb18030_with_encoding(tmp_path: Path) -> None:
     plain = cli(tmp_path, "logs", "ingest", "gbk.log", "--format", "combined", "--domain", "a.example.cn")
     assert "20 read = 0 stored + 20 quarantined" in plain.stdout
     assert "gbk.log" in plain.stderr   # no line parsed: reported, not marked as ingested
+    assert "read as utf-8" in plain.stderr and "--encoding" in plain.stderr
     good = cli(tmp_path, "logs", "ingest", "gbk.log", "--format", "combined", "--domain", "a.example.cn",
                "--encoding", "gb18030")
     assert good.returncode == 0, good.stderr
     assert "20 read = 20 stored + 0 quarantined" in good.stdout
+    # auto: a UTF-16 BOM, a UTF-8 BOM, and gb18030 for bytes that are not UTF-8
+    text = log_lines(20, 8, ua="测试浏览器")
+    (tmp_path / "u16.log").write_bytes(text.encode("utf-16"))
+    (tmp_path / "bom.log").write_bytes(b"\xef\xbb\xbf" + log_lines(20, 9, ua="测试浏览器").encode("utf-8"))
+    (tmp_path / "gb.log").write_bytes(log_lines(20, 10, ua="测试浏览器").encode("gb18030"))
+    auto = cli(tmp_path, "logs", "ingest", "u16.log", "bom.log", "gb.log", "--format", "combined",
+               "--domain", "a.example.cn", "--encoding", "auto")
+    assert auto.returncode == 0, auto.stderr
+    assert "60 read = 60 stored + 0 quarantined" in auto.stdout
 
 
 def test_the_readme_regulator_query_returns_the_sample_rows(tmp_path: Path) -> None:
@@ -415,6 +425,7 @@ def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_other
     (d / "l-cut.csv.gz").write_bytes(data[: len(data) // 2])                      # truncated download
     (d / "s-gbk.csv").write_bytes(streams.encode("gbk"))
     (d / "s-utf16.csv").write_bytes(_with_blank_lines(streams).encode("utf-16"))
+    (d / "gbk.log").write_bytes(log_lines(20, 7, ua="测试浏览器").encode("gb18030"))   # auto: gb18030
     write_config(tmp_path, f"sources:\n  bindings:\n  - {{path: {sample / 'bindings.csv'}, format: csv}}\n"
                  "  icp:\n  - {path: in/f-gbk.csv, format: csv}\n"
                  "  - {path: in/f-utf16.csv, format: csv, encoding: auto}\n"
@@ -422,7 +433,8 @@ def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_other
                  "  licences:\n  - {path: in/l-gbk.csv, format: csv, encoding: auto}\n"
                  "  - {path: in/l-cut.csv.gz, format: csv}\n"
                  "  streams:\n  - {path: in/s-gbk.csv, format: csv}\n"
-                 "  - {path: in/s-utf16.csv, format: csv, encoding: auto}\n")
+                 "  - {path: in/s-utf16.csv, format: csv, encoding: auto}\n"
+                 "  logs:\n  - {path: in/gbk.log, format: combined, domain: a.example.cn, encoding: auto}\n")
     env = {"COMPLIANCE_SCAN__NOISY_RULE_SHARE": "1.0"}
     res = cli(tmp_path, "scan", "--json", env=env)
     assert res.returncode == 4, res.stderr
@@ -439,9 +451,10 @@ def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_other
     held = len(read_licences_csv(str(sample / "icp" / "licences.csv")).records)
     assert lic["rows_parsed"] > held and lic["rows_read"] == lic["rows_parsed"] + lic["rows_quarantined"]  # + the tail
     assert report["per_source"]["streams"]["rows_parsed"] == streams.count("\n") - 1
+    assert report["per_source"]["logs"]["rows_parsed"] == 20
     assert report["blank_lines"] == 4       # two in the filings, two in the streams, whichever reader
     # one count of files: the JSON, the per-source counts, the log line
-    assert report["files"] == 7 == sum(c["files"] for c in report["per_source"].values())
+    assert report["files"] == 8 == sum(c["files"] for c in report["per_source"].values())
     assert f"completed with errors: {report['files']} file(s)" in res.stderr
     listed = cli(tmp_path, "quarantine", "list", "--file", "f-gbk.csv", "--format", "json")
     reasons = [json.loads(line)["reason"] for line in listed.stdout.splitlines()]
@@ -453,7 +466,7 @@ def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_other
     assert table.returncode == 4
     counts = {line.split("│")[1].strip(): int(line.split("│")[2]) for line in table.stdout.splitlines()
               if line.count("│") == 3 and line.split("│")[2].strip().isdigit()}
-    assert counts["files scanned"] == 6 and counts["files unchanged"] == 1 and counts["files quarantined"] == 3
+    assert counts["files scanned"] == 6 and counts["files unchanged"] == 2 and counts["files quarantined"] == 3
     assert "completed with errors: 6 file(s)" in table.stdout and "completed with errors: 6 file(s)" in table.stderr
     assert "1 changed file(s) to read and 5 filing / licence file(s)" in table.stderr
     strict = cli(tmp_path, "scan", "--strict", env=env)
