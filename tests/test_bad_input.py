@@ -477,3 +477,25 @@ def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_other
                             encoding="utf-8")
     strict = cli(tmp_path, "--config", str(only_filings), "scan", "--strict", env=env)
     assert strict.returncode == 2 and "f-gbk.csv: no line decodes as utf-8" in strict.stderr.splitlines()[-1]
+
+
+@pytest.mark.cluster
+def test_the_api_takes_a_scan_completed_with_errors_as_a_scan(tmp_path: Path, dask_client) -> None:  # type: ignore[no-untyped-def]
+    from pipeline import api
+
+    _objects(tmp_path / "objs", good="赌场开业.png")
+    truncated_gzip(tmp_path / "objs" / "cut.csv.gz", CSV_HEAD + object_rows(3000, 2, "b-cut"))
+    (tmp_path / "gbk.log").write_bytes(log_lines(20, 11, ua="测试浏览器").encode("gb18030"))
+    truncated_gzip(tmp_path / "cut.log.gz", log_lines(2000, 12))
+    cfg = write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n  logs:\n"
+                       "  - {path: gbk.log, format: combined, domain: a.example.cn, encoding: gb18030}\n"
+                       "  - {path: cut.log.gz, format: combined, domain: a.example.cn}\n")
+    an = api.connect(cfg)
+    assert not an.has_scan()
+    assert an.ensure_scanned(client=dask_client) is True
+    assert an.runs()["status"].tolist() == ["completed_with_errors"]
+    assert an.has_scan() and an.ensure_scanned(client=dask_client) is False   # its cases stand: no second scan
+    assert "b-good/promo/赌场开业.png" in set(an.cases()["subject_id"])
+    ingested = an.ingest_configured_logs().set_index("path")
+    assert ingested.loc["gbk.log", "rows_stored"] == 20 and ingested.loc["gbk.log", "rows_quarantined"] == 0
+    assert ingested.loc["cut.log.gz", "files_quarantined"] == 1 and ingested.loc["gbk.log", "files_quarantined"] == 0
