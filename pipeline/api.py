@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from loguru import logger
 
 from .backtest import BacktestResult, backtest as _backtest
 from .cases.store import CaseStore, open_store
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 CONFIG_NAME = "config.yaml"
+# run statuses of a scan that finished: with errors, some file was quarantined and is retried next time
+COMPLETED = ("completed", "completed_with_errors")
 TIME_COLUMNS = ("first_seen", "last_seen", "first_event", "last_event", "updated_at", "started_at",
                 "finished_at", "at", "event_time")
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -92,17 +95,22 @@ class Analyst:
         return self.settings.case_store is not None or (self.settings.state_path / "cases.db").exists()
 
     def has_scan(self) -> bool:
-        """True once a scan has completed into this deployment's case store."""
+        """True once a scan has completed into this deployment's case store (with errors too: the
+        files it could not read are retried by the next scan, its cases stand)."""
         if not self._store_exists():
             return False
         runs = self.runs()
-        return bool((runs["status"] == "completed").any()) if len(runs) else False
+        return bool(runs["status"].isin(COMPLETED).any()) if len(runs) else False
 
     def scan(self, client: Any = None) -> dict[str, Any]:
         """Run a scan, as `compliance scan` does (``client``: an existing Dask client to use)."""
         from .runner import scan
 
-        return scan(self.settings, config_path=self.config_path, client=client).as_dict()
+        report = scan(self.settings, config_path=self.config_path, client=client).as_dict()
+        if report.get("files_quarantined"):
+            logger.warning("scan {} completed with errors: {} file(s) quarantined and retried by the next scan "
+                           "(see its files_quarantined)", report["run_id"], len(report["files_quarantined"]))
+        return report
 
     def ensure_scanned(self, client: Any = None) -> bool:
         """Scan unless a completed scan exists already; True when it scanned."""
@@ -223,10 +231,12 @@ class Analyst:
         rows = []
         for entry in self.settings.sources.logs:
             r = ingest(self.settings, [(self.settings.resolve(entry.path), entry.format)], bindings=bindings,
-                       domain=entry.domain, account_id=entry.account_id)
+                       domain=entry.domain, account_id=entry.account_id, encoding=entry.encoding)
             rows.append({"path": entry.path, "format": entry.format, "files_read": r.files_read,
                          "files_skipped": len(r.files_skipped), "rows_read": r.rows_read, "rows_stored": r.rows_stored,
-                         "rows_quarantined": r.rows_quarantined, "partitions": len(r.partitions_written)})
+                         "rows_quarantined": r.rows_quarantined, "partitions": len(r.partitions_written),
+                         # read again by the next ingest: unreadable, or a truncated tail
+                         "files_quarantined": len(r.files_quarantined)})
         return pd.DataFrame(rows)
 
     def query_logs(self, *, request_ref: str | None, authority: str | None, ip: str | None = None,

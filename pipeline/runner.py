@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +36,7 @@ from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hi
 from .matchers.keyword_bytes import NORMALIZE_SECONDS
 from .matchers.rule_rows import rule_rows
 from .records import SCHEMAS, conform
+from .signals import held, stop_helpers
 from .rules.loader import load_configured_rules
 from .rules.model import RuleSet
 from .rules.sigma.mapping import LOG_FORMAT, reads_log_format
@@ -360,10 +361,18 @@ def dask_client(settings: Settings) -> Iterator[Any]:
     # workers' own logs stay quiet: errors reach the user once, as one line, through the client
     # workers ignore Ctrl-C (pipeline.worker_setup): the terminal sends it to the whole process
     # group, and this process stops them itself, without a traceback from each
-    with LocalCluster(n_workers=settings.dask.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.CRITICAL,
-                      preload=["pipeline.worker_setup"]) as cluster, Client(cluster) as client:
-        yield client
+    # a SIGINT / SIGTERM while the cluster starts is held until it has (pipeline.signals), so the
+    # cluster is always closed by its context manager, never left half-built
+    try:
+        with ExitStack() as stack:
+            with held(stderr_to=settings.state_path / "workers.log"):
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=settings.dask.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    silence_logs=logging.CRITICAL, preload=["pipeline.worker_setup"]))
+                client = stack.enter_context(Client(cluster))
+            yield client
+    finally:
+        stop_helpers()
 
 
 def _progress_enabled(settings: Settings) -> bool:
@@ -682,10 +691,14 @@ def _licensing(settings: Settings, ctx: ScanContext, quarantined: list[tuple[str
     rules = ctx.ruleset.for_source("icp")
     if not rules:
         return empty_hits()
-    from .licensing import LicensingInput, evaluate_licensing, load_licensing_sources, skipped_checks
+    from .licensing import LicensingInput, evaluate_licensing, read_licensing_sources, skipped_checks
     from .licensing.checks import INPUTS
 
-    filings, licences, quarantine, counts = load_licensing_sources(settings)
+    read = read_licensing_sources(settings, strict=ctx.strict)
+    filings, licences, quarantine, counts = read.filings, read.licences, read.quarantine, read.counts
+    for kind, trouble, hint in read.troubles:   # quarantined as files, like object and log files
+        _quarantine_file(quarantined, report, ScanTask(kind, trouble.path, ""), trouble, hint)
+    report.blank_lines += read.blank_lines
     for kind, c in counts.items():
         # filings and licences are read whole on every scan, incremental or not: count every file read,
         # so that `files` is the sum of per_source's files

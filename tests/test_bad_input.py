@@ -24,11 +24,19 @@ GOOD_LINE = ('{ip} - - [01/Nov/2026:10:{m:02d}:{s:02d} +0800] "GET /p/{n}?ref={r
 CSV_HEAD = "account_id,bucket,key,size,mime_type,etag,md5,put_time,uploader,storage_class,status\n"
 
 
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, as_nobody: bool = False
-        ) -> subprocess.CompletedProcess[str]:
+# Root reads every file whatever its mode: without these two capabilities it is held to the mode
+# bits like any user (a file of mode 000 is then unreadable to it too), its files and folders its own.
+NO_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+               "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, as_nobody: bool = False,
+        held_to_modes: bool = False) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pipeline.cli.__main__", *args]
     if as_nobody:   # root reads every file: run as an unprivileged user to meet a permission error
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    if held_to_modes and os.geteuid() == 0:
+        cmd = [*NO_OVERRIDE, *cmd]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=300)
 
@@ -118,6 +126,67 @@ def test_logs_ingest_of_a_folder_with_a_truncated_gzip_stores_every_good_line(tm
     assert query.stdout.startswith(f"{stored} row(s)")
     strict = cli(tmp_path, "logs", "ingest", "logs", "--format", "combined", "--domain", "www.example.cn", "--strict")
     assert strict.returncode == 2 and "b.log.gz" in strict.stderr
+
+
+def _objects(folder: Path, **files: str) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, key in files.items():
+        (folder / f"{name}.csv").write_text(CSV_HEAD + f"acct-9,b-{name},promo/{key},10,image/png,e-{name},,"
+                                            "2026-11-01T00:00:00Z,u,STANDARD,enabled\n", encoding="utf-8")
+
+
+def _subjects(cwd: Path) -> set[str]:
+    listed = cli(cwd, "cases", "list", "--format", "json")
+    return {json.loads(line)["subject_id"] for line in listed.stdout.splitlines()}
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to hold root to modes")
+def test_scan_quarantines_a_file_it_may_not_read_and_reads_it_once_it_may(tmp_path: Path) -> None:
+    _objects(tmp_path / "objs", good="赌场开业.png", locked="赌场旧址.png")
+    (tmp_path / "objs" / "locked.csv").chmod(0o000)
+    write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n")
+    try:
+        res = cli(tmp_path, "scan", "--json", held_to_modes=True)
+    finally:
+        (tmp_path / "objs" / "locked.csv").chmod(0o644)
+    assert res.returncode == 4, res.stderr
+    report = json.loads(res.stdout)
+    (bad,) = report["files_quarantined"]
+    assert bad["path"].endswith("locked.csv") and bad["reason"].startswith("permission denied")
+    assert report["status"] == "completed_with_errors" and report["files"] == 2 and report["cases_new"] == 1
+    assert "Traceback" not in res.stderr and _subjects(tmp_path) == {"b-good/promo/赌场开业.png"}
+    again = cli(tmp_path, "scan", "--json")   # readable now: retried, the other file unchanged
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert second["files"] == 1 and second["files_skipped"] == 1 and second["cases_new"] == 1
+    assert _subjects(tmp_path) == {"b-good/promo/赌场开业.png", "b-locked/promo/赌场旧址.png"}
+
+
+@pytest.mark.cluster
+def test_scan_quarantines_a_file_that_vanishes_mid_scan_and_reads_it_when_it_is_back(tmp_path: Path) -> None:
+    _objects(tmp_path / "objs", kept="赌场开业.png", gone="赌场旧址.png")
+    saved = (tmp_path / "objs" / "gone.csv").read_bytes()
+    write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n")
+    # each task waits a little on the worker: the file is listed and fingerprinted, then removed before it is read
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.__main__", "scan", "--json"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_PAUSE_AT": "scan.task:1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "2 changed file(s) to read" in first, first
+    (tmp_path / "objs" / "gone.csv").unlink()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 4, err
+    report = json.loads(out)
+    (bad,) = report["files_quarantined"]
+    assert bad["path"].endswith("gone.csv") and "vanished" in bad["reason"]
+    assert report["files"] == 2 and report["cases_new"] == 1 and "Traceback" not in err
+    (tmp_path / "objs" / "gone.csv").write_bytes(saved)
+    again = cli(tmp_path, "scan", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["cases_new"] == 1
+    assert _subjects(tmp_path) == {"b-kept/promo/赌场开业.png", "b-gone/promo/赌场旧址.png"}
 
 
 # -- every bad input exits 2 with its place and what to do -----------------------------------------
@@ -233,10 +302,24 @@ def test_without_a_config_file_state_changing_commands_are_refused(tmp_path: Pat
     assert res.returncode == 2
     assert "no config file found: looked for --config, $COMPLIANCE_CONFIG, ./config.yaml" in res.stderr
     assert "--state-dir" in res.stderr and not (tmp_path / ".compliance").exists()
+    for reading in (["cases", "list"], ["quarantine", "list"], ["audit", "verify"], ["users", "list"]):
+        res = cli(tmp_path, *reading)   # nothing to read: said so, and no empty state made to show nothing
+        assert res.returncode == 2, (reading, res.stderr)
+        assert f"looked for --config, $COMPLIANCE_CONFIG, ./config.yaml (in {tmp_path})" in res.stderr
+        assert f"there is no state folder {tmp_path / '.compliance'} to read" in res.stderr
+        assert "Traceback" not in res.stderr and not (tmp_path / ".compliance").exists()
+    lint = cli(tmp_path, "rules", "lint", str(ROOT / "rules"))   # rule files need no state
+    assert lint.returncode == 0 and "no config file found" in lint.stderr, lint.stderr
+    assert not (tmp_path / ".compliance").exists()
+    assert cli(tmp_path, "--help").returncode == 0 and not (tmp_path / ".compliance").exists()
+    repair = cli(tmp_path, "audit", "repair")
+    assert repair.returncode == 2 and "changes state" in repair.stderr
     purge = cli(tmp_path, "--state-dir", "st", "logs", "purge", "--by", "ops")
     assert purge.returncode == 0, purge.stderr
     audit = cli(tmp_path, "--state-dir", "st", "audit", "list", "--action", "logs.purge")
     assert "logs.purge" in audit.stdout and "ops" in audit.stdout   # a purge that deleted nothing is audited too
+    users = cli(tmp_path, "--state-dir", "st", "users", "list")
+    assert users.returncode == 0, users.stderr
 
 
 # -- encodings, and text shown as it is -----------------------------------------------------------
@@ -284,10 +367,20 @@ def test_logs_ingest_reads_gb18030_with_encoding(tmp_path: Path) -> None:
     plain = cli(tmp_path, "logs", "ingest", "gbk.log", "--format", "combined", "--domain", "a.example.cn")
     assert "20 read = 0 stored + 20 quarantined" in plain.stdout
     assert "gbk.log" in plain.stderr   # no line parsed: reported, not marked as ingested
+    assert "read as utf-8" in plain.stderr and "--encoding" in plain.stderr
     good = cli(tmp_path, "logs", "ingest", "gbk.log", "--format", "combined", "--domain", "a.example.cn",
                "--encoding", "gb18030")
     assert good.returncode == 0, good.stderr
     assert "20 read = 20 stored + 0 quarantined" in good.stdout
+    # auto: a UTF-16 BOM, a UTF-8 BOM, and gb18030 for bytes that are not UTF-8
+    text = log_lines(20, 8, ua="测试浏览器")
+    (tmp_path / "u16.log").write_bytes(text.encode("utf-16"))
+    (tmp_path / "bom.log").write_bytes(b"\xef\xbb\xbf" + log_lines(20, 9, ua="测试浏览器").encode("utf-8"))
+    (tmp_path / "gb.log").write_bytes(log_lines(20, 10, ua="测试浏览器").encode("gb18030"))
+    auto = cli(tmp_path, "logs", "ingest", "u16.log", "bom.log", "gb.log", "--format", "combined",
+               "--domain", "a.example.cn", "--encoding", "auto")
+    assert auto.returncode == 0, auto.stderr
+    assert "60 read = 60 stored + 0 quarantined" in auto.stdout
 
 
 def test_the_readme_regulator_query_returns_the_sample_rows(tmp_path: Path) -> None:
@@ -301,3 +394,108 @@ def test_the_readme_regulator_query_returns_the_sample_rows(tmp_path: Path) -> N
     rows = int(res.stdout.split(" row(s)")[0])
     assert rows > 0
     assert "window: 2026-11-01T00:00:00+08:00 .. 2026-11-03T00:00:00+08:00 (Asia/Shanghai)" in res.stdout
+
+
+def _with_blank_lines(text: str) -> str:
+    """Two empty lines after the first data line."""
+    head, first, rest = text.split("\n", 2)
+    return f"{head}\n{first}\n\n\n{rest}"
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_filing_licence_and_stream_files_are_isolated_and_decoded_like_the_others(tmp_path: Path) -> None:
+    """Filings, licences and streams: one unreadable file is quarantined as a file and the rest read;
+    `encoding: auto` takes UTF-16 and UTF-8 BOMs and falls back to gb18030; a reason for bytes that do
+    not decode names the encoding tried; blank lines land in the one figure every format adds to."""
+    from pipeline.sources.icp import read_filings_csv, read_licences_csv
+
+    sample = ROOT / "examples" / "sample"
+    filings = (sample / "icp" / "filings.csv").read_text(encoding="utf-8")
+    reference = read_filings_csv(str(sample / "icp" / "filings.csv"))
+    licences = (sample / "icp" / "licences.csv").read_text(encoding="utf-8")
+    streams = (sample / "streams" / "streams.csv").read_text(encoding="utf-8")
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "f-gbk.csv").write_bytes(filings.encode("gbk"))                           # no encoding: not read
+    (d / "f-utf16.csv").write_bytes(_with_blank_lines(filings).encode("utf-16"))   # auto: the BOM says UTF-16
+    (d / "f-bom.csv").write_bytes(b"\xef\xbb\xbf" + filings.encode("utf-8"))       # auto: a UTF-8 BOM
+    (d / "l-gbk.csv").write_bytes(licences.encode("gbk"))                          # auto: not UTF-8, so gb18030
+    data = gzip.compress((licences * 40).encode("utf-8"))
+    (d / "l-cut.csv.gz").write_bytes(data[: len(data) // 2])                      # truncated download
+    (d / "s-gbk.csv").write_bytes(streams.encode("gbk"))
+    (d / "s-utf16.csv").write_bytes(_with_blank_lines(streams).encode("utf-16"))
+    (d / "gbk.log").write_bytes(log_lines(20, 7, ua="测试浏览器").encode("gb18030"))   # auto: gb18030
+    write_config(tmp_path, f"sources:\n  bindings:\n  - {{path: {sample / 'bindings.csv'}, format: csv}}\n"
+                 "  icp:\n  - {path: in/f-gbk.csv, format: csv}\n"
+                 "  - {path: in/f-utf16.csv, format: csv, encoding: auto}\n"
+                 "  - {path: in/f-bom.csv, format: csv, encoding: auto}\n"
+                 "  licences:\n  - {path: in/l-gbk.csv, format: csv, encoding: auto}\n"
+                 "  - {path: in/l-cut.csv.gz, format: csv}\n"
+                 "  streams:\n  - {path: in/s-gbk.csv, format: csv}\n"
+                 "  - {path: in/s-utf16.csv, format: csv, encoding: auto}\n"
+                 "  logs:\n  - {path: in/gbk.log, format: combined, domain: a.example.cn, encoding: auto}\n")
+    env = {"COMPLIANCE_SCAN__NOISY_RULE_SHARE": "1.0"}
+    res = cli(tmp_path, "scan", "--json", env=env)
+    assert res.returncode == 4, res.stderr
+    report = json.loads(res.stdout)
+    assert report["status"] == "completed_with_errors"
+    bad = {Path(f["path"]).name: f for f in report["files_quarantined"]}
+    assert set(bad) == {"f-gbk.csv", "l-cut.csv.gz", "s-gbk.csv"}
+    assert "no line decodes as utf-8" in bad["f-gbk.csv"]["reason"] and bad["l-cut.csv.gz"]["partial"] is True
+    icp = report["per_source"]["icp"]
+    data_lines = filings.count("\n") - 1
+    assert icp["files"] == 3 and icp["rows_parsed"] == 2 * len(reference.records)
+    assert icp["rows_quarantined"] == 2 * len(reference.quarantine) + data_lines
+    lic = report["per_source"]["licences"]
+    held = len(read_licences_csv(str(sample / "icp" / "licences.csv")).records)
+    assert lic["rows_parsed"] > held and lic["rows_read"] == lic["rows_parsed"] + lic["rows_quarantined"]  # + the tail
+    assert report["per_source"]["streams"]["rows_parsed"] == streams.count("\n") - 1
+    assert report["per_source"]["logs"]["rows_parsed"] == 20
+    assert report["blank_lines"] == 4       # two in the filings, two in the streams, whichever reader
+    # one count of files: the JSON, the per-source counts, the log line
+    assert report["files"] == 8 == sum(c["files"] for c in report["per_source"].values())
+    assert f"completed with errors: {report['files']} file(s)" in res.stderr
+    listed = cli(tmp_path, "quarantine", "list", "--file", "f-gbk.csv", "--format", "json")
+    reasons = [json.loads(line)["reason"] for line in listed.stdout.splitlines()]
+    assert len(reasons) == data_lines + 1   # every line, and the file
+    assert all("decoded as utf-8; set `encoding:` in its source entry" in r for r in reasons if "file (" not in r)
+    # an incremental run: its table, its closing line and its log line give one count (the stream file
+    # read well is unchanged, skipped; the one that was not is read again, as are the filings and licences)
+    table = cli(tmp_path, "scan", env=env)
+    assert table.returncode == 4
+    counts = {line.split("│")[1].strip(): int(line.split("│")[2]) for line in table.stdout.splitlines()
+              if line.count("│") == 3 and line.split("│")[2].strip().isdigit()}
+    assert counts["files scanned"] == 6 and counts["files unchanged"] == 2 and counts["files quarantined"] == 3
+    assert "completed with errors: 6 file(s)" in table.stdout and "completed with errors: 6 file(s)" in table.stderr
+    assert "1 changed file(s) to read and 5 filing / licence file(s)" in table.stderr
+    strict = cli(tmp_path, "scan", "--strict", env=env)
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "s-gbk.csv: no line decodes as utf-8" in strict.stderr.splitlines()[-1]   # the first bad file read
+    only_filings = tmp_path / "filings.yaml"
+    only_filings.write_text((tmp_path / "config.yaml").read_text(encoding="utf-8").split("  streams:")[0],
+                            encoding="utf-8")
+    strict = cli(tmp_path, "--config", str(only_filings), "scan", "--strict", env=env)
+    assert strict.returncode == 2 and "f-gbk.csv: no line decodes as utf-8" in strict.stderr.splitlines()[-1]
+
+
+@pytest.mark.cluster
+def test_the_api_takes_a_scan_completed_with_errors_as_a_scan(tmp_path: Path, dask_client) -> None:  # type: ignore[no-untyped-def]
+    from pipeline import api
+
+    _objects(tmp_path / "objs", good="赌场开业.png")
+    truncated_gzip(tmp_path / "objs" / "cut.csv.gz", CSV_HEAD + object_rows(3000, 2, "b-cut"))
+    (tmp_path / "gbk.log").write_bytes(log_lines(20, 11, ua="测试浏览器").encode("gb18030"))
+    truncated_gzip(tmp_path / "cut.log.gz", log_lines(2000, 12))
+    cfg = write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n  logs:\n"
+                       "  - {path: gbk.log, format: combined, domain: a.example.cn, encoding: gb18030}\n"
+                       "  - {path: cut.log.gz, format: combined, domain: a.example.cn}\n")
+    an = api.connect(cfg)
+    assert not an.has_scan()
+    assert an.ensure_scanned(client=dask_client) is True
+    assert an.runs()["status"].tolist() == ["completed_with_errors"]
+    assert an.has_scan() and an.ensure_scanned(client=dask_client) is False   # its cases stand: no second scan
+    assert "b-good/promo/赌场开业.png" in set(an.cases()["subject_id"])
+    ingested = an.ingest_configured_logs().set_index("path")
+    assert ingested.loc["gbk.log", "rows_stored"] == 20 and ingested.loc["gbk.log", "rows_quarantined"] == 0
+    assert ingested.loc["cut.log.gz", "files_quarantined"] == 1 and ingested.loc["gbk.log", "files_quarantined"] == 0

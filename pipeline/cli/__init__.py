@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import click
@@ -41,6 +42,11 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
+            if threading.current_thread() is threading.main_thread():
+                # reported once: a second signal while the process exits must not replace the exit code
+                # (Python dies of an uncaught KeyboardInterrupt with -SIGINT) or print a traceback
+                for s in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(s, signal.SIG_IGN)
             click.echo(f"interrupted ({signal.Signals(signum).name}): stopped; a scan under way is marked "
                        "interrupted and committed nothing", err=True)
             sys.exit(128 + signum)
@@ -105,8 +111,11 @@ def main(ctx: click.Context, config_path: str | None, state_dir: str | None) -> 
 
 # Commands that only read the state; every other command may change it, and without a config file
 # is refused unless the state folder is named (--state-dir or COMPLIANCE_STATE_DIR).
-READ_ONLY = {"cases list", "cases show", "cases export", "rules", "quarantine", "audit", "logs verify",
-             "logs hold list", "enforce status", "enforce notice", "generate"}
+READ_ONLY = {"cases list", "cases show", "cases export", "rules", "quarantine", "audit verify", "audit list",
+             "logs verify", "logs hold list", "enforce status", "enforce notice", "generate",
+             "users list"}
+# Commands that read no state at all (rule files, generated data): without a config they create no state folder.
+NO_STATE = {"rules", "generate"}
 LOOKED_FOR = "--config, $COMPLIANCE_CONFIG, ./config.yaml"
 
 
@@ -119,7 +128,11 @@ def _command_words(ctx: click.Context) -> str:
 
 
 def _reads_only(words: str) -> bool:
-    return any(words == r or words.startswith(r + " ") for r in READ_ONLY)
+    return _listed(words, READ_ONLY)
+
+
+def _listed(words: str, commands: set[str]) -> bool:
+    return any(words == r or words.startswith(r + " ") for r in commands)
 
 
 def get_settings(ctx: click.Context) -> Settings:
@@ -133,16 +146,23 @@ def get_settings(ctx: click.Context) -> Settings:
         if obj.get("state_dir"):
             environ["COMPLIANCE_STATE_DIR"] = os.path.abspath(obj["state_dir"])
         words = _command_words(ctx)
+        settings = load_settings(path, environ)
+        log_to: Path | None = settings.state_path
         if path is None and not environ.get("COMPLIANCE_STATE_DIR"):
             where = f"{LOOKED_FOR} (in {os.getcwd()})"
+            hint = ("run from the folder holding config.yaml, pass --config PATH, or pass --state-dir DIR to use "
+                    "the packaged defaults with that state folder")
             if not _reads_only(words):
                 raise ConfigError(f"no config file found: looked for {where}; `compliance {words}` changes state "
-                                  "and would start an empty one in ./.compliance",
-                                  hint="run from the folder holding config.yaml, pass --config PATH, or pass "
-                                       "--state-dir DIR to use the packaged defaults with that state folder")
+                                  f"and would start an empty one in {settings.state_path}", hint=hint)
+            if _listed(words, NO_STATE):
+                log_to = None   # nothing of the state is read: do not create a state folder for a log file
+            elif not settings.state_path.is_dir():
+                # reading a state that does not exist would create an empty one and show nothing from it
+                raise ConfigError(f"no config file found: looked for {where}, and there is no state folder "
+                                  f"{settings.state_path} to read", hint=hint)
             click.echo(f"note: no config file found (looked for {where}); using the packaged defaults", err=True)
-        settings = load_settings(path, environ)
-        setup_logging(settings.logging.level, settings.state_path)
+        setup_logging(settings.logging.level, log_to)
         obj["settings"] = settings
     settings_obj: Settings = obj["settings"]
     return settings_obj

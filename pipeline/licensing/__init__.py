@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -33,34 +33,82 @@ class LicensingInput:
     unconfigured: frozenset[str] = frozenset()
 
 
-def load_licensing_sources(settings: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ReadCounts]:
-    """Filings and licence records of the config's ``sources.icp`` / ``sources.licences``, their quarantine
-    (QUARANTINE columns) and row counts per kind. An unknown format is an error listing the valid ones."""
-    from ..sources.base import expand, reading_encoding
+@dataclass
+class LicensingRead:
+    """What reading the filing and licence sources gave: their records, the rows quarantined, counts
+    per kind, the files that could not be read (whole or in part: quarantined as files, like object
+    and log files, and read again by the next run) and the blank lines skipped."""
+
+    filings: pd.DataFrame
+    licences: pd.DataFrame
+    quarantine: pd.DataFrame
+    counts: ReadCounts
+    troubles: list[tuple[str, Any, str | None]] = field(default_factory=list)   # (kind, FileTrouble, hint)
+    blank_lines: int = 0
+
+
+def read_licensing_sources(settings: Any, *, strict: bool = False) -> LicensingRead:
+    """Read every file of the config's ``sources.icp`` / ``sources.licences`` on its own: a file that
+    cannot be read (permission denied, vanished, corrupt compression, no line decoding in its
+    ``encoding:``) is noted in ``troubles`` and the others are read; under ``strict`` it raises
+    (UnreadableFile) instead. An unknown format is an error listing the valid ones."""
+    from ..sources.base import (BLANK_LINE, FileTrouble, UnreadableFile, collecting_troubles, counting_blank_lines,
+                                expand, explain_undecodable, reading_encoding, undecodable_throughout)
+    from ..errors import PipelineError, SourceError
     from ..sources.icp import FILINGS, ICP_FORMATS, LICENCE_FORMATS, LICENCES
 
     frames: dict[str, list[pd.DataFrame]] = {"icp": [], "licences": []}
     quarantine: list[pd.DataFrame] = []
     counts: ReadCounts = {}
+    troubles: list[tuple[str, Any, str | None]] = []
+    blank_lines = 0
     for kind, registry in (("icp", ICP_FORMATS), ("licences", LICENCE_FORMATS)):
         c = counts.setdefault(kind, {"rows_read": 0, "rows_parsed": 0, "rows_quarantined": 0})
         for entry in getattr(settings.sources, kind):
             reader = registry.get(entry.format)
             for path in expand(settings.resolve(entry.path)):
-                with reading_encoding(entry.encoding):
-                    result = reader(path)
+                try:
+                    with collecting_troubles() as tails, reading_encoding(entry.encoding), \
+                            counting_blank_lines() as blanks:
+                        result = reader(path)
+                except SourceError as exc:   # the file as a whole: unreadable, vanished, corrupt
+                    if strict:
+                        raise
+                    reason = exc.reason if isinstance(exc, UnreadableFile) else str(PipelineError(
+                        exc.message, location=exc.location))
+                    troubles.append((kind, FileTrouble(path, reason, getattr(exc, "size", -1)), exc.hint))
+                    continue
+                found = list(tails)
+                if undecodable_throughout(result.quarantine, result.rows_read):
+                    found.append(FileTrouble(path, f"no line decodes as {entry.encoding}: every line was quarantined "
+                                             "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+                if strict and found:
+                    raise UnreadableFile(path, found[0].reason, size=found[0].bytes,
+                                         hint="without --strict the file is quarantined and the scan goes on")
+                troubles.extend((kind, t, None) for t in found)
+                q = explain_undecodable(result.quarantine, entry.encoding)
                 frames[kind].append(result.records)
-                if len(result.quarantine):
-                    quarantine.append(result.quarantine)
+                if len(q):
+                    quarantine.append(q)
+                blank_lines += blanks[0] + (int((q["reason"] == BLANK_LINE).sum()) if len(q) else 0)
                 c["rows_read"] += result.rows_read
                 c["rows_parsed"] += len(result.records)
-                c["rows_quarantined"] += len(result.quarantine)
+                c["rows_quarantined"] += len(q)
 
     def cat(parts: list[pd.DataFrame], schema: dict[str, str]) -> pd.DataFrame:
         return conform(pd.concat(parts, ignore_index=True), schema) if parts else empty(schema)
 
     q = pd.concat(quarantine, ignore_index=True) if quarantine else empty(QUARANTINE)
-    return cat(frames["icp"], FILINGS), cat(frames["licences"], LICENCES), q, counts
+    return LicensingRead(cat(frames["icp"], FILINGS), cat(frames["licences"], LICENCES), q, counts, troubles,
+                         blank_lines)
+
+
+def load_licensing_sources(settings: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ReadCounts]:
+    """Filings and licence records of the config's ``sources.icp`` / ``sources.licences``, their quarantine
+    (QUARANTINE columns) and row counts per kind (see ``read_licensing_sources`` for the files that
+    could not be read)."""
+    read = read_licensing_sources(settings)
+    return read.filings, read.licences, read.quarantine, read.counts
 
 
 def _text(value: Any) -> str:
@@ -171,5 +219,5 @@ def evaluate_licensing(rules: Sequence[Rule], data: LicensingInput) -> pd.DataFr
     return pd.DataFrame(rows, columns=HIT_COLUMNS) if rows else empty_hits()
 
 
-__all__ = ["LicensingInput", "ReadCounts", "load_licensing_sources", "evaluate_licensing", "build_sites",
+__all__ = ["LicensingInput", "LicensingRead", "ReadCounts", "load_licensing_sources", "read_licensing_sources", "evaluate_licensing", "build_sites",
            "skipped_checks"]

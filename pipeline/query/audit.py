@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..files import file_lock
+from ..files import file_lock, fsync_dir, write_atomic
 from ..errors import Location, StoreError
 from ..faults import checkpoint, fail_point
 
@@ -97,14 +97,6 @@ def _backup_path(settings: Settings) -> Path:
     return audit_dir(settings) / ".head.prev"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _FileAppend:
     """One entry appended to the file chain, undoable until the caller lets go: ``undo`` cuts the
     log back to its size before the entry and puts the previous head back (a truncate and a
@@ -138,6 +130,7 @@ class _FileAppend:
         head, backup = _head_path(self.settings), _backup_path(self.settings)
         self.size = size
         try:
+            checkpoint("audit.before_write")  # a kill here: the effect is staged, its entry not written
             fail_point("audit.write")
             with open(path, "ab") as fh:
                 fh.write(canonical(entry) + b"\n")
@@ -148,17 +141,9 @@ class _FileAppend:
             self.had_head = head.exists()
             if self.had_head:
                 os.link(head, backup)  # the old head, kept under a second name until the entry stands
-            tmp = head.with_name(f".tmp-head.{os.getpid()}")
-            try:
-                fail_point("audit.head")
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"seq": seq, "hash": entry["hash"]}))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, head)
-            finally:
-                tmp.unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            fail_point("audit.head")
+            write_atomic(head, json.dumps({"seq": seq, "hash": entry["hash"]}).encode("utf-8"), sync_dir=False)
+            fsync_dir(path.parent)
         except BaseException:
             self.undo()
             raise
@@ -180,7 +165,7 @@ class _FileAppend:
                 os.replace(backup, head)
         elif not self.had_head:
             head.unlink(missing_ok=True)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.size = None
 
     def release(self) -> None:

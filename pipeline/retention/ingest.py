@@ -361,9 +361,10 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
             totals["stored"] += stored
             if parsed.unparsed:
                 unparsed.append((path, fmt, parsed.rows_read))
-                logger.warning("no line of {} parsed as format {} (all {} quarantined): is it another format? Nothing "
-                               "was stored and the file is not marked as ingested; check --format (or `format:` in its "
-                               "sources.logs entry) and ingest it again", path, fmt, parsed.rows_read)
+                logger.warning("no line of {} parsed as format {} read as {} (all {} quarantined): is it another "
+                               "format or encoding? Nothing was stored and the file is not marked as ingested; check "
+                               "--format and --encoding (or `format:` and `encoding:` in its sources.logs entry) and "
+                               "ingest it again", path, fmt, encoding, parsed.rows_read)
             batch.append(parsed)
             batch_rows += stored
             if batch_rows >= BATCH_ROWS:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -32,14 +31,13 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import Settings
-from ..files import file_lock
+from ..files import TMP_PREFIX, file_lock, fsync_dir, write_atomic
 from ..errors import Location, StoreError
 from ..records import LOGS
 
 SCHEMA_VERSION = 1
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
-TMP_PREFIX = ".tmp-"
 VERSION_RE = re.compile(r"^v-[0-9A-Za-z_-]+$")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -76,24 +74,8 @@ def quarantine_dir(settings: Settings) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary sibling, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    # A rename is durable only once its folder is synced.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write JSON through a temporary sibling, fsynced and renamed over ``path`` (``files.write_atomic``)."""
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
 
 
 @contextlib.contextmanager

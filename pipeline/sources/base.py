@@ -80,6 +80,10 @@ class UnreadableFile(SourceError):
         self.reason = reason
         self.size = size
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # raised on a worker, returned to the scanning process: rebuilt from its own arguments
+        return (type(self), (self.path, self.reason), dict(self.__dict__))
+
 
 @dataclass(frozen=True)
 class FileTrouble:
