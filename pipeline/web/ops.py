@@ -43,7 +43,7 @@ def rule_stats(db: Database) -> tuple[dict[str, dict[str, int]], dict[str, str],
     changed = {r["rule_id"]: r["at"] for r in db.all(
         "SELECT c.rule_id, MAX(h.at) AS at FROM case_history h JOIN cases c ON c.case_id = h.case_id"
         " WHERE h.action = 'rule_changed' GROUP BY c.rule_id")}
-    rows_read = int(db.scalar("SELECT SUM(rows_parsed) FROM runs WHERE status = 'completed'") or 0)
+    rows_read = int(db.scalar("SELECT SUM(rows_parsed) FROM runs WHERE status IN ('completed', 'completed_with_errors')") or 0)
     return per, changed, rows_read
 
 
