@@ -23,7 +23,6 @@ from typing import Any
 import pandas as pd
 from loguru import logger
 
-from .cases.fold import case_ids
 from .cases.store import CaseStore, open_store
 from .faults import checkpoint, pause_point
 from .incremental import fingerprint, scan_lock
@@ -601,7 +600,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
             rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
-            seen = set(case_ids(hits).unique().to_pylist())  # by column, one digest per case
+            seen = set(applied.case_ids)  # digested once, by the fold
             report.cases_resolved = len(store.auto_resolve(run_id, rule_ids, seen))
         report.timings["case_store"] = time.perf_counter() - folding
         report.timings["total"] = time.perf_counter() - began

@@ -49,6 +49,7 @@ class ApplyResult:
     updated: int      # known cases that gained hits in this run, or were reopened by it
     unchanged: int    # known cases seen again with no new hit
     reopened: int = 0
+    case_ids: tuple[str, ...] = ()   # every case the hits are of, in id order
 
 
 @dataclass
@@ -379,7 +380,7 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     counts = {r["outcome"]: int(r["n"]) for r in
               db.all("SELECT outcome, COUNT(*) AS n FROM fold_state GROUP BY outcome")}
     return ApplyResult(counts.get("new", 0), counts.get("updated", 0) + counts.get("reopened", 0),
-                       counts.get("unchanged", 0), counts.get("reopened", 0))
+                       counts.get("unchanged", 0), counts.get("reopened", 0), tuple(prep.case_list))
 
 
 def _new_cases(prep: Prepared, new: np.ndarray, added: list[int], ev: Evidence, now: str) -> list[tuple[Any, ...]]:
