@@ -366,7 +366,8 @@ class EarlyClient:
     """A ``dask_client`` started in a thread of its own, so that the cluster comes up while the
     rules load and the files are planned and fingerprinted. The thread also closes it (a client
     is entered and exited in one thread): ``get`` waits for the client (raising what starting it
-    raised), ``close`` shuts it down, used or not, and may be called again."""
+    raised), ``release`` lets it shut down, ``close`` waits until it has (used or not; both may be
+    called again)."""
 
     def __init__(self, settings: Settings):
         import threading
@@ -399,6 +400,11 @@ class EarlyClient:
         if self._error is not None:
             raise self._error
         return self._client
+
+    def release(self) -> None:
+        """Start shutting the cluster down, in its thread (the workers take a second or two to exit:
+        the case store's work goes on meanwhile)."""
+        self._done.set()
 
     def close(self) -> None:
         self._done.set()
@@ -722,7 +728,7 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
         try:
             consume(run_tasks(started, work, ctx, settings))
         finally:
-            client.close()  # as a cluster started here is: before the case store's work
+            client.release()  # closed meanwhile; ``scan`` waits for it at its end
     elif work and client is not None:
         consume(run_tasks(client, work, ctx, settings))
     elif work:
