@@ -6,8 +6,8 @@
 For each engine, into a fresh store: fold N new cases of K hits each (``CaseStore.apply_hits``, what
 a first scan does), fold the same hits again (a ``--full`` rescan: nothing new), then fold them with
 10% more hits (every tenth case gains K new events). Beside it, in the same run, a bare
-``executemany`` of the same case rows into ``cases`` and hit keys into ``case_hits``, in one
-transaction, with the rows built beforehand. Prints seconds, cases/s, hits/s and each phase's time
+``executemany`` of the same case rows (with the same evidence) into ``cases`` and hit keys into
+``case_hits``, in one transaction, with the rows built beforehand. Prints seconds, cases/s, hits/s and each phase's time
 over the bare insert's (target: within 3×; ≥ 50k new cases/s and ≥ 200k known hits/s into SQLite,
 ≥ 20k new cases/s into PostgreSQL). PostgreSQL runs in a schema of its own, dropped afterwards.
 """
@@ -15,7 +15,7 @@ over the bare insert's (target: within 3×; ≥ 50k new cases/s and ≥ 200k kno
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import tempfile
 import time
@@ -23,11 +23,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.cases.fold import ApplyResult, case_ids  # noqa: E402
+from pipeline.cases.fold import ApplyResult, evidence_items, evidence_json, prepare  # noqa: E402
 from pipeline.cases.store import CaseStore, now_utc  # noqa: E402
 from pipeline.matchers.hits import HIT_COLUMNS  # noqa: E402
 from pipeline.rules import model as m  # noqa: E402
@@ -63,32 +64,35 @@ def make_hits(cases: range, per_case: int, first_event: int = 0) -> pd.DataFrame
     }, columns=HIT_COLUMNS)
 
 
-def bare_insert(url: str, hits: pd.DataFrame, rs: m.RuleSet) -> float:
-    """The same case and hit rows, built beforehand, in one executemany each: the floor to compare with."""
+def bare_insert(url: str, hits: pd.DataFrame, rs: m.RuleSet) -> tuple[float, float]:
+    """The same case rows (evidence included, as the fold writes it) and hit keys, built beforehand,
+    in one executemany each: the floor to compare with."""
     store = CaseStore(url)
     now = now_utc()
-    cids = case_ids(hits).to_pylist()
-    firsts = hits.assign(case_id=cids).drop_duplicates("case_id")
-    rule = rs.rules[0]
-    evidence = json.dumps([{"hit_key": "k", "matches": []}])
-    case_rows = [(c, r, rule.content_hash, rule.title, rule.clause, rule.law, rule.category, rule.severity, "objects",
-                  "object", s, a, "open", now, now, now, now, 1, evidence, now)
-                 for c, r, s, a in zip(firsts["case_id"], firsts["rule_id"], firsts["subject_id"], firsts["account_id"])]
-    hit_rows = list(zip(cids, hits["hit_key"], ["bench"] * len(hits)))
-    t = time.perf_counter()
+    prep = prepare(hits, rs)
+    every = np.arange(len(prep.case_list))
+    evidence = evidence_json(evidence_items(prep, every, 20), every)
+    rules = {r.id: r for r in rs.rules}
+    heads = hits.iloc[prep.heads]
+    counts = np.bincount(prep.case_of, minlength=len(every)).tolist()
+    case_rows = [(c, r, rules[r].content_hash, rules[r].title, rules[r].clause, rules[r].law, rules[r].category,
+                  rules[r].severity, "objects", "object", s, a, "open", now, now, first, last, n, e, now)
+                 for (_pos, c, r, a, first, last), s, n, e in zip(prep.cases, heads["subject_id"], counts, evidence)]
+    hit_rows = [(c, k, "bench") for c, k in prep.pairs]
+    t, cpu = time.perf_counter(), time.process_time()
     with store.transaction() as db:
         db.executemany("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", case_rows)
         db.executemany("INSERT INTO case_hits (case_id, hit_key, run_id) VALUES (?,?,?)", hit_rows)
-    took = time.perf_counter() - t
+    took, cpu = time.perf_counter() - t, time.process_time() - cpu
     store.close()
-    return took
+    return took, cpu
 
 
-def fold(store: CaseStore, hits: pd.DataFrame, rs: m.RuleSet) -> tuple[float, ApplyResult]:
+def fold(store: CaseStore, hits: pd.DataFrame, rs: m.RuleSet) -> tuple[float, float, ApplyResult]:
     run = store.begin_run(None, rs.digest)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     res = store.apply_hits(run, hits, rs, max_evidence=20)
-    return time.perf_counter() - t, res
+    return time.perf_counter() - t, time.process_time() - cpu, res
 
 
 def bench(engine: str, url_for: Callable[[], str], cases: int, per_case: int) -> None:
@@ -97,19 +101,23 @@ def bench(engine: str, url_for: Callable[[], str], cases: int, per_case: int) ->
     # every tenth case gains per_case new events
     more = pd.concat([hits, make_hits(range(0, cases, 10), per_case, first_event=per_case)], ignore_index=True)
 
-    bare = bare_insert(url_for(), hits, rs)
+    bare, bare_cpu = bare_insert(url_for(), hits, rs)
     store = CaseStore(url_for())
     rows = []
     for phase, data in (("new cases", hits), ("rescan, same hits", hits), ("rescan, +10% new hits", more)):
-        took, res = fold(store, data, rs)
-        rows.append((phase, took, res, len(data)))
+        took, cpu, res = fold(store, data, rs)
+        rows.append((phase, took, cpu, res, len(data)))
     store.close()
-    print(f"\n{engine}: {cases:,} cases x {per_case} hits ({len(hits):,} hit rows)")
+    # this process's CPU seconds beside the wall time: on a loaded machine they move less (for
+    # PostgreSQL they leave out the server's share)
+    print(f"\n{engine}: {cases:,} cases x {per_case} hits ({len(hits):,} hit rows); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  {'bare executemany insert':<24} {bare:7.2f} s  {cases / bare:>10,.0f} cases/s  "
-          f"{len(hits) / bare:>10,.0f} hits/s   1.00x")
-    for phase, took, res, n in rows:
+          f"{len(hits) / bare:>10,.0f} hits/s   1.00x   cpu {bare_cpu:6.2f} s  1.00x")
+    for phase, took, cpu, res, n in rows:
         print(f"  {phase:<24} {took:7.2f} s  {cases / took:>10,.0f} cases/s  {n / took:>10,.0f} hits/s  "
-              f"{took / bare:5.2f}x   new {res.new:,} updated {res.updated:,} unchanged {res.unchanged:,}")
+              f"{took / bare:5.2f}x   cpu {cpu:6.2f} s {cpu / bare_cpu:5.2f}x   "
+              f"new {res.new:,} updated {res.updated:,} unchanged {res.unchanged:,}")
 
 
 def main() -> None:

@@ -168,6 +168,13 @@ def grep(deny: list[str], text: Path, folder: Path) -> tuple[float, int]:
     return time.perf_counter() - began, int(out.stdout.strip() or 0)
 
 
+def import_time() -> float:
+    """Seconds to start Python and import the CLI, measured now (part of every scan's wall time)."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import pipeline.cli"], check=True, cwd=ROOT)
+    return time.perf_counter() - began
+
+
 def scan(folder: Path, csv: Path, deny: list[str], name: str) -> list[tuple[float, dict]]:
     """`compliance scan --full --json` twice (first scan, then a rescan of known cases) into a fresh store."""
     rules = folder / f"rules-{name}"
@@ -223,7 +230,9 @@ def main() -> None:
             print(f"  grep -F -c -f            {grep_s:7.2f} s  {args.rows / grep_s:>9,.0f} rows/s")
             shares = "  ".join(f"{s} {t.get(s, 0.0) / wall:5.1%}" for s in STAGES)
             other = wall - sum(t.get(s, 0.0) for s in STAGES)
-            print(f"  stages of the wall time: {shares}  other {other / wall:5.1%} (start-up, planning, summary)")
+            imports = import_time()
+            print(f"  stages of the wall time: {shares}  other {other / wall:5.1%} (start-up, planning, summary; "
+                  f"of which starting Python and importing the CLI {imports / wall:5.1%}, {imports:.2f} s)")
             print(f"  case store {t.get('case_store', 0.0):.2f} s = {t.get('case_store', 0.0) / bare:.2f}x the bare "
                   f"automaton")
             st = second.get("timings", {})

@@ -23,7 +23,6 @@ from typing import Any
 import pandas as pd
 from loguru import logger
 
-from .cases.ids import case_id
 from .cases.store import CaseStore, open_store
 from .faults import checkpoint, pause_point
 from .incremental import fingerprint, scan_lock
@@ -375,6 +374,69 @@ def dask_client(settings: Settings) -> Iterator[Any]:
         stop_helpers()
 
 
+class EarlyClient:
+    """A ``dask_client`` started in a thread of its own, so that the cluster comes up while the
+    rules load and the files are planned and fingerprinted. The thread also closes it (a client
+    is entered and exited in one thread): ``get`` waits for the client (raising what starting it
+    raised), ``release`` lets it shut down, ``close`` waits until it has (used or not; both may be
+    called again)."""
+
+    def __init__(self, settings: Settings):
+        import threading
+
+        self._settings = settings
+        self._client: Any = None
+        self._error: BaseException | None = None
+        self._ready, self._done = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dask-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with dask_client(self._settings) as client:
+                self._client = client
+                self._ready.set()
+                try:   # the workers load now what their first task would load (tasks queue behind it)
+                    client.run(_warm_worker)
+                except Exception as exc:  # noqa: BLE001 - only a head start: the tasks load it again
+                    logger.debug("warming the workers failed: {}", exc)
+                self._done.wait()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by get(), in the scan's own thread
+            if self._client is None:
+                self._error = exc
+        finally:
+            self._ready.set()
+
+    def get(self) -> Any:
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def release(self) -> None:
+        """Start shutting the cluster down, in its thread (the workers take a second or two to exit:
+        the case store's work goes on meanwhile)."""
+        self._done.set()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _warm_worker() -> None:
+    """On each worker of an early cluster: the modules and compiled kernels every scan task needs
+    (formats, normalization, the prefilter), loaded while the scan is still planning."""
+    import numpy as np
+
+    from .matchers.prefilter import Prefilter
+    from .normalize import normalize_many
+
+    for source in FORMAT_MODULES:
+        load_formats(source)
+    normalize_many(["賭 場 c.a.s.i.n.o ＡＢＣ①"])
+    Prefilter.build([b"ab", b"abcde"]).cut(np.frombuffer(b"xxabcdexx" * 64, dtype=np.uint8))
+
+
 def _progress_enabled(settings: Settings) -> bool:
     mode = settings.scan.progress
     return mode == "always" or (mode == "auto" and sys.stderr.isatty())
@@ -484,6 +546,16 @@ def scan(settings: Settings, *, config_path: str | None = None, client: Any = No
     ``completed_with_errors`` and the file is not recorded as scanned, so the next run retries it.
     ``strict``: such a file stops the scan instead (exit 2), as does a source entry naming no file.
     """
+    # a full scan reads every file: its cluster starts now, while the rules load and files are planned
+    early = EarlyClient(settings) if full and client is None else None
+    try:
+        return _scan(settings, config_path, client if early is None else early, full, strict)
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _scan(settings: Settings, config_path: str | None, client: Any, full: bool, strict: bool) -> ScanReport:
     ruleset = load_configured_rules(settings)  # a broken rule file stops the scan before any data is read
     if ruleset.skipped:
         logger.warning("{} Sigma rule(s) skipped as unsupported (sigma.unsupported: skip): {}", len(ruleset.skipped),
@@ -546,7 +618,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
         if full and settings.scan.auto_resolve:
             scanned_sources = {t.source for t in all_tasks}
             rule_ids = [r.id for r in ruleset.rules if set(r.sources) & scanned_sources]
-            seen = {case_id(r, t, s) for r, t, s in zip(hits["rule_id"], hits["subject_type"], hits["subject_id"])}
+            seen = set(applied.case_ids)  # digested once, by the fold
             report.cases_resolved = len(store.auto_resolve(run_id, rule_ids, seen))
         report.timings["case_store"] = time.perf_counter() - folding
         report.timings["total"] = time.perf_counter() - began
@@ -661,7 +733,15 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                             report.put_time_max[str(bucket)] = max(iso, report.put_time_max.get(str(bucket), iso))
 
     work = split_tasks(tasks, settings.scan.part_bytes)
-    if work and client is not None:
+    if work and isinstance(client, EarlyClient):
+        starting = time.perf_counter()
+        started = client.get()
+        report.timings["dask_start"] = time.perf_counter() - starting  # what was left to wait for
+        try:
+            consume(run_tasks(started, work, ctx, settings))
+        finally:
+            client.release()  # closed meanwhile; ``scan`` waits for it at its end
+    elif work and client is not None:
         consume(run_tasks(client, work, ctx, settings))
     elif work:
         starting = time.perf_counter()

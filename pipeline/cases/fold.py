@@ -1,8 +1,10 @@
 """Folding a run's hits into cases, set-based: a constant number of SQL statements per run, not per case.
 
-The hits are prepared column-wise (case ids, first and last event, the account, the evidence JSON of
-each case), staged into temporary tables (``COPY`` on PostgreSQL), and SQL decides which cases are
-new, updated, reopened or unchanged, then writes cases, hit keys, runs and history in bulk. Only the
+The hits are prepared column-wise (case ids, first and last event, the account), staged into
+temporary tables without indexes (``COPY`` on PostgreSQL), and SQL decides which cases are new,
+updated, reopened or unchanged, then writes hit keys, runs, updates and history in bulk. Evidence
+JSON is built (by Arrow, over columns) only for the cases that gained events, so a rescan that finds
+what the store already holds builds none; new cases are then inserted in one batch. Only the
 evidence of known cases that gained hits is merged in Python (it is JSON, bounded to ``max_evidence``).
 
 What holds, as when cases were folded one at a time:
@@ -32,9 +34,12 @@ from ..faults import checkpoint
 from ..rules.model import RuleSet
 from .db import Database
 
-# Staged columns: a case's rule fields come from fold_rules, one row per rule, joined in SQL.
-CASE_COLUMNS = ("case_id", "rule_id", "subject_type", "subject_id", "account_id", "first_event", "last_event",
-                "evidence")
+# Staged columns: what SQL needs to classify a case and update a known one; a case's rule fields
+# come from fold_rules, one row per rule. ``pos`` is the case's position in the run's sorted cases.
+STAGED_CASE_COLUMNS = ("pos", "case_id", "rule_id", "account_id", "first_event", "last_event")
+CASE_COLUMNS = ("case_id", "rule_id", "rule_hash", "rule_title", "clause", "law", "category", "severity", "source",
+                "subject_type", "subject_id", "account_id", "status", "first_seen", "last_seen", "first_event",
+                "last_event", "hit_count", "evidence", "updated_at")
 RULE_COLUMNS = ("rule_id", "rule_hash", "rule_title", "clause", "law", "category", "severity", "source")
 
 
@@ -44,19 +49,27 @@ class ApplyResult:
     updated: int      # known cases that gained hits in this run, or were reopened by it
     unchanged: int    # known cases seen again with no new hit
     reopened: int = 0
+    case_ids: tuple[str, ...] = ()   # every case the hits are of, in id order
 
 
 @dataclass
 class Prepared:
-    """A run's hits as staged rows: one per case, one per distinct (case, hit key), one per rule."""
+    """A run's hits reduced to what SQL classifies them by: one staged row per case, one per distinct
+    (case, hit key), one per rule. Evidence is built later, only for the cases that need it."""
 
-    cases: list[tuple[Any, ...]]   # CASE_COLUMNS, in case id order
-    hits: list[tuple[str, str]]    # (case id, hit key)
+    hits: pd.DataFrame
+    cases: list[tuple[Any, ...]]   # STAGED_CASE_COLUMNS, in case id order (pos = index)
+    pairs: list[tuple[str, str]]   # (case id, hit key), each event of a case once
     rules: list[tuple[Any, ...]]   # RULE_COLUMNS
-    case_ids: list[str]
-    item_case: np.ndarray          # case position of each evidence item, ascending
-    item_key: pa.Array             # each item's hit key
-    items: pa.Array                # each item's JSON object (read only for cases whose evidence is merged)
+    case_list: list[str]
+    order: np.ndarray              # hit row of each pair, case by case in event order
+    case_of: np.ndarray            # case position of each pair
+    rank: np.ndarray               # its rank among its case's events
+    ns: np.ndarray                 # its event time (ns since the epoch, NaT as int64 min)
+    heads: np.ndarray              # each case's first hit row
+
+
+NAT = np.iinfo(np.int64).min
 
 
 def _arrow(col: pd.Series, type_: pa.DataType | None = None) -> pa.Array:
@@ -73,17 +86,17 @@ def _text(col: pd.Series) -> pa.Array:
 
 def case_ids(hits: pd.DataFrame) -> pa.Array:
     """``ids.case_id`` of each hit row, one digest per distinct (rule, subject type, subject)."""
-    from .ids import case_id
-
     if hits.empty:
         return pa.array([], pa.large_string())
     parts = [pc.fill_null(_text(hits[c]), _s("")) for c in ("rule_id", "subject_type", "subject_id")]
     encoded = pc.binary_join_element_wise(*parts, _s("\x1f")).dictionary_encode()
-    digests = [case_id(*k.split("\x1f", 2)) for k in encoded.dictionary.to_pylist()]
+    # the bytes ids.case_id hashes, hashed here without splitting and formatting each key again
+    sha = hashlib.sha256
+    digests = ["C" + sha(k).hexdigest()[:16] for k in encoded.dictionary.cast(pa.large_binary()).to_pylist()]
     return pa.array(digests, pa.large_string()).take(encoded.indices)
 
 
-def prepare(hits: pd.DataFrame, rules: RuleSet, max_evidence: int) -> Prepared:
+def prepare(hits: pd.DataFrame, rules: RuleSet) -> Prepared:
     """The staged rows of a run's hits (pipeline.matchers.hits.HIT_COLUMNS), computed by column."""
     cids = case_ids(hits)
     keys = _text(hits["hit_key"])
@@ -95,7 +108,8 @@ def prepare(hits: pd.DataFrame, rules: RuleSet, max_evidence: int) -> Prepared:
     pair = pc.binary_join_element_wise(cids, keys, _s("\x1f")).dictionary_encode().indices.to_numpy()[order]
     _, first_of_pair = np.unique(pair, return_index=True)
     order = order[np.sort(first_of_pair)]
-    cid_sorted = cids.take(pa.array(order))
+    at = pa.array(order)
+    cid_sorted = cids.take(at)
     codes = cid_sorted.dictionary_encode().indices.to_numpy()
     is_first = np.r_[True, codes[1:] != codes[:-1]]
     first = np.flatnonzero(is_first)
@@ -103,10 +117,10 @@ def prepare(hits: pd.DataFrame, rules: RuleSet, max_evidence: int) -> Prepared:
     rank = np.arange(len(order)) - first[case_of]
     n = len(first)
 
-    ns = times.take(pa.array(order)).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    nat = np.iinfo(np.int64).min
-    ns = np.where(pc.is_null(times.take(pa.array(order))).to_numpy(zero_copy_only=False), nat, ns)
-    lo = np.minimum.reduceat(np.where(ns == nat, np.iinfo(np.int64).max, ns), first)
+    sorted_times = times.take(at)
+    ns = sorted_times.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    ns = np.where(pc.is_null(sorted_times).to_numpy(zero_copy_only=False), NAT, ns)
+    lo = np.minimum.reduceat(np.where(ns == NAT, np.iinfo(np.int64).max, ns), first)
     hi = np.maximum.reduceat(ns, first)
     heads = order[first]
     rule_ids = _text(hits["rule_id"]).take(pa.array(heads))
@@ -115,19 +129,48 @@ def prepare(hits: pd.DataFrame, rules: RuleSet, max_evidence: int) -> Prepared:
     for rid in pc.unique(rule_ids).to_pylist():
         r = rules.by_id(rid)
         rule_rows.append((r.id, r.content_hash, r.title, r.clause, r.law, r.category, r.severity, ",".join(r.sources)))
-
-    kept = np.flatnonzero(rank < max_evidence)
-    items = _items(hits, order[kept], pa.array(ns[kept], pa.int64(), mask=ns[kept] == nat))
-    item_case = case_of[kept]
-    offsets = np.searchsorted(item_case, np.arange(n + 1)).astype(np.int32)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), _s(","))
-    evidence = _concat("[", joined, "]")
-    columns = [case_list, rule_ids.to_pylist(), _text(hits["subject_type"]).take(pa.array(heads)).to_pylist(),
-               _text(hits["subject_id"]).take(pa.array(heads)).to_pylist(), _accounts(hits, order, case_of, n),
+    columns = [range(n), case_list, rule_ids.to_pylist(), _accounts(hits, order, case_of, n),
                iso_times(pa.array(lo, pa.int64(), mask=lo == np.iinfo(np.int64).max)).to_pylist(),
-               iso_times(pa.array(hi, pa.int64(), mask=hi == nat)).to_pylist(), evidence.to_pylist()]
-    return Prepared(list(zip(*columns)), list(zip(cid_sorted.to_pylist(), keys.take(pa.array(order)).to_pylist())),
-                    rule_rows, case_list, item_case, keys.take(pa.array(order[kept])), items)
+               iso_times(pa.array(hi, pa.int64(), mask=hi == NAT)).to_pylist()]
+    pairs = list(zip(cid_sorted.to_pylist(), keys.take(at).to_pylist()))
+    return Prepared(hits, list(zip(*columns)), pairs, rule_rows, case_list, order, case_of, rank, ns, heads)
+
+
+@dataclass
+class Evidence:
+    """The evidence items of some cases: each kept hit's JSON object, grouped by case position."""
+
+    item_case: np.ndarray   # case position of each item, ascending
+    item_key: pa.Array
+    items: pa.Array
+
+    def of(self, pos: int) -> tuple[list[str], list[str]]:
+        lo, hi = (int(i) for i in np.searchsorted(self.item_case, [pos, pos + 1]))
+        return self.item_key[lo:hi].to_pylist(), self.items[lo:hi].to_pylist()
+
+
+def evidence_items(prep: Prepared, cases: np.ndarray, max_evidence: int) -> Evidence:
+    """The first ``max_evidence`` items of each case at the positions ``cases`` (sorted)."""
+    wanted = np.zeros(len(prep.case_list), dtype=bool)
+    wanted[cases] = True
+    kept = np.flatnonzero((prep.rank < max_evidence) & wanted[prep.case_of])
+    ns = prep.ns[kept]
+    items = _items(prep.hits, prep.order[kept], pa.array(ns, pa.int64(), mask=ns == NAT))
+    return Evidence(prep.case_of[kept], _text(prep.hits["hit_key"]).take(pa.array(prep.order[kept])), items)
+
+
+def evidence_json(ev: Evidence, cases: np.ndarray) -> list[str]:
+    """Each case's evidence array (its items joined by Arrow), for the sorted case positions ``cases``."""
+    if not len(cases):
+        return []
+    starts = np.searchsorted(ev.item_case, cases)
+    ends = np.searchsorted(ev.item_case, cases, side="right")
+    # the items of the wanted cases, contiguous, then one list per case
+    lengths = ends - starts
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    take = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), ev.items.take(pa.array(take)))
+    return _concat("[", pc.binary_join(lists, _s(",")), "]").to_pylist()
 
 
 def _accounts(hits: pd.DataFrame, order: np.ndarray, case_of: np.ndarray, n: int) -> list[str | None]:
@@ -231,19 +274,27 @@ def _concat(*parts: str | pa.Array) -> pa.Array:
 # -- the statements --------------------------------------------------------------------------
 
 STAGE_DDL = (
+    # no index on the staged rows: filling one costs more than the few scans of them below
     "CREATE TEMP TABLE fold_hits (case_id TEXT NOT NULL, hit_key TEXT NOT NULL)",
-    "CREATE TEMP TABLE fold_cases (case_id TEXT PRIMARY KEY, rule_id TEXT, subject_type TEXT, subject_id TEXT,"
-    " account_id TEXT, first_event TEXT, last_event TEXT, evidence TEXT)",
+    "CREATE TEMP TABLE fold_cases (pos INTEGER NOT NULL, case_id TEXT NOT NULL, rule_id TEXT, account_id TEXT,"
+    " first_event TEXT, last_event TEXT)",
     "CREATE TEMP TABLE fold_rules (rule_id TEXT PRIMARY KEY, rule_hash TEXT, rule_title TEXT, clause TEXT, law TEXT,"
     " category TEXT, severity TEXT, source TEXT)",
 )
-# Each staged case with what the store knew of it and what this run does to it (outcome).
+# Each staged case with what the store knew of it and what this run does to it (outcome). The new
+# events of each case (``added``) are counted once, in a table of their own, from the staged hits
+# that ``case_hits`` does not have yet; they are also the rows inserted into ``case_hits``.
+FRESH = """
+CREATE TEMP TABLE fold_fresh AS
+SELECT f.case_id, f.hit_key FROM fold_hits f
+WHERE NOT EXISTS (SELECT 1 FROM case_hits k WHERE k.case_id = f.case_id AND k.hit_key = f.hit_key)
+"""
 CLASSIFY = """
 CREATE TEMP TABLE fold_state AS
 SELECT x.*, CASE WHEN x.status_before IS NULL THEN 'new'
                  WHEN x.status_before = 'resolved' AND (x.added > 0 OR x.last_resolve = 'auto_resolved') THEN 'reopened'
                  WHEN x.added > 0 THEN 'updated' ELSE 'unchanged' END AS outcome
-FROM (SELECT s.case_id, s.rule_id, s.account_id, s.first_event, s.last_event, r.rule_hash,
+FROM (SELECT s.pos, s.case_id, s.rule_id, s.account_id, s.first_event, s.last_event, r.rule_hash,
              c.status AS status_before, c.rule_hash AS hash_before, COALESCE(a.added, 0) AS added,
              CASE WHEN c.status = 'resolved' THEN
                   (SELECT h.action FROM case_history h WHERE h.case_id = s.case_id AND h.to_status = 'resolved'
@@ -251,23 +302,14 @@ FROM (SELECT s.case_id, s.rule_id, s.account_id, s.first_event, s.last_event, r.
       FROM fold_cases s
       JOIN fold_rules r ON r.rule_id = s.rule_id
       LEFT JOIN cases c ON c.case_id = s.case_id
-      LEFT JOIN (SELECT f.case_id, COUNT(*) AS added FROM fold_hits f
-                 WHERE NOT EXISTS (SELECT 1 FROM case_hits k WHERE k.case_id = f.case_id AND k.hit_key = f.hit_key)
-                 GROUP BY f.case_id) a ON a.case_id = s.case_id) x
+      LEFT JOIN (SELECT case_id, COUNT(*) AS added FROM fold_fresh GROUP BY case_id) a ON a.case_id = s.case_id) x
 """
 _EARLIER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} <= {b} THEN {a} ELSE {b} END"
 _LATER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} >= {b} THEN {a} ELSE {b} END"
 WRITE = (
+    "INSERT INTO case_hits (case_id, hit_key, run_id) SELECT case_id, hit_key, ? FROM fold_fresh",
     # `WHERE true` before ON CONFLICT: SQLite reads `SELECT ... ON` as a join otherwise
-    "INSERT INTO case_hits (case_id, hit_key, run_id) SELECT f.case_id, f.hit_key, ? FROM fold_hits f"
-    " WHERE NOT EXISTS (SELECT 1 FROM case_hits k WHERE k.case_id = f.case_id AND k.hit_key = f.hit_key)",
     "INSERT INTO case_runs (case_id, run_id) SELECT case_id, ? FROM fold_state WHERE true ON CONFLICT DO NOTHING",
-    "INSERT INTO cases (case_id, rule_id, rule_hash, rule_title, clause, law, category, severity, source,"
-    " subject_type, subject_id, account_id, status, first_seen, last_seen, first_event, last_event, hit_count,"
-    " evidence, updated_at) SELECT s.case_id, s.rule_id, r.rule_hash, r.rule_title, r.clause, r.law, r.category,"
-    " r.severity, r.source, s.subject_type, s.subject_id, s.account_id, 'open', ?, ?, s.first_event, s.last_event,"
-    " st.added, s.evidence, ? FROM fold_state st JOIN fold_cases s ON s.case_id = st.case_id"
-    " JOIN fold_rules r ON r.rule_id = s.rule_id WHERE st.outcome = 'new'",
     # the hit count stays the number of distinct events: cases.hit_count is always COUNT(case_hits)
     "UPDATE cases SET last_seen = ?, updated_at = ?, hit_count = cases.hit_count + st.added,"
     " rule_hash = st.rule_hash, account_id = COALESCE(cases.account_id, st.account_id),"
@@ -288,34 +330,43 @@ HISTORY = (
     " || CASE WHEN added > 0 THEN '' ELSE ' (hits already recorded before it was resolved)' END, ?"
     " FROM fold_state WHERE outcome = 'reopened'",
 )
-TEMP_TABLES = ("fold_hits", "fold_cases", "fold_rules", "fold_state", "fold_evidence")
+TEMP_TABLES = ("fold_hits", "fold_cases", "fold_rules", "fold_fresh", "fold_state", "fold_evidence")
 
 
 def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evidence: int, now: str) -> ApplyResult:
     """Fold ``hits`` into cases inside the caller's transaction on ``db``."""
     if hits.empty:
         return ApplyResult(0, 0, 0, 0)
-    prep = prepare(hits, rules, max_evidence)
+    prep = prepare(hits, rules)
     # the previous fold's staging tables are dropped now, not at its end: dropping them costs about
     # as much as filling them, and a store is usually closed (freeing them at once) right after a fold
     for table in TEMP_TABLES:
         db.execute(f"DROP TABLE IF EXISTS {table}")
     for ddl in STAGE_DDL:
         db.execute(ddl)
-    db.bulk_insert("fold_hits", ("case_id", "hit_key"), prep.hits)
-    db.bulk_insert("fold_cases", CASE_COLUMNS, prep.cases)
+    db.bulk_insert("fold_hits", ("case_id", "hit_key"), prep.pairs)
+    db.bulk_insert("fold_cases", STAGED_CASE_COLUMNS, prep.cases)
     db.bulk_insert("fold_rules", RULE_COLUMNS, prep.rules)
     checkpoint("store.fold")
     if db.dialect == "postgresql":
-        db.execute("ANALYZE fold_hits")  # the planner's row counts (fold_cases: sampling its evidence costs more)
+        db.execute("ANALYZE fold_hits")  # the planner's row counts
+        db.execute("ANALYZE fold_cases")
+    db.execute(FRESH)
     db.execute(CLASSIFY)
     checkpoint("store.fold")
-    merged = _merged_evidence(db, prep, max_evidence)  # read before the cases are updated
-    hits_sql, runs_sql, new_sql, update_sql = WRITE
+    # only the cases that gained events need evidence: new ones, and known ones to merge it into
+    touched = db.execute("SELECT st.pos, st.outcome, st.added, c.evidence FROM fold_state st"
+                         " LEFT JOIN cases c ON c.case_id = st.case_id AND st.outcome <> 'new'"
+                         " WHERE st.added > 0 ORDER BY st.pos").fetchall()
+    fresh_cases = [r for r in touched if r[1] == "new"]
+    new = np.array([r[0] for r in fresh_cases], dtype=np.int64)
+    ev = evidence_items(prep, np.array([r[0] for r in touched], dtype=np.int64), max_evidence)
+    merged = _merged_evidence(prep, ev, [(r[0], r[3]) for r in touched if r[1] != "new"], max_evidence)
+    hits_sql, runs_sql, update_sql = WRITE
     db.execute(hits_sql, (run_id,))
     db.execute(runs_sql, (run_id,))
     checkpoint("store.fold")
-    db.execute(new_sql, (now, now, now))
+    db.bulk_insert("cases", CASE_COLUMNS, _new_cases(prep, new, [int(r[2]) for r in fresh_cases], ev, now))
     db.execute(update_sql, (now, now))
     checkpoint("store.fold")
     for select in HISTORY:
@@ -329,30 +380,36 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     counts = {r["outcome"]: int(r["n"]) for r in
               db.all("SELECT outcome, COUNT(*) AS n FROM fold_state GROUP BY outcome")}
     return ApplyResult(counts.get("new", 0), counts.get("updated", 0) + counts.get("reopened", 0),
-                       counts.get("unchanged", 0), counts.get("reopened", 0))
+                       counts.get("unchanged", 0), counts.get("reopened", 0), tuple(prep.case_list))
 
 
-def _merged_evidence(db: Database, prep: Prepared, max_evidence: int) -> list[tuple[str, str]]:
+def _new_cases(prep: Prepared, new: np.ndarray, added: list[int], ev: Evidence, now: str) -> list[tuple[Any, ...]]:
+    """The ``cases`` rows (CASE_COLUMNS) of the new cases at the sorted positions ``new``."""
+    if not len(new):
+        return []
+    rules = {r[0]: r for r in prep.rules}
+    heads = pa.array(prep.heads[new])
+    staged = [prep.cases[p] for p in new.tolist()]
+    subject_type = _text(prep.hits["subject_type"]).take(heads).to_pylist()
+    subject_id = _text(prep.hits["subject_id"]).take(heads).to_pylist()
+    return [(c[1], c[2], *rules[c[2]][1:], st, sid, c[3], "open", now, now, c[4], c[5], n, e, now)
+            for c, st, sid, n, e in zip(staged, subject_type, subject_id, added, evidence_json(ev, new))]
+
+
+def _merged_evidence(prep: Prepared, ev: Evidence, known: list[tuple[int, str]],
+                     max_evidence: int) -> list[tuple[str, str]]:
     """(case id, evidence) of the known cases that gained hits: their evidence, then this run's first
     items they did not have, up to ``max_evidence``. Cases already holding that many keep theirs."""
-    rows = db.all("SELECT st.case_id, c.evidence FROM fold_state st JOIN cases c ON c.case_id = st.case_id"
-                  " WHERE st.outcome <> 'new' AND st.added > 0")
-    if not rows:
-        return []
-    position = {cid: i for i, cid in enumerate(prep.case_ids)}
-    starts = np.searchsorted(prep.item_case, np.arange(len(position) + 1))
     out = []
-    for r in rows:
-        old = orjson.loads(r["evidence"])
+    for pos, evidence in known:
+        old = orjson.loads(evidence)
         if len(old) >= max_evidence:
             continue
-        at = position[r["case_id"]]
-        known = {i.get("hit_key") for i in old}
-        lo, hi = int(starts[at]), int(starts[at + 1])
-        keys, items = prep.item_key[lo:hi].to_pylist(), prep.items[lo:hi].to_pylist()
-        fresh = [item for key, item in zip(keys, items) if key not in known]
+        keys, items = ev.of(pos)
+        have = {i.get("hit_key") for i in old}
+        fresh = [item for key, item in zip(keys, items) if key not in have]
         if not fresh:
             continue
         texts = [_json(i) for i in old] + fresh
-        out.append((r["case_id"], "[" + ",".join(texts[:max_evidence]) + "]"))
+        out.append((prep.case_list[pos], "[" + ",".join(texts[:max_evidence]) + "]"))
     return out

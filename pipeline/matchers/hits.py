@@ -6,7 +6,6 @@ scanning the same data again adds no hit (objects: the object version; logs: fil
 
 from __future__ import annotations
 
-import functools
 
 import orjson
 
@@ -15,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..normalize import normalize
+from ..normalize import normalize_many
 from ..rules import model as m
 from .evaluate import CompiledRules
 
@@ -205,6 +204,9 @@ def _evidence_for(ev: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     head_ids, head_of = np.unique(np.ravel_multi_index([codes for codes, _ in parts], sizes), return_inverse=True)
     (fields, kinds, patterns), dumped = np.unravel_index(head_ids, sizes), [[_json(v) for v in u] for _, u in parts]
     heads, tails = [], []
+    # the normalized form of each keyword pattern, normalized in one batch the first time it is seen
+    keyword = {k for k, kind in enumerate(parts[1][1]) if kind == "keywords"}
+    _normalize_new([parts[2][1][p] for k, p in zip(kinds.tolist(), patterns.tolist()) if k in keyword])
     for f, k, p in zip(fields.tolist(), kinds.tolist(), patterns.tolist()):
         heads.append(f'{{"field":{dumped[0][f]},"kind":{dumped[1][k]},"pattern":{dumped[2][p]},"text":')
         # the automaton matched the normalized pattern, so that is the normalized form of the span
@@ -263,6 +265,18 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-@functools.lru_cache(maxsize=65536)
+# pattern → its normalized form (patterns are the rules' own: a bounded set per process)
+_NORMALIZED: dict[str, str] = {}
+
+
+def _normalize_new(patterns: list[str]) -> None:
+    fresh = list({p for p in patterns if p not in _NORMALIZED})
+    if len(_NORMALIZED) + len(fresh) > 1 << 18:  # a process seeing many rule sets: start again
+        _NORMALIZED.clear()
+    _NORMALIZED.update(zip(fresh, normalize_many(fresh)))
+
+
 def _normalized(pattern: str) -> str:
-    return normalize(pattern)
+    if pattern not in _NORMALIZED:
+        _normalize_new([pattern])
+    return _NORMALIZED[pattern]

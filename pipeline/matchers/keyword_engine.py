@@ -161,15 +161,19 @@ def group_patterns(patterns: Sequence[str], *, normalize: bool) -> PatternGroups
             members.append([])
         members[index[key]].append(i)
     keys = list(index)
-    start = np.array([normalize and _is_word_char(k[0]) for k in keys], dtype=bool)
-    end = np.array([normalize and _is_word_char(k[-1]) for k in keys], dtype=bool)
-    return PatternGroups(keys=keys, members=members, check_start=start, check_end=end)
+    if not normalize:
+        none = np.zeros(len(keys), dtype=bool)
+        return PatternGroups(keys=keys, members=members, check_start=none, check_end=none.copy())
+    return PatternGroups(keys=keys, members=members, check_start=_word_chars([k[0] for k in keys]),
+                         check_end=_word_chars([k[-1] for k in keys]))
 
 
-def _is_word_char(ch: str) -> bool:
+def _word_chars(chars: list[str]) -> np.ndarray:
+    """Whether each character is a letter or digit (of the folding table), looked up all at once."""
     from ..normalize.table import WORD, load_table
 
-    return bool(load_table().flags(ch) & WORD)
+    codes = np.fromiter(map(ord, chars), dtype=np.int64, count=len(chars))
+    return (load_table().cls[codes] & WORD) != 0
 
 
 # Importing the backends registers them.

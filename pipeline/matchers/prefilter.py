@@ -64,13 +64,14 @@ class Prefilter:
         """The prefix tables of ``keys`` (non-empty byte strings)."""
         # about 128 slots per key: false candidates stay rare (10k keys: 2M slots, 512 KB a table)
         bits = bits or int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 128)), 16, 24))
-        lengths = sorted({_class_of(len(key)) for key in keys})
+        classes = [_class_of(len(key)) for key in keys]   # once a key, not once a key and level
+        lengths = sorted(set(classes))
         tables = np.zeros((len(lengths), (1 << bits) // 4), dtype=np.uint8)
         shift = 64 - bits
         spans = np.zeros(len(lengths), dtype=np.int64)
         for c, q in enumerate(lengths):
-            for kind, members in ((EXACT, [key for key in keys if _class_of(len(key)) == q]),
-                                  (LONGER, [key for key in keys if _class_of(len(key)) > q])):
+            for kind, members in ((EXACT, [key for key, k in zip(keys, classes) if k == q]),
+                                  (LONGER, [key for key, k in zip(keys, classes) if k > q])):
                 if not members:
                     continue
                 words = np.array([int.from_bytes(key[:q], "big") for key in members], dtype=np.uint64)
