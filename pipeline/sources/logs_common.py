@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from ..records import LOGS, TS, conform
 from ..registry import Registry
-from .base import ReadResult, Stored, gunzip, quarantine_frame, read_stored
+from .base import LOG_FORMATS, ReadResult, Stored, gunzip, quarantine_frame, read_stored
 
 MAX_LINE_BYTES = 64 * 1024
 _CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in cache
@@ -343,14 +343,52 @@ class LogTable:
 
 
 TableReader = Callable[..., LogTable]
-# Formats that can hand the store Arrow columns directly; ingest falls back to LOG_FORMATS otherwise.
-LOG_TABLES: Registry[TableReader] = Registry("log format")
 
-# Formats whose lines carry no host: the domain comes only from the caller (``--domain`` or the
-# entry's ``domain:``), or from the rare absolute request target of a proxy. Each such parser adds
-# its name; the retained store refuses to ingest them without a domain (rows with a null domain
-# could never be found by a domain query nor joined to an account, and a file is ingested once).
+
+@dataclass(frozen=True)
+class LogFormat:
+    """One access-log format: its reader and whether its lines name the site they were served for.
+
+    The reader turns one file into a ``LogTable`` (the canonical Arrow columns, and inside
+    ``keeping_raw()`` each record's line): the retained store ingests that table and the scan
+    evaluates its rules on a pandas view of the same table, so a line is parsed once per pass.
+    ``carries_domain`` False: the domain comes only from the caller (``--domain`` or the entry's
+    ``domain:``), or from the rare absolute request target of a proxy; the store refuses such files
+    without a domain (rows with a null domain could never be found by a domain query nor joined to
+    an account, and a file is ingested once), and the scan refuses such entries.
+    """
+
+    name: str
+    read: TableReader
+    carries_domain: bool
+
+    def __call__(self, path: str, *, data: Stored | None = None, domain: str | None = None,
+                 account_id: str | None = None) -> LogTable:
+        return self.read(path, data=data, domain=domain, account_id=account_id)
+
+    def read_frame(self, path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+        """The file as the canonical pandas frame (the view every pandas caller reads)."""
+        return self.read(path, domain=domain, account_id=account_id).to_result()
+
+
+# One entry per format (``log_format`` below); ``LOG_FORMATS`` (pandas) is derived from it.
+LOG_READERS: Registry[LogFormat] = Registry("log format")
+LOG_TABLES = LOG_READERS   # the name the store's ingest and older callers use
+
+# Formats whose lines carry no host, derived from the registry (kept as a set for its callers).
 NO_DOMAIN_FORMATS: set[str] = set()
+
+
+def log_format(name: str, *, carries_domain: bool) -> Callable[[TableReader], TableReader]:
+    """Register a format's table reader: the one declaration a format module makes."""
+    def decorate(read: TableReader) -> TableReader:
+        fmt = LOG_READERS.register(name)(LogFormat(name, read, carries_domain))
+        LOG_FORMATS.register(name)(fmt.read_frame)  # type: ignore[arg-type]
+        if not carries_domain:
+            NO_DOMAIN_FORMATS.add(name)
+        return read
+
+    return decorate
 
 
 def _arrow(col: pa.Array | pa.ChunkedArray, dtype: str) -> pa.Array:

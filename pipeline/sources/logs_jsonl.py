@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable, assemble_table, constant, fill, indices, read_lines, split_uri
+from .base import Stored
+from .logs_common import LogTable, log_format, assemble_table, constant, fill, indices, read_lines, split_uri
 
 SCHEMA = pa.schema([
     ("ts", pa.string()), ("client_ip", pa.string()), ("domain", pa.string()), ("method", pa.string()),
@@ -99,7 +99,7 @@ def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
     return out, [int(i) for i in indices(lost)]
 
 
-@LOG_TABLES.register("jsonl")
+@log_format("jsonl", carries_domain=True)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one JSON-lines log; ``domain`` / ``account_id`` fill records that lack them."""
@@ -130,9 +130,3 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
     if n == 0:
         out = {k: constant(None, 0) if v.type == pa.string() else v for k, v in out.items()}
     return assemble_table(lines, out, failures)
-
-
-@LOG_FORMATS.register("jsonl")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()
