@@ -403,28 +403,34 @@ def _arrow(col: pa.Array | pa.ChunkedArray, dtype: str) -> pa.Array:
 
 
 def assemble_table(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,
-                   rows_read: int | None = None) -> LogTable:
+                   rows_read: int | None = None, present: np.ndarray | None = None) -> LogTable:
     """Build the LogTable from canonical columns aligned with ``lines.text``.
 
     ``failures`` maps an index into ``lines.text`` to its quarantine reason; those rows are
-    dropped from the records. Provenance columns are added here.
+    dropped from the records. Provenance columns are added here. ``present``: the columns hold
+    only the rows of these (ascending) indices, and every other line is in ``failures``; a reader
+    that never builds the rows of its bad lines saves a copy of every column.
     """
     n = len(lines)
     quarantined = [(lines.path, ln, reason, raw) for ln, reason, raw in lines.rejected]
+    for i, reason in failures.items():
+        quarantined.append((lines.path, int(lines.line_no[i]), reason, lines.raw(i)))
+    rows = np.arange(n) if present is None else present
+    mask = None
     if failures:
-        for i, reason in failures.items():
-            quarantined.append((lines.path, int(lines.line_no[i]), reason, lines.raw(i)))
         keep = np.ones(n, dtype=bool)
         keep[list(failures)] = False
-        mask = pa.array(keep)
-        columns = {k: v.filter(mask) for k, v in columns.items()}
-        line_no = lines.line_no[keep]
-    else:
-        mask = None
-        line_no = lines.line_no
+        kept = keep[rows]
+        if not kept.all():
+            mask = pa.array(kept)
+            columns = {k: v.filter(mask) for k, v in columns.items()}
+            rows = rows[kept]
+    if present is not None and len(rows) + len(failures) != n:
+        raise AssertionError(f"{n - len(rows) - len(failures)} line(s) neither present nor failed")
+    line_no = lines.line_no[rows]
     raw = None
     if _KEEP_RAW.get():
-        raw = lines.text if mask is None else lines.text.filter(mask)
+        raw = lines.text if len(rows) == n else lines.text.take(pa.array(rows))
     m = len(line_no)
     arrays: list[pa.Array] = []
     for name, dtype in LOGS.items():
