@@ -234,8 +234,75 @@ def nth(lists: pa.Array, k: int) -> pa.Array:
     return lists.values.take(pa.array(np.where(ok, idx, 0), mask=~ok))
 
 
+def _every_other(n: int) -> pa.Array:
+    return pa.array(np.arange(0, 2 * n, 2, dtype=np.int64))
+
+
+def _from_interleaved(data: pa.Buffer, offsets: np.ndarray, take: pa.Array) -> pa.LargeStringArray:
+    """Elements ``take`` of the string array whose offsets are ``offsets`` (over ``data``): one copy."""
+    both = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), data])
+    return both.take(take)
+
+
+def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
+    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as strings, in one copy.
+
+    Requires ``starts[i] <= ends[i] <= starts[i + 1]``: the ranges, interleaved with the gaps
+    between them, are the elements of one array over the buffer, and every other one is taken.
+    """
+    n = len(starts)
+    offsets = np.empty(2 * n + 1, dtype=np.int64)
+    offsets[0:2 * n:2] = starts
+    offsets[1:2 * n:2] = ends
+    offsets[2 * n] = ends[-1] if n else 0
+    return _from_interleaved(data, offsets, _every_other(n))
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, pa.Buffer]:
+    """The offsets (one per element and one past the last) and the data buffer of a large string array."""
+    _validity, offset_buf, data = arr.buffers()
+    return np.frombuffer(offset_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1], data
+
+
 def split_request(request: pa.Array) -> tuple[pa.Array, pa.Array]:
     """A request line (``GET /a?b HTTP/1.1``) → (method, uri).
+
+    Cut by the positions of its spaces, found with numpy over the column's bytes: one pass and
+    one copy per output column, no per-row lists. The rare request not of that shape goes through
+    ``_split_request_slow``.
+    """
+    request = request if request.type == pa.large_string() else request.cast(pa.large_string())
+    n = len(request)
+    if n == 0:
+        return _split_request_slow(request)
+    offsets, data = _string_buffers(request)
+    starts, ends = offsets[:-1], offsets[1:]
+    buf = np.frombuffer(data, dtype=np.uint8)
+    lo = int(offsets[0])
+    space = np.flatnonzero(buf[lo:int(offsets[-1])] == 32) + lo
+    space = np.append(space, len(buf))   # a sentinel: every index below stays valid
+    first = np.searchsorted(space, starts)
+    count = np.searchsorted(space, ends) - first
+    shaped = (count == 1) | (count == 2)
+    if request.null_count:
+        shaped &= np.asarray(request.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    sp1 = np.where(shaped, space[first], starts)
+    sp2 = np.where(count == 2, space[np.minimum(first + 1, len(space) - 1)], ends)
+    method = spans(data, starts, np.where(shaped, sp1, starts))
+    uri = spans(data, np.where(shaped, sp1 + 1, starts), np.where(shaped, sp2, starts))
+    shaped &= np.asarray(pc.fill_null(pc.match_substring_regex(method, _METHOD), False)
+                         .to_numpy(zero_copy_only=False), dtype=bool)
+    if shaped.all():
+        return method, uri
+    rest = np.flatnonzero(~shaped)
+    slow_method, slow_uri = _split_request_slow(request.take(pa.array(rest)))
+    mask = pa.array(~shaped)
+    return (pc.replace_with_mask(method, mask, slow_method.cast(pa.large_string())),
+            pc.replace_with_mask(uri, mask, slow_uri.cast(pa.large_string())))
+
+
+def _split_request_slow(request: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A request line (``GET /a?b HTTP/1.1``) → (method, uri), by splitting it into a list.
 
     A request that is not of that shape (``-``, a TLS handshake logged as ``\\x16\\x03...``) is
     still a request someone made: method is null and uri keeps the whole text, so that rules see it.

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .logs_common import Lines
+from .logs_common import Lines, _every_other, _from_interleaved, spans  # noqa: F401  (spans: re-exported)
 
 _BLOCK_LINES = 1 << 13   # lines per scan (~1.5 MB of text): its temporaries stay small, cached and reused
 _SPACE, _QUOTE = 32, 34
@@ -119,30 +119,6 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
     fs += base
     fe += base
     return ok, fs, fe
-
-
-def _every_other(n: int) -> pa.Array:
-    return pa.array(np.arange(0, 2 * n, 2, dtype=np.int64))
-
-
-def _from_interleaved(data: pa.Buffer, offsets: np.ndarray, take: pa.Array) -> pa.LargeStringArray:
-    """Elements ``take`` of the string array whose offsets are ``offsets`` (over ``data``): one copy."""
-    both = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), data])
-    return both.take(take)
-
-
-def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
-    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as strings, in one copy.
-
-    Requires ``starts[i] <= ends[i] <= starts[i + 1]``: the ranges, interleaved with the gaps
-    between them, are the elements of one array over the buffer, and every other one is taken.
-    """
-    n = len(starts)
-    offsets = np.empty(2 * n + 1, dtype=np.int64)
-    offsets[0:2 * n:2] = starts
-    offsets[1:2 * n:2] = ends
-    offsets[2 * n] = ends[-1] if n else 0
-    return _from_interleaved(data, offsets, _every_other(n))
 
 
 def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None
