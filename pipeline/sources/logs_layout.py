@@ -320,13 +320,13 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
         return _parse_tiers(lines.text, layouts)
     first = layouts[0]
     n = len(lines)
-    if first.tail or n == 0:
+    if n == 0:
         return parse(lines.text, layouts)
     kinds = [f.kind for f in first.fields]
     strict = {i: rf'^\[[^\]\s"]+ [^\]\s"]+\]$' if kind == "clftime" else f"^(?:{_KINDS[kind][0]})$"
               for i, kind in enumerate(kinds) if kind != "quoted"}
     named = {i for i, f in enumerate(first.fields) if f.name}
-    ok, columns = cut(lines, kinds, strict, keep=named)
+    ok, columns = cut(lines, kinds, strict, keep=named, tail=first.tail)
     names = sorted({name for lay in layouts for name in lay.names})
     cols = {str(f.name): columns[i] for i, f in enumerate(first.fields) if f.name}
     if ok.all():

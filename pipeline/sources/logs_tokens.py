@@ -43,9 +43,10 @@ class Plan:
     quotes: int
     parts: dict[int, tuple[Token, ...]]
     quoted: dict[int, int]
+    tail: bool = False   # more fields may follow the layout's own, after a space (read past)
 
 
-def plan(kinds: list[str]) -> Plan:
+def plan(kinds: list[str], *, tail: bool = False) -> Plan:
     """The plan of a layout whose fields have these kinds (``quoted``, ``clftime`` or a token)."""
     template: list[str] = []
     for i, kind in enumerate(kinds):
@@ -64,7 +65,7 @@ def plan(kinds: list[str]) -> Plan:
             continue
         parts[k] = tuple(Token(None) if not tok else Token(int(tok[1:]), 0 if tok[0] == "a" else 1)
                          for tok in piece.split(" "))
-    return Plan(quotes=len(pieces) - 1, parts=parts, quoted=quoted)
+    return Plan(quotes=len(pieces) - 1, parts=parts, quoted=quoted, tail=tail)
 
 
 def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: Plan, n_fields: int
@@ -85,7 +86,9 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
     delim = np.append(delim, len(buf))
     last_d = len(delim) - 1
     q_first = np.searchsorted(quotes, lo_line)
-    ok = np.searchsorted(quotes, hi_line) - q_first == p.quotes
+    in_line = np.searchsorted(quotes, hi_line) - q_first
+    # With a tail, the quotes past the layout's own belong to the fields read past.
+    ok = in_line >= p.quotes if p.tail else in_line == p.quotes
     fs = np.repeat(lo_line[None, :], n_fields, axis=0)
     fe = fs.copy()
     if not ok.any():
@@ -100,7 +103,18 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
             hi, stop = hi_line, np.searchsorted(delim, hi_line)
         else:
             hi, stop = quotes[q_at[k]], q_idx[q_at[k]]
-        ok &= stop - first == len(tokens) - 1
+        if k == p.quotes and p.tail:
+            # The layout's last tokens are followed by the line's end or by a space and the tail:
+            # every delimiter up to the one after them must be a space.
+            have, last = stop - first, len(tokens) - 1
+            ok &= have >= last
+            for j in range(last):   # between the layout's tokens: spaces, not quotes
+                ok &= buf[np.minimum(delim[np.minimum(first + j, last_d)], len(buf) - 1)] == _SPACE
+            after = delim[np.minimum(first + last, last_d)]   # the delimiter opening the tail, if any
+            ok &= (have == last) | (buf[np.minimum(after, len(buf) - 1)] == _SPACE)
+            hi = np.where(have > last, after, hi_line)
+        else:
+            ok &= stop - first == len(tokens) - 1
         for j, tok in enumerate(tokens):
             t_start = lo if j == 0 else delim[np.minimum(first + (j - 1), last_d)] + 1
             t_end = hi if j == len(tokens) - 1 else delim[np.minimum(first + j, last_d)]
@@ -121,15 +135,15 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
     return ok, fs, fe
 
 
-def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None
-        ) -> tuple[np.ndarray, list[pa.Array | None]]:
+def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None,
+        tail: bool = False) -> tuple[np.ndarray, list[pa.Array | None]]:
     """Every field of every line as a string column, and which lines are strict.
 
     ``strict`` maps a field index to the anchored pattern its text must match (what the layout's
     strict regex demands of it); quoted fields need none, their quotes already bound them.
     ``keep`` names the fields whose columns the caller wants (all when None); the others are None.
     """
-    p = plan(kinds)
+    p = plan(kinds, tail=tail)
     buf = np.frombuffer(lines.data, dtype=np.uint8)
     n = len(lines)
     ok = np.zeros(n, dtype=bool)
