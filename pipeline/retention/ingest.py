@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,9 @@ class IngestReport:
     # truncated tail: {path, reason, bytes, partial}. Not recorded as ingested, so the next run retries them.
     files_quarantined: tuple[dict[str, Any], ...] = ()
     blank_lines: int = 0    # of rows_quarantined, blank lines (counted as scans count them)
+    # seconds per stage: read (the stored bytes and their SHA-256), parse, prepare (split by day, in
+    # store order), publish (quarantine, partitions, ledger)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -283,6 +287,10 @@ class Ingester:
         self.unparsed: list[tuple[str, str, int]] = []
         self.troubled: list[dict[str, Any]] = []
         self._lock: Any = None
+        self.timings: dict[str, float] = {}
+
+    def timed(self, stage: str, began: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - began
 
     def __enter__(self) -> Ingester:
         self._lock = store_lock(self.settings)
@@ -318,6 +326,7 @@ class Ingester:
         """One parsed file; ``troubles``: its unreadable tail (it is then stored but not recorded)."""
         if self.known(parsed.sha256, parsed.path):
             return
+        began = time.perf_counter()
         for trouble in troubles:
             self.quarantine_file(parsed.path, trouble)
             parsed.partial = True
@@ -338,10 +347,12 @@ class Ingester:
                            "sources.logs entry) and ingest it again", parsed.path, parsed.fmt, parsed.rows_read)
         self.batch.append(parsed)
         self.batch_rows += stored
+        self.timed("publish", began)
         if self.batch_rows >= BATCH_ROWS:
             self.flush()
 
     def flush(self) -> None:
+        began = time.perf_counter()
         if self.batch:
             days, recovered = _flush(self.settings, self.batch)
             self.written.update(days)
@@ -350,6 +361,7 @@ class Ingester:
                 if not parsed.unparsed:
                     self.done[parsed.sha256] = {"file": parsed.path}
         self.batch, self.batch_rows = [], 0
+        self.timed("publish", began)
 
     def close(self) -> IngestReport:
         """Publish what is left and say what was done."""
@@ -357,7 +369,7 @@ class Ingester:
         t = self.totals
         report = IngestReport(t["files"], tuple(self.skipped), t["read"], t["stored"], t["quarantined"],
                               t["recovered"], tuple(sorted(self.written)), tuple(self.unparsed),
-                              tuple(self.troubled), t["blank"])
+                              tuple(self.troubled), t["blank"], dict(self.timings))
         logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
                     report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
                     len(report.files_skipped), len(report.partitions_written))
@@ -414,14 +426,17 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str] | LogSou
 
     with Ingester(settings, strict=strict) as ingester:
         for path, entry in _iterate(files, _progress_enabled(settings, len(files))):
+            began = time.perf_counter()
             try:
                 stored = read_stored(path)
             except UnreadableFile as exc:
                 ingester.quarantine_file(path, FileTrouble(path, exc.reason + (f" ({exc.hint})" if exc.hint else ""), -1))
                 continue
             sha = hashlib.sha256(stored).hexdigest()
+            ingester.timed("read", began)
             if ingester.known(sha, path):
                 continue
+            began = time.perf_counter()
             try:
                 with collecting_troubles() as troubles:
                     table = read_file(path, entry.format, stored, domain=entry.domain, account_id=entry.account_id,
@@ -430,8 +445,12 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str] | LogSou
                 ingester.quarantine_file(path, FileTrouble(path, exc.reason, len(stored)))
                 continue
             del stored  # the parsed columns no longer need the file's bytes: free them before the next file
-            ingester.add(prepare(path, entry.format, sha, table, bindings=binding_map), troubles)
+            ingester.timed("parse", began)
+            began = time.perf_counter()
+            parsed = prepare(path, entry.format, sha, table, bindings=binding_map)
             del table
+            ingester.timed("prepare", began)
+            ingester.add(parsed, troubles)
         return ingester.close()
 
 
