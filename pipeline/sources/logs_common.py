@@ -31,6 +31,10 @@ _CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in
 _UTF8_BLOCK = 1 << 16     # lines per block when looking for invalid UTF-8
 
 Reject = tuple[int, str]  # (index into the file's lines, reason)
+# First bytes of a line that may hold only white space: ASCII spaces, and the lead bytes of the
+# Unicode ones (U+0085, U+00A0: C2; U+1680: E1; U+2000.., U+2028, U+202F, U+205F: E2; U+3000: E3).
+_SPACE_LEAD = np.zeros(256, dtype=bool)
+_SPACE_LEAD[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 0xC2, 0xE1, 0xE2, 0xE3]] = True
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,12 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
     keep = np.flatnonzero(~(too_long | blank | directive))
     if len(keep) != len(starts):
         binary = binary.take(pa.array(keep))
-    invalid = _invalid_utf8(binary, 0) if len(binary) else []
+    view: pa.Array | None = None
+    try:   # the usual file is all UTF-8: one validating cast, whose result is the view
+        view = binary.cast(pa.large_string())
+        invalid: list[int] = []
+    except pa.ArrowInvalid:
+        invalid = _invalid_utf8(binary, 0)
     if invalid:
         for j in invalid:
             i = keep[j]
@@ -135,11 +144,15 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
         mask[invalid] = False
         binary = binary.filter(pa.array(mask))
         keep = keep[mask]
-    view = binary.cast(pa.large_string())
-    # Whitespace-only lines carry no data either; rare, so one vectorized test finds them.
-    spaces = pc.utf8_is_space(view)
+    if view is None:
+        view = binary.cast(pa.large_string())
+    # Whitespace-only lines carry no data either. Such a line starts with a byte that begins a
+    # space (ASCII, or the lead byte of a Unicode one): only the few lines that do are tested.
+    first = buf[starts[keep]] if len(keep) else np.zeros(0, dtype=np.uint8)
+    maybe = np.flatnonzero(_SPACE_LEAD[first])
+    spaces = pc.utf8_is_space(view.take(pa.array(maybe))) if len(maybe) else pa.array([], pa.bool_())
     if pc.any(spaces).as_py():
-        sp = indices(spaces)
+        sp = maybe[indices(spaces)]
         for j in sp:
             rejected.append((int(keep[j]) + 1, "blank line", data[starts[keep[j]]:ends[keep[j]]]))
         mask = np.ones(len(keep), dtype=bool)
