@@ -13,6 +13,7 @@ its month, seconds below 60, a year that nanoseconds can hold. Every other value
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,20 +61,26 @@ def layout_for(fmt: str, suffix: str) -> tuple[Fixed, int] | None:
     return (LAYOUTS[fmt], 0) if fmt in LAYOUTS else None
 
 
-def _chars(col: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows of exactly ``width`` bytes, their bytes as an (rows, width) array)."""
+def _columns(col: pa.Array, width: int) -> tuple[np.ndarray, Callable[[int], np.ndarray]]:
+    """(rows of exactly ``width`` bytes, a function giving the byte at a position of each of them).
+
+    A column cut from lines holds its values packed one after the other: read as a 2-D view of
+    its buffer, each position is a strided column, with no copy. Otherwise each is gathered.
+    """
     _validity, offset_buf, data = col.buffers()
     offsets = np.frombuffer(offset_buf, dtype=np.int64)[col.offset:col.offset + len(col) + 1]
-    buf = np.frombuffer(data, dtype=np.uint8)
     lengths = np.diff(offsets)
     fits = lengths == width
+    packed = bool(((lengths == 0) | fits).all())
     if col.null_count:
         fits &= np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     rows = np.flatnonzero(fits)
-    if len(rows) == len(col) and len(rows) and offsets[-1] - offsets[0] == width * len(rows):
-        # Packed values of one width (as a column cut from lines is): a view, no copy.
-        return rows, buf[offsets[0]:offsets[-1]].reshape(len(rows), width)
-    return rows, buf[offsets[:-1][rows, None] + np.arange(width)]
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if packed and len(rows) == int((lengths == width).sum()):
+        grid = buf[offsets[0]:offsets[-1]].reshape(-1, width)
+        return rows, lambda pos: grid[:, pos]
+    starts = offsets[:-1][rows]
+    return rows, lambda pos: buf[starts + pos]
 
 
 def parse_fixed(col: pa.Array, fmt: Fixed, offset_s: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,27 +90,30 @@ def parse_fixed(col: pa.Array, fmt: Fixed, offset_s: int = 0) -> tuple[np.ndarra
     taken = np.zeros(n, dtype=bool)
     if n == 0:
         return out, taken
-    rows, a = _chars(col, fmt.width)
+    rows, at = _columns(col, fmt.width)
     if not len(rows):
         return out, taken
     ok = np.ones(len(rows), dtype=bool)
+
     for pos, byte in fmt.literals.items():
-        ok &= a[:, pos] == byte
+        ok &= at(pos) == byte
 
     def number(start: int, digits: int) -> np.ndarray:
         nonlocal ok
-        d = a[:, start:start + digits].astype(np.int64) - 48
-        ok &= ((d >= 0) & (d <= 9)).all(axis=1)
-        return (d * (10 ** np.arange(digits - 1, -1, -1))).sum(axis=1)
+        value = np.zeros(len(rows), dtype=np.int64)
+        for pos in range(start, start + digits):
+            d = at(pos) - np.uint8(48)   # wraps below '0': one unsigned test covers both bounds
+            ok &= d <= 9
+            value = value * 10 + d
+        return value
 
     p = fmt.parts
     year = number(p["Y"], 4)
     if "b" in p:
-        b = a[:, p["b"]:p["b"] + 3].astype(np.int64)
-        key = (b[:, 0] << 16) | (b[:, 1] << 8) | b[:, 2]
-        at = np.minimum(np.searchsorted(_SORTED_KEYS, key), 11)
-        ok &= _SORTED_KEYS[at] == key
-        month = _SORTED_MONTH[at]
+        key = (at(p["b"]).astype(np.int64) << 16) | (at(p["b"] + 1).astype(np.int64) << 8) | at(p["b"] + 2)
+        ix = np.minimum(np.searchsorted(_SORTED_KEYS, key), 11)
+        ok &= _SORTED_KEYS[ix] == key
+        month = _SORTED_MONTH[ix]
     else:
         month = number(p["m"], 2)
     day, hour, minute, second = (number(p[k], 2) for k in ("d", "H", "M", "S"))
@@ -114,7 +124,7 @@ def parse_fixed(col: pa.Array, fmt: Fixed, offset_s: int = 0) -> tuple[np.ndarra
     ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
     zone = np.full(len(rows), offset_s, dtype=np.int64)
     if fmt.zone is not None:
-        sign = a[:, fmt.zone]
+        sign = at(fmt.zone)
         ok &= (sign == ord("+")) | (sign == ord("-"))
         zh, zm = number(fmt.zone + 1, 2), number(fmt.zone + 3, 2)
         ok &= (zh <= 14) & (zm <= 59)
