@@ -582,8 +582,9 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
                 storing = time.perf_counter()
                 stored = ingester.close()
                 report.timings["store"] = report.timings.get("store", 0.0) + time.perf_counter() - storing
+                already = sum(1 for t in tasks if t.source == "logs" and t.sha256 in ctx.ingested)
                 report.logs_stored = {"files": stored.files_read, "rows_stored": stored.rows_stored,
-                                      "files_already_ingested": len(stored.files_skipped),
+                                      "files_already_ingested": already + len(stored.files_skipped),
                                       "partitions_written": len(stored.partitions_written)}
         _report_rules(report, hits, ruleset, settings.scan.noisy_rule_share)
         checkpoint("scan.before_apply")
