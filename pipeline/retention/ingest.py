@@ -93,6 +93,24 @@ class _Parsed:
         """Every line quarantined (none stored): not recorded in the ledger."""
         return self.rows_read > 0 and self.rows_quarantined == self.rows_read
 
+    # A scan's worker sends this to the scan's process. Each day is a slice of one sorted table,
+    # and a pickled slice carries the whole table's buffers: as Arrow IPC each carries its own rows.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["by_day"] = {day: _ipc(table) for day, table in self.by_day.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["by_day"] = {day: pa.ipc.open_stream(buf).read_all() for day, buf in state["by_day"].items()}
+        self.__dict__.update(state)
+
+
+def _ipc(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
 
 def _to_days(columns: dict[str, pa.ChunkedArray], bindings: dict[str, str]) -> dict[date, pa.Table]:
     """Canonical Arrow columns → store-schema tables, one per UTC day, each already in store order.
