@@ -71,6 +71,7 @@ class RetentionSettings(_Model):
     days: int = Field(180, ge=1)
     below_floor_reason: str | None = None
     timezone: str = "Asia/Shanghai"   # zone of bare dates and naive times in query windows
+    ingest_on_scan: bool = True       # `compliance scan` also ingests the log files it reads
 
 
 class EnforcementCaps(_Model):

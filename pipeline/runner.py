@@ -8,6 +8,7 @@ so no automaton is ever pickled.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -44,7 +45,8 @@ from .sources.base import (BLANK_LINE, REGISTRIES, FilePart, FileTrouble, ReadRe
                            cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
                            reading_part, shift_lines, undecodable_throughout)
 from .sources.bindings import load_bindings, owners
-from .sources.logs_common import NO_DOMAIN_FORMATS, RAW, keeping_raw
+from .sources.base import read_stored
+from .sources.logs_common import LOG_READERS, NO_DOMAIN_FORMATS, RAW, keeping_raw
 
 # Source kinds scanned by record rules, and the modules that register their formats.
 SCANNED_SOURCES = ("objects", "logs", "streams")
@@ -63,6 +65,7 @@ class ScanTask:
     extras: tuple[tuple[str, str], ...] = ()
     part: FilePart | None = None   # a part of the file (see split_tasks), or None for all of it
     encoding: str = "utf-8"        # the source entry's `encoding:` (pipeline.sources.base.decode_text)
+    sha256: str = ""               # of the file as stored, when the scan's fingerprint computed it
 
 
 # Object formats read line by line, whose files can be read in parts: whether the first line
@@ -98,6 +101,10 @@ class ScanContext:
     batch_rows: int = 200_000  # records evaluated at a time (bounds the matcher's working memory)
     bindings: pd.DataFrame | None = None  # every binding row, for the licensing checks
     strict: bool = False  # --strict: the first file that cannot be read stops the scan (exit 2)
+    # retention.ingest_on_scan: log files are also prepared for the retained store (pipeline.retention),
+    # except those whose SHA-256 its ledger lists already
+    ingest_logs: bool = False
+    ingested: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -115,6 +122,7 @@ class FileResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: read, compile, normalize, match, hit_rows
     troubles: list[FileTrouble] = field(default_factory=list)  # the file's unreadable tail, or why no line decoded
     blank_lines: int = 0                # empty lines: skipped by object formats, quarantined by log formats
+    ingest: Any = None                  # logs: the file's rows by day for the retained store (retention.ingest.prepare)
 
 
 @dataclass
@@ -141,9 +149,13 @@ class ScanReport:
     quarantine_samples: list[dict[str, Any]] = field(default_factory=list)
     # per record rule: rows hit, share of its source's rows scanned, noisy (over scan.noisy_rule_share)
     rules: list[dict[str, Any]] = field(default_factory=list)
-    # seconds per stage: dask_start, read, compile, normalize, match, hit_rows (summed over tasks), case_store, total
+    # seconds per stage: dask_start, read, compile, normalize, match, hit_rows, ingest_prepare (summed over
+    # tasks), store (publishing log rows into the retained store), case_store, total
     timings: dict[str, float] = field(default_factory=dict)
     status: str = "completed"   # or "completed_with_errors": some file was quarantined whole or in part
+    # log files put into the retained store by this scan (retention.ingest_on_scan): files, rows_stored,
+    # files_already_ingested, partitions_written
+    logs_stored: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -243,6 +255,8 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     reader = REGISTRIES[task.source].get(task.format)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)  # once per worker process
     compile_s = time.perf_counter() - began
+    if task.source == "logs" and task.part is None:
+        return _scan_log_file(task, ctx, compiled, began, compile_s)
     result: ReadResult
     if task.part is None:
         with keeping_raw(compiled.needs_raw):   # only rules reading the raw line pay for it
@@ -269,6 +283,43 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
                       _volume(records, task.source), rows_already_scanned=len(records) - len(fresh), timings=timings,
                       troubles=troubles)
+
+
+def _scan_log_file(task: ScanTask, ctx: ScanContext, compiled: CompiledRules, began: float,
+                   compile_s: float) -> FileResult:
+    """A log file parsed once into its Arrow table: the rules evaluate its pandas view and, when
+    the scan ingests, the same table is cut into the retained store's day partitions here, on the
+    worker, for the scan's process to publish (``retention.Ingester``)."""
+    from .retention.ingest import explain_table, prepare
+
+    stored = read_stored(task.path)
+    extras = dict(task.extras)
+    with keeping_raw(compiled.needs_raw):   # only rules reading the raw line pay for it
+        table = LOG_READERS.get(task.format)(task.path, data=stored, domain=extras.get("domain"),
+                                             account_id=extras.get("account_id"))
+    table = explain_table(table, task.encoding)
+    parsed_at = time.perf_counter()
+    payload = None
+    if ctx.ingest_logs:
+        sha = task.sha256 or hashlib.sha256(stored).hexdigest()
+        if sha not in ctx.ingested:
+            owners = {k.lower(): v for k, v in ctx.domain_owner.items()}
+            payload = prepare(task.path, task.format, sha, replace(table, raw=None), bindings=owners,
+                              encoding=task.encoding)
+    del stored
+    prepared_at = time.perf_counter()
+    result = table.to_result()
+    del table
+    troubles: list[FileTrouble] = []
+    if undecodable_throughout(result.quarantine, result.rows_read):
+        troubles.append(FileTrouble(task.path, f"no line decodes as {task.encoding}: every line was quarantined "
+                                    "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+    records = _attribute(result.records, task.source, ctx)
+    timings = {"read": parsed_at - began - compile_s + time.perf_counter() - prepared_at, "compile": compile_s,
+               "ingest_prepare": prepared_at - parsed_at}
+    hits, parts = evaluate_batches(compiled, records, ctx.batch_rows, timings)
+    return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
+                      _volume(records, task.source), timings=timings, troubles=troubles, ingest=payload)
 
 
 def evaluate_batches(compiled: CompiledRules, records: pd.DataFrame, batch_rows: int,
@@ -584,7 +635,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
             unreadable.append((task, trouble))
             continue
         if changed:
-            tasks.append(task)
+            tasks.append(replace(task, sha256=record.get("sha256") or ""))
             files.append({**record, "source": task.source, "format": task.format})
     ctx = replace(scan_context(settings, ruleset), strict=strict)
     if not full:
@@ -607,7 +658,19 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
             report.per_source.setdefault(task.source, {"files": 0, "rows_read": 0, "rows_parsed": 0,
                                                        "rows_quarantined": 0})["files"] += 1
             _quarantine_file(quarantined, report, task, FileTrouble(task.path, trouble.reason, -1), trouble.hint)
-        hits = _collect(settings, tasks, ctx, store, report, client, quarantined)
+        with _log_ingester(settings, tasks, strict) as ingester:
+            if ingester is not None:
+                ctx = replace(ctx, ingest_logs=True, ingested=frozenset(ingester.done))
+            hits = _collect(settings, tasks, ctx, store, report, client, quarantined, ingester)
+            if ingester is not None:
+                # Published before the cases are: every log case's evidence is a row the store holds.
+                storing = time.perf_counter()
+                stored = ingester.close()
+                report.timings["store"] = report.timings.get("store", 0.0) + time.perf_counter() - storing
+                already = sum(1 for t in tasks if t.source == "logs" and t.sha256 in ctx.ingested)
+                report.logs_stored = {"files": stored.files_read, "rows_stored": stored.rows_stored,
+                                      "files_already_ingested": already + len(stored.files_skipped),
+                                      "partitions_written": len(stored.partitions_written)}
         _report_rules(report, hits, ruleset, settings.scan.noisy_rule_share)
         checkpoint("scan.before_apply")
         folding = time.perf_counter()
@@ -673,6 +736,21 @@ def _quarantine_file(quarantined: list[tuple[str, pd.DataFrame]], report: ScanRe
           "reason": f"file ({size if size >= 0 else '?'} bytes{', tail only' if trouble.partial else ''}): {reason}"}])))
 
 
+@contextmanager
+def _log_ingester(settings: Settings, tasks: list[ScanTask], strict: bool) -> Iterator[Any]:
+    """The retained store's writer for a scan that reads log files (``retention.ingest_on_scan``), else None.
+
+    It holds the store's lock for the scan, so a ``logs ingest`` at the same time waits for it.
+    """
+    if not settings.retention.ingest_on_scan or not any(t.source == "logs" for t in tasks):
+        yield None
+        return
+    from .retention.ingest import Ingester
+
+    with Ingester(settings, strict=strict) as ingester:
+        yield ingester
+
+
 def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
     b = load_bindings(settings.sources.bindings, settings.resolve)
     return ScanContext(ruleset, domain_owner=owners(b, "domain"), hub_owner=owners(b, "hub"), bindings=b,
@@ -680,7 +758,8 @@ def scan_context(settings: Settings, ruleset: RuleSet) -> ScanContext:
 
 
 def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store: CaseStore,
-             report: ScanReport, client: Any, quarantined: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+             report: ScanReport, client: Any, quarantined: list[tuple[str, pd.DataFrame]],
+             ingester: Any = None) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     partials: dict[str, list[pd.DataFrame]] = {}
     volumes: dict[str, list[pd.DataFrame]] = {"logs": [], "objects": []}
@@ -700,6 +779,11 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                 continue
             for trouble in res.troubles:
                 _quarantine_file(quarantined, report, res.task, trouble)
+            if res.ingest is not None and ingester is not None:
+                storing = time.perf_counter()
+                ingester.add(res.ingest, res.troubles)
+                report.timings["store"] = report.timings.get("store", 0.0) + time.perf_counter() - storing
+                res.ingest = None
             report.blank_lines += res.blank_lines
             report.rows_read += res.rows_read
             report.rows_parsed += res.rows_parsed

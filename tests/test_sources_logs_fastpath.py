@@ -412,3 +412,40 @@ def test_w3c_and_jsonl_read_arrow_tables(tmp_path: Path) -> None:
         "request_time_ms": None, "cache_status": None, "username": None, "host": None, "account_id": "acct-1",
         "source_file": str(jsonl), "source_line": 1}
     assert [q[1:3] for q in table.quarantine] == [(2, "field 'ts' must be a string, got 1"), (3, "invalid UTF-8")]
+
+
+# --- timestamps read off their bytes agree with strptime ------------------------------------------
+
+_DIGITS = st.text("0123456789", min_size=2, max_size=2)
+_CLF_PARTS = st.tuples(
+    st.one_of(st.integers(1, 31).map("{:02d}".format), _DIGITS, st.sampled_from(["1 ", "ab", "00"])),
+    st.sampled_from(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+                     "feb", "FEB", "Foo", "Se"]),
+    st.one_of(st.integers(1970, 2100).map(str), st.sampled_from(["1600", "2300", "0000", "20x6"])),
+    st.one_of(st.integers(0, 23).map("{:02d}".format), _DIGITS),
+    st.one_of(st.integers(0, 59).map("{:02d}".format), _DIGITS),
+    st.one_of(st.integers(0, 59).map("{:02d}".format), st.sampled_from(["60", "61", "99"])),
+    st.sampled_from(["+0800", "-0330", "+0000", "+1400", "+2400", "+0860", "Z0000", "+08:0"]),
+)
+_CLF = _CLF_PARTS.map(lambda p: f"[{p[0]}/{p[1]}/{p[2]}:{p[3]}:{p[4]}:{p[5]} {p[6]}]")
+_STAMP14 = st.one_of(st.text("0123456789", min_size=14, max_size=14), st.text("0123456789-", min_size=12, max_size=15),
+                     st.builds(lambda y, m, d, h, mi, s: f"{y}{m:02d}{d:02d}{h:02d}{mi:02d}{s:02d}",
+                               st.integers(1990, 2100), st.integers(1, 12), st.integers(1, 31), st.integers(0, 23),
+                               st.integers(0, 59), st.integers(0, 59)))
+_W3C = st.builds(lambda y, m, d, h, mi, s: f"{y}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}", st.integers(1990, 2100),
+                 st.integers(0, 13), st.integers(0, 32), st.integers(0, 24), st.integers(0, 60), st.integers(0, 61))
+
+
+@pytest.mark.parametrize(("values", "fmt", "suffix"), [
+    (_CLF, "[%d/%b/%Y:%H:%M:%S %z]", ""), (_STAMP14, "%Y%m%d%H%M%S %z", " +0800"), (_W3C, "%Y-%m-%d %H:%M:%S", "")])
+def test_fixed_layout_times_parse_as_strptime_does(values: st.SearchStrategy[str], fmt: str, suffix: str) -> None:
+    from pipeline.sources.logs_common import parse_times
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.one_of(values, st.sampled_from(["", "-"]), st.none()), min_size=1, max_size=60))
+    def check(strings: list[str | None]) -> None:
+        col = pa.array(strings, pa.large_string())
+        fast = parse_times(col, fmt, suffix=suffix)
+        assert fast.equals(parse_times(col, fmt, suffix=suffix, fixed=False)), strings
+
+    check()

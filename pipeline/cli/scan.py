@@ -62,6 +62,7 @@ def _print(report: Any) -> None:
                          ("objects already scanned", report.rows_already_scanned),
                          ("rows parsed", report.rows_parsed), ("rows quarantined", report.rows_quarantined),
                          ("blank lines", report.blank_lines),
+                         ("log rows stored", report.logs_stored.get("rows_stored", 0)),
                          ("rule hits", report.hits), ("cases new", report.cases_new),
                          ("cases updated", report.cases_updated), ("cases unchanged", report.cases_unchanged),
                          ("cases reopened", report.cases_reopened), ("cases resolved", report.cases_resolved)):

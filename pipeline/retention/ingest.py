@@ -11,15 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,9 +28,9 @@ from loguru import logger
 from ..config import Settings
 from ..errors import Location, SourceError
 from ..records import LOGS
-from ..sources.base import (BLANK_LINE, LOG_FORMATS, FileTrouble, ReadResult, Stored, UnreadableFile, collecting_troubles,
-                            expand, explain_undecodable, reading_encoding, undecodable_suffix, read_stored)
-from ..sources.logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable, Quarantined
+from ..sources.base import (BLANK_LINE, FileTrouble, Stored, UnreadableFile, collecting_troubles, expand,
+                            reading_encoding, read_stored, undecodable_suffix)
+from ..sources.logs_common import LOG_READERS, LogTable, Quarantined
 from . import ipkey
 from ..faults import checkpoint
 from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock,
@@ -65,6 +65,9 @@ class IngestReport:
     # truncated tail: {path, reason, bytes, partial}. Not recorded as ingested, so the next run retries them.
     files_quarantined: tuple[dict[str, Any], ...] = ()
     blank_lines: int = 0    # of rows_quarantined, blank lines (counted as scans count them)
+    # seconds per stage: read (the stored bytes and their SHA-256), parse, prepare (split by day, in
+    # store order), publish (quarantine, partitions, ledger)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -83,11 +86,31 @@ class _Parsed:
     by_day: dict[date, pa.Table] = field(default_factory=dict)
     partial: bool = False   # a truncated tail was not read: not recorded in the ledger, read again next time
     blank_lines: int = 0
+    quarantine: list[Quarantined] = field(default_factory=list)   # written when the file joins a batch
+    encoding: str = "utf-8"   # how its bytes were read, named when no line of it parsed
 
     @property
     def unparsed(self) -> bool:
         """Every line quarantined (none stored): not recorded in the ledger."""
         return self.rows_read > 0 and self.rows_quarantined == self.rows_read
+
+    # A scan's worker sends this to the scan's process. Each day is a slice of one sorted table,
+    # and a pickled slice carries the whole table's buffers: as Arrow IPC each carries its own rows.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["by_day"] = {day: _ipc(table) for day, table in self.by_day.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["by_day"] = {day: pa.ipc.open_stream(buf).read_all() for day, buf in state["by_day"].items()}
+        self.__dict__.update(state)
+
+
+def _ipc(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
 
 
 def _to_days(columns: dict[str, pa.ChunkedArray], bindings: dict[str, str]) -> dict[date, pa.Table]:
@@ -151,38 +174,25 @@ def _write_quarantine(settings: Settings, sha: str, rows: list[Quarantined]) -> 
     tmp.replace(folder / f"{sha}.parquet")
 
 
-def _raw(value: object) -> bytes | None:
-    return value if isinstance(value, bytes) else (None if value is None or value is pd.NA else str(value).encode())
-
-
-def _read(path: str, fmt: str, stored: Stored, *, domain: str | None, account_id: str | None,
-          encoding: str = "utf-8") -> LogTable:
-    """The file as Arrow records: straight from the parser when it has an Arrow variant.
-
-    ``stored`` is the file's bytes as read for its hash; the Arrow parsers take them as they are,
-    so the file is read once.
-    """
-    if fmt in LOG_TABLES:
-        table = LOG_TABLES.get(fmt)(path, data=stored, domain=domain, account_id=account_id)
-        if any(str(r[2]).startswith("invalid UTF-8") for r in table.quarantine):
-            suffix = undecodable_suffix(encoding)
-            table = LogTable(table.records, tuple((f, n, r + suffix if str(r).startswith("invalid UTF-8") else r, raw)
-                                                  for f, n, r, raw in table.quarantine), table.rows_read)
+def explain_table(table: LogTable, encoding: str) -> LogTable:
+    """Reasons for lines that are not text name the encoding tried and the setting to change."""
+    if not any(str(r[2]).startswith("invalid UTF-8") for r in table.quarantine):
         return table
-    reader = LOG_FORMATS.get(fmt)
-    result: ReadResult = reader(path, domain=domain, account_id=account_id)  # type: ignore[call-arg]
-    q = explain_undecodable(result.quarantine, encoding)
-    quarantine = tuple((str(f), int(line), str(reason), _raw(raw)) for f, line, reason, raw
-                       in zip(q["source_file"], q["source_line"], q["reason"], q["raw"]))
-    records = pa.Table.from_pandas(result.records[list(LOGS)], schema=_CANONICAL, preserve_index=False, safe=False)
-    return LogTable(records, quarantine, result.rows_read)  # type: ignore[arg-type]
+    suffix = undecodable_suffix(encoding)
+    return replace(table, quarantine=tuple((f, n, r + suffix if str(r).startswith("invalid UTF-8") else r, raw)
+                                           for f, n, r, raw in table.quarantine))
 
 
-def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *, domain: str | None,
-           account_id: str | None, bindings: dict[str, str], encoding: str = "utf-8") -> _Parsed:
-    result = _read(path, fmt, stored, domain=domain, account_id=account_id, encoding=encoding)
-    records = result.records
-    quarantine = list(result.quarantine)
+def prepare(path: str, fmt: str, sha: str, table: LogTable, *, bindings: dict[str, str],
+            encoding: str = "utf-8") -> _Parsed:
+    """A file's parsed table → its rows split by UTC day in store order, and its quarantine.
+
+    Pure (writes nothing): the scan runs it on the worker that parsed the file, and the process
+    holding the store lock publishes the result (``Ingester.add``). ``bindings``: domain (lower
+    case) → account_id, filling rows that name no account.
+    """
+    records = table.records
+    quarantine = list(table.quarantine)
     no_ts = pc.is_null(records["ts"])
     if pc.any(no_ts).as_py():
         # A row without a time belongs to no day; keep it, accounted for, in quarantine.
@@ -191,14 +201,12 @@ def _parse(settings: Settings, path: str, fmt: str, sha: str, stored: Stored, *,
                                "no timestamp, cannot be placed in a day partition",
                                json.dumps(row, default=str).encode()))
         records = records.filter(pc.invert(no_ts))
-    _write_quarantine(settings, sha, quarantine)
-    checkpoint("quarantine-written")
-    parsed = _Parsed(path, fmt, sha, result.rows_read, len(quarantine),
-                     blank_lines=sum(1 for q in quarantine if q[2] == BLANK_LINE))
+    parsed = _Parsed(path, fmt, sha, table.rows_read, len(quarantine), encoding=encoding,
+                     blank_lines=sum(1 for q in quarantine if q[2] == BLANK_LINE), quarantine=quarantine)
     if records.num_rows:
         # Handed over column by column, with no other reference left, so _to_days can free each.
         columns = {name: records.column(name) for name in records.column_names}
-        del result, records
+        del records
         parsed.by_day = _to_days(columns, bindings)
     return parsed
 
@@ -266,10 +274,145 @@ def missing_domain_message(fmt: str) -> str:
             "by a domain query nor joined to their account, and a file is ingested only once")
 
 
-def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
+@dataclass(frozen=True)
+class LogSource:
+    """Files to ingest (a file, folder or glob) with what their format may lack."""
+
+    path: str | Path
+    format: str
+    domain: str | None = None
+    account_id: str | None = None
+    encoding: str = "utf-8"
+
+
+class Ingester:
+    """Publishes parsed files into the store, batch by batch, under the store's lock.
+
+    ``ingest`` feeds it the files it parses itself; a scan feeds it the files its workers parsed
+    (``prepare``), so the lines a scan reads are the lines the store keeps. Each ``add`` writes
+    the file's quarantine; every ``BATCH_ROWS`` rows, and at ``close``, the batch is merged into its
+    days and its files recorded in the ledger. Leaving the ``with`` block by an exception publishes
+    nothing more: what was published stays, and the next run completes it without doubling.
+    """
+
+    def __init__(self, settings: Settings, *, strict: bool = False) -> None:
+        self.settings = settings
+        self.strict = strict
+        self.done: dict[str, dict[str, Any]] = {}
+        self.skipped: list[str] = []
+        self.batch: list[_Parsed] = []
+        self.batch_rows = 0
+        self.written: set[date] = set()
+        self.totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0, "blank": 0}
+        self.unparsed: list[tuple[str, str, int]] = []
+        self.troubled: list[dict[str, Any]] = []
+        self._lock: Any = None
+        self.timings: dict[str, float] = {}
+
+    def timed(self, stage: str, began: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - began
+
+    def __enter__(self) -> Ingester:
+        self._lock = store_lock(self.settings)
+        self._lock.__enter__()
+        if removed := clean_leftovers(self.settings):
+            logger.info("removed {} leftover(s) of an interrupted store write", removed)
+        self.done = ingested(self.settings)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(*exc)
+
+    def known(self, sha: str, path: str) -> bool:
+        """Whether a file with these bytes is ingested already (or in this batch): then it is skipped."""
+        if sha in self.done or any(p.sha256 == sha for p in self.batch):
+            logger.info("{} already ingested (same SHA-256 as {}), nothing added", path,
+                        self.done.get(sha, {}).get("file", "a file in this run"))
+            self.skipped.append(path)
+            return True
+        return False
+
+    def quarantine_file(self, path: str, trouble: FileTrouble) -> None:
+        if self.strict:
+            raise UnreadableFile(path, trouble.reason, size=trouble.bytes,
+                                 hint="without --strict the file is reported and the others are ingested")
+        self.troubled.append(trouble.as_dict())
+        logger.warning("{}: {}{} (not marked as ingested; the next ingest reads it again)", path,
+                       trouble.reason, "" if trouble.partial else ", nothing of it was stored")
+
+    def add(self, parsed: _Parsed, troubles: Sequence[FileTrouble] = ()) -> None:
+        """One parsed file; ``troubles``: its unreadable tail (it is then stored but not recorded)."""
+        if self.known(parsed.sha256, parsed.path):
+            return
+        began = time.perf_counter()
+        for trouble in troubles:
+            self.quarantine_file(parsed.path, trouble)
+            parsed.partial = True
+        _write_quarantine(self.settings, parsed.sha256, parsed.quarantine)
+        checkpoint("quarantine-written")
+        parsed.quarantine = []
+        t = self.totals
+        t["files"] += 1
+        t["read"] += parsed.rows_read
+        t["quarantined"] += parsed.rows_quarantined
+        t["blank"] += parsed.blank_lines
+        stored = sum(tb.num_rows for tb in parsed.by_day.values())
+        t["stored"] += stored
+        if parsed.unparsed:
+            self.unparsed.append((parsed.path, parsed.fmt, parsed.rows_read))
+            logger.warning("no line of {} parsed as format {} read as {} (all {} quarantined): is it another "
+                           "format or encoding? Nothing was stored and the file is not marked as ingested; check "
+                           "--format and --encoding (or `format:` and `encoding:` in its sources.logs entry) and "
+                           "ingest it again", parsed.path, parsed.fmt, parsed.encoding, parsed.rows_read)
+        self.batch.append(parsed)
+        self.batch_rows += stored
+        self.timed("publish", began)
+        if self.batch_rows >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        began = time.perf_counter()
+        if self.batch:
+            days, recovered = _flush(self.settings, self.batch)
+            self.written.update(days)
+            self.totals["recovered"] += recovered
+            for parsed in self.batch:
+                if not parsed.unparsed:
+                    self.done[parsed.sha256] = {"file": parsed.path}
+        self.batch, self.batch_rows = [], 0
+        self.timed("publish", began)
+
+    def close(self) -> IngestReport:
+        """Publish what is left and say what was done."""
+        self.flush()
+        t = self.totals
+        report = IngestReport(t["files"], tuple(self.skipped), t["read"], t["stored"], t["quarantined"],
+                              t["recovered"], tuple(sorted(self.written)), tuple(self.unparsed),
+                              tuple(self.troubled), t["blank"], dict(self.timings))
+        logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
+                    report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
+                    len(report.files_skipped), len(report.partitions_written))
+        return report
+
+
+def read_file(path: str, fmt: str, stored: Stored, *, domain: str | None, account_id: str | None,
+              encoding: str = "utf-8") -> LogTable:
+    """One file's records as the format's reader makes them from its stored bytes (read once)."""
+    with reading_encoding(encoding):
+        table = LOG_READERS.get(fmt)(path, data=stored, domain=domain, account_id=account_id)
+    return explain_table(table, encoding)
+
+
+def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str] | LogSource], *,
            bindings: dict[str, str] | None = None, domain: str | None = None,
            account_id: str | None = None, encoding: str = "utf-8", strict: bool = False) -> IngestReport:
-    """Ingest ``(path, format)`` sources (files, folders or globs) into the retained store.
+    """Ingest sources (files, folders or globs) into the retained store, in one pass.
+
+    ``sources``: ``(path, format)`` pairs, read with ``domain``, ``account_id`` and ``encoding``, or
+    ``LogSource`` entries carrying their own (the config's ``sources.logs``; the arguments are then
+    the fallback for what an entry does not say).
 
     A file that cannot be read (permission denied, vanished, corrupt compression) is reported in
     ``files_quarantined`` and the others are ingested; a truncated gzip stores its whole lines and
@@ -282,105 +425,57 @@ def ingest(settings: Settings, sources: Sequence[tuple[str | Path, str]], *,
     carries the domain (``NO_DOMAIN_FORMATS``) is refused without ``domain``, before any work.
     """
     binding_map = {k.lower(): v for k, v in (bindings or {}).items()}
-    domain = (domain or "").strip() or None
-    files: list[tuple[str, str]] = []
-    for path, fmt in sources:
-        if fmt not in LOG_TABLES:
-            LOG_FORMATS.get(fmt)  # an unknown format fails before any work, listing the valid ones
-        if fmt in NO_DOMAIN_FORMATS and not domain:
-            raise SourceError(missing_domain_message(fmt), location=Location(str(path)), hint=MISSING_DOMAIN_HINT)
-        found = expand(str(path))
+    entries = [s if isinstance(s, LogSource) else LogSource(s[0], s[1]) for s in sources]
+    files: list[tuple[str, LogSource]] = []
+    for entry in entries:
+        entry = replace(entry, domain=(entry.domain or domain or "").strip() or None,
+                        account_id=entry.account_id or account_id,
+                        encoding=entry.encoding if entry.encoding != "utf-8" else encoding)
+        fmt = LOG_READERS.get(entry.format)  # an unknown format fails before any work, listing the valid ones
+        if not fmt.carries_domain and not entry.domain:
+            raise SourceError(missing_domain_message(entry.format), location=Location(str(entry.path)),
+                              hint=MISSING_DOMAIN_HINT)
+        found = expand(str(entry.path))
         if not found:
             if strict:
-                raise SourceError("names no file", location=Location(str(path)),
+                raise SourceError("names no file", location=Location(str(entry.path)),
                                   hint="check the path or glob; without --strict this is a warning")
-            logger.warning("{}: names no file (check the path or glob)", path)
-        files.extend((f, fmt) for f in found)
+            logger.warning("{}: names no file (check the path or glob)", entry.path)
+        files.extend((f, entry) for f in found)
     if not files:
         raise SourceError("no log files to ingest", hint="pass paths, or list sources.logs in config.yaml")
 
-    with store_lock(settings):
-        if removed := clean_leftovers(settings):
-            logger.info("removed {} leftover(s) of an interrupted store write", removed)
-        done = ingested(settings)
-        skipped: list[str] = []
-        batch: list[_Parsed] = []
-        batch_rows = 0
-        written: set[date] = set()
-        totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0, "blank": 0}
-        unparsed: list[tuple[str, str, int]] = []
-        troubled: list[dict[str, Any]] = []
-
-        def quarantine_file(path: str, trouble: FileTrouble) -> None:
-            if strict:
-                raise UnreadableFile(path, trouble.reason, size=trouble.bytes,
-                                     hint="without --strict the file is reported and the others are ingested")
-            troubled.append(trouble.as_dict())
-            logger.warning("{}: {}{} (not marked as ingested; the next ingest reads it again)", path,
-                           trouble.reason, "" if trouble.partial else ", nothing of it was stored")
-
-        def flush() -> None:
-            nonlocal batch, batch_rows
-            if batch:
-                days, recovered = _flush(settings, batch)
-                written.update(days)
-                totals["recovered"] += recovered
-                for parsed in batch:
-                    if not parsed.unparsed:
-                        done[parsed.sha256] = {"file": parsed.path}
-            batch, batch_rows = [], 0
-
-        for path, fmt in _iterate(files, _progress_enabled(settings, len(files))):
+    with Ingester(settings, strict=strict) as ingester:
+        for path, entry in _iterate(files, _progress_enabled(settings, len(files))):
+            began = time.perf_counter()
             try:
                 stored = read_stored(path)
             except UnreadableFile as exc:
-                quarantine_file(path, FileTrouble(path, exc.reason + (f" ({exc.hint})" if exc.hint else ""), -1))
+                ingester.quarantine_file(path, FileTrouble(path, exc.reason + (f" ({exc.hint})" if exc.hint else ""), -1))
                 continue
             sha = hashlib.sha256(stored).hexdigest()
-            if sha in done or any(p.sha256 == sha for p in batch):
-                logger.info("{} already ingested (same SHA-256 as {}), nothing added", path,
-                            done.get(sha, {}).get("file", "a file in this run"))
-                skipped.append(path)
+            ingester.timed("read", began)
+            if ingester.known(sha, path):
                 continue
+            began = time.perf_counter()
             try:
-                with collecting_troubles() as troubles, reading_encoding(encoding):
-                    parsed = _parse(settings, path, fmt, sha, stored, domain=domain, account_id=account_id,
-                                    bindings=binding_map, encoding=encoding)
+                with collecting_troubles() as troubles:
+                    table = read_file(path, entry.format, stored, domain=entry.domain, account_id=entry.account_id,
+                                      encoding=entry.encoding)
             except UnreadableFile as exc:
-                quarantine_file(path, FileTrouble(path, exc.reason, len(stored)))
+                ingester.quarantine_file(path, FileTrouble(path, exc.reason, len(stored)))
                 continue
-            for trouble in troubles:
-                quarantine_file(path, trouble)
-                parsed.partial = True
             del stored  # the parsed columns no longer need the file's bytes: free them before the next file
-            totals["files"] += 1
-            totals["read"] += parsed.rows_read
-            totals["quarantined"] += parsed.rows_quarantined
-            totals["blank"] += parsed.blank_lines
-            stored = sum(t.num_rows for t in parsed.by_day.values())
-            totals["stored"] += stored
-            if parsed.unparsed:
-                unparsed.append((path, fmt, parsed.rows_read))
-                logger.warning("no line of {} parsed as format {} read as {} (all {} quarantined): is it another "
-                               "format or encoding? Nothing was stored and the file is not marked as ingested; check "
-                               "--format and --encoding (or `format:` and `encoding:` in its sources.logs entry) and "
-                               "ingest it again", path, fmt, encoding, parsed.rows_read)
-            batch.append(parsed)
-            batch_rows += stored
-            if batch_rows >= BATCH_ROWS:
-                flush()
-        flush()
-
-    report = IngestReport(totals["files"], tuple(skipped), totals["read"], totals["stored"],
-                          totals["quarantined"], totals["recovered"], tuple(sorted(written)), tuple(unparsed),
-                          tuple(troubled), totals["blank"])
-    logger.info("ingested {} file(s): {} rows read, {} stored, {} quarantined; {} skipped; {} partition(s) written",
-                report.files_read, report.rows_read, report.rows_stored, report.rows_quarantined,
-                len(report.files_skipped), len(report.partitions_written))
-    return report
+            ingester.timed("parse", began)
+            began = time.perf_counter()
+            parsed = prepare(path, entry.format, sha, table, bindings=binding_map, encoding=entry.encoding)
+            del table
+            ingester.timed("prepare", began)
+            ingester.add(parsed, troubles)
+        return ingester.close()
 
 
-def _iterate(files: list[tuple[str, str]], show: bool) -> Iterable[tuple[str, str]]:
+def _iterate(files: list[tuple[str, LogSource]], show: bool) -> Iterable[tuple[str, LogSource]]:
     if not show:
         yield from files
         return

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
+from .base import Stored
+from .logs_common import LogTable, log_format
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("combined", (
@@ -16,11 +16,9 @@ LAYOUT = Layout("combined", (
     Field("user_agent", "quoted", "user agent"),
 ))
 
+
 # The request target is a path (a proxy's absolute URL is the rare exception): no host on the line.
-NO_DOMAIN_FORMATS.add("combined")
-
-
-@LOG_TABLES.register("combined")
+@log_format("combined", carries_domain=False)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one combined log; ``domain`` / ``account_id`` fill those columns (the format lacks them)."""
@@ -28,9 +26,3 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
     return read_layout_table(path, (LAYOUT,), build, data=data)
-
-
-@LOG_FORMATS.register("combined")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()

@@ -24,13 +24,18 @@ import pyarrow.compute as pc
 
 from ..records import LOGS, TS, conform
 from ..registry import Registry
-from .base import ReadResult, Stored, gunzip, quarantine_frame, read_stored
+from . import logs_times
+from .base import LOG_FORMATS, ReadResult, Stored, gunzip, quarantine_frame, read_stored
 
 MAX_LINE_BYTES = 64 * 1024
 _CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in cache
 _UTF8_BLOCK = 1 << 16     # lines per block when looking for invalid UTF-8
 
 Reject = tuple[int, str]  # (index into the file's lines, reason)
+# First bytes of a line that may hold only white space: ASCII spaces, and the lead bytes of the
+# Unicode ones (U+0085, U+00A0: C2; U+1680: E1; U+2000.., U+2028, U+202F, U+205F: E2; U+3000: E3).
+_SPACE_LEAD = np.zeros(256, dtype=bool)
+_SPACE_LEAD[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 0xC2, 0xE1, 0xE2, 0xE3]] = True
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,12 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
     keep = np.flatnonzero(~(too_long | blank | directive))
     if len(keep) != len(starts):
         binary = binary.take(pa.array(keep))
-    invalid = _invalid_utf8(binary, 0) if len(binary) else []
+    view: pa.Array | None = None
+    try:   # the usual file is all UTF-8: one validating cast, whose result is the view
+        view = binary.cast(pa.large_string())
+        invalid: list[int] = []
+    except pa.ArrowInvalid:
+        invalid = _invalid_utf8(binary, 0)
     if invalid:
         for j in invalid:
             i = keep[j]
@@ -135,11 +145,15 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
         mask[invalid] = False
         binary = binary.filter(pa.array(mask))
         keep = keep[mask]
-    view = binary.cast(pa.large_string())
-    # Whitespace-only lines carry no data either; rare, so one vectorized test finds them.
-    spaces = pc.utf8_is_space(view)
+    if view is None:
+        view = binary.cast(pa.large_string())
+    # Whitespace-only lines carry no data either. Such a line starts with a byte that begins a
+    # space (ASCII, or the lead byte of a Unicode one): only the few lines that do are tested.
+    first = buf[starts[keep]] if len(keep) else np.zeros(0, dtype=np.uint8)
+    maybe = np.flatnonzero(_SPACE_LEAD[first])
+    spaces = pc.utf8_is_space(view.take(pa.array(maybe))) if len(maybe) else pa.array([], pa.bool_())
     if pc.any(spaces).as_py():
-        sp = indices(spaces)
+        sp = maybe[indices(spaces)]
         for j in sp:
             rejected.append((int(keep[j]) + 1, "blank line", data[starts[keep[j]]:ends[keep[j]]]))
         mask = np.ones(len(keep), dtype=bool)
@@ -154,15 +168,31 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
 
 # --- vectorized conversions -------------------------------------------------------------------
 
-def parse_times(col: pa.Array, fmt: str, *, suffix: str = "") -> pa.Array:
-    """Strings → timestamp[ns, UTC] (null where unparsable), parsing each distinct value once.
+def parse_times(col: pa.Array, fmt: str, *, suffix: str = "", fixed: bool = True) -> pa.Array:
+    """Strings → timestamp[ns, UTC] (null where unparsable).
 
-    Access logs repeat the same second thousands of times, so parsing the dictionary instead of
-    the column is several times faster. ``suffix`` is appended before parsing (e.g. ``" +0800"``
-    for formats written in Beijing time without an offset).
+    The fixed layouts logs write (``logs_times``) are read off their bytes with numpy; the values
+    that does not take, and every value of another ``fmt``, go to ``strptime``, once per distinct
+    value. ``suffix`` is appended before parsing (e.g. ``" +0800"`` for formats written in Beijing
+    time without an offset). ``fixed`` False: ``strptime`` for all, the reference of the tests.
     """
+    ts = pa.timestamp("ns", "UTC")
     if len(col) == 0:
-        return pa.array([], pa.timestamp("ns", "UTC"))
+        return pa.array([], ts)
+    layout = logs_times.layout_for(fmt, suffix) if fixed else None
+    if layout is None:
+        return _strptime(col, fmt, suffix)
+    col = col if col.type == pa.large_string() else col.cast(pa.large_string())
+    ns, taken = logs_times.parse_fixed(col, *layout)
+    out = pa.array(ns, pa.int64(), mask=~taken).cast(ts)
+    if taken.all():
+        return out
+    rest = np.flatnonzero(~taken)
+    return pc.replace_with_mask(out, pa.array(~taken), _strptime(col.take(pa.array(rest)), fmt, suffix))
+
+
+def _strptime(col: pa.Array, fmt: str, suffix: str) -> pa.Array:
+    """``strptime`` of each distinct value (access logs repeat the same second many times)."""
     enc = pc.dictionary_encode(col)
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
@@ -234,8 +264,75 @@ def nth(lists: pa.Array, k: int) -> pa.Array:
     return lists.values.take(pa.array(np.where(ok, idx, 0), mask=~ok))
 
 
+def _every_other(n: int) -> pa.Array:
+    return pa.array(np.arange(0, 2 * n, 2, dtype=np.int64))
+
+
+def _from_interleaved(data: pa.Buffer, offsets: np.ndarray, take: pa.Array) -> pa.LargeStringArray:
+    """Elements ``take`` of the string array whose offsets are ``offsets`` (over ``data``): one copy."""
+    both = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), data])
+    return both.take(take)
+
+
+def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
+    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as strings, in one copy.
+
+    Requires ``starts[i] <= ends[i] <= starts[i + 1]``: the ranges, interleaved with the gaps
+    between them, are the elements of one array over the buffer, and every other one is taken.
+    """
+    n = len(starts)
+    offsets = np.empty(2 * n + 1, dtype=np.int64)
+    offsets[0:2 * n:2] = starts
+    offsets[1:2 * n:2] = ends
+    offsets[2 * n] = ends[-1] if n else 0
+    return _from_interleaved(data, offsets, _every_other(n))
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, pa.Buffer]:
+    """The offsets (one per element and one past the last) and the data buffer of a large string array."""
+    _validity, offset_buf, data = arr.buffers()
+    return np.frombuffer(offset_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1], data
+
+
 def split_request(request: pa.Array) -> tuple[pa.Array, pa.Array]:
     """A request line (``GET /a?b HTTP/1.1``) → (method, uri).
+
+    Cut by the positions of its spaces, found with numpy over the column's bytes: one pass and
+    one copy per output column, no per-row lists. The rare request not of that shape goes through
+    ``_split_request_slow``.
+    """
+    request = request if request.type == pa.large_string() else request.cast(pa.large_string())
+    n = len(request)
+    if n == 0:
+        return _split_request_slow(request)
+    offsets, data = _string_buffers(request)
+    starts, ends = offsets[:-1], offsets[1:]
+    buf = np.frombuffer(data, dtype=np.uint8)
+    lo = int(offsets[0])
+    space = np.flatnonzero(buf[lo:int(offsets[-1])] == 32) + lo
+    space = np.append(space, len(buf))   # a sentinel: every index below stays valid
+    first = np.searchsorted(space, starts)
+    count = np.searchsorted(space, ends) - first
+    shaped = (count == 1) | (count == 2)
+    if request.null_count:
+        shaped &= np.asarray(request.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    sp1 = np.where(shaped, space[first], starts)
+    sp2 = np.where(count == 2, space[np.minimum(first + 1, len(space) - 1)], ends)
+    method = spans(data, starts, np.where(shaped, sp1, starts))
+    uri = spans(data, np.where(shaped, sp1 + 1, starts), np.where(shaped, sp2, starts))
+    shaped &= np.asarray(pc.fill_null(pc.match_substring_regex(method, _METHOD), False)
+                         .to_numpy(zero_copy_only=False), dtype=bool)
+    if shaped.all():
+        return method, uri
+    rest = np.flatnonzero(~shaped)
+    slow_method, slow_uri = _split_request_slow(request.take(pa.array(rest)))
+    mask = pa.array(~shaped)
+    return (pc.replace_with_mask(method, mask, slow_method.cast(pa.large_string())),
+            pc.replace_with_mask(uri, mask, slow_uri.cast(pa.large_string())))
+
+
+def _split_request_slow(request: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A request line (``GET /a?b HTTP/1.1``) → (method, uri), by splitting it into a list.
 
     A request that is not of that shape (``-``, a TLS handshake logged as ``\\x16\\x03...``) is
     still a request someone made: method is null and uri keeps the whole text, so that rules see it.
@@ -343,14 +440,52 @@ class LogTable:
 
 
 TableReader = Callable[..., LogTable]
-# Formats that can hand the store Arrow columns directly; ingest falls back to LOG_FORMATS otherwise.
-LOG_TABLES: Registry[TableReader] = Registry("log format")
 
-# Formats whose lines carry no host: the domain comes only from the caller (``--domain`` or the
-# entry's ``domain:``), or from the rare absolute request target of a proxy. Each such parser adds
-# its name; the retained store refuses to ingest them without a domain (rows with a null domain
-# could never be found by a domain query nor joined to an account, and a file is ingested once).
+
+@dataclass(frozen=True)
+class LogFormat:
+    """One access-log format: its reader and whether its lines name the site they were served for.
+
+    The reader turns one file into a ``LogTable`` (the canonical Arrow columns, and inside
+    ``keeping_raw()`` each record's line): the retained store ingests that table and the scan
+    evaluates its rules on a pandas view of the same table, so a line is parsed once per pass.
+    ``carries_domain`` False: the domain comes only from the caller (``--domain`` or the entry's
+    ``domain:``), or from the rare absolute request target of a proxy; the store refuses such files
+    without a domain (rows with a null domain could never be found by a domain query nor joined to
+    an account, and a file is ingested once), and the scan refuses such entries.
+    """
+
+    name: str
+    read: TableReader
+    carries_domain: bool
+
+    def __call__(self, path: str, *, data: Stored | None = None, domain: str | None = None,
+                 account_id: str | None = None) -> LogTable:
+        return self.read(path, data=data, domain=domain, account_id=account_id)
+
+    def read_frame(self, path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
+        """The file as the canonical pandas frame (the view every pandas caller reads)."""
+        return self.read(path, domain=domain, account_id=account_id).to_result()
+
+
+# One entry per format (``log_format`` below); ``LOG_FORMATS`` (pandas) is derived from it.
+LOG_READERS: Registry[LogFormat] = Registry("log format")
+LOG_TABLES = LOG_READERS   # the name the store's ingest and older callers use
+
+# Formats whose lines carry no host, derived from the registry (kept as a set for its callers).
 NO_DOMAIN_FORMATS: set[str] = set()
+
+
+def log_format(name: str, *, carries_domain: bool) -> Callable[[TableReader], TableReader]:
+    """Register a format's table reader: the one declaration a format module makes."""
+    def decorate(read: TableReader) -> TableReader:
+        fmt = LOG_READERS.register(name)(LogFormat(name, read, carries_domain))
+        LOG_FORMATS.register(name)(fmt.read_frame)  # type: ignore[arg-type]
+        if not carries_domain:
+            NO_DOMAIN_FORMATS.add(name)
+        return read
+
+    return decorate
 
 
 def _arrow(col: pa.Array | pa.ChunkedArray, dtype: str) -> pa.Array:
@@ -365,28 +500,34 @@ def _arrow(col: pa.Array | pa.ChunkedArray, dtype: str) -> pa.Array:
 
 
 def assemble_table(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapping[int, str], *,
-                   rows_read: int | None = None) -> LogTable:
+                   rows_read: int | None = None, present: np.ndarray | None = None) -> LogTable:
     """Build the LogTable from canonical columns aligned with ``lines.text``.
 
     ``failures`` maps an index into ``lines.text`` to its quarantine reason; those rows are
-    dropped from the records. Provenance columns are added here.
+    dropped from the records. Provenance columns are added here. ``present``: the columns hold
+    only the rows of these (ascending) indices, and every other line is in ``failures``; a reader
+    that never builds the rows of its bad lines saves a copy of every column.
     """
     n = len(lines)
     quarantined = [(lines.path, ln, reason, raw) for ln, reason, raw in lines.rejected]
+    for i, reason in failures.items():
+        quarantined.append((lines.path, int(lines.line_no[i]), reason, lines.raw(i)))
+    rows = np.arange(n) if present is None else present
+    mask = None
     if failures:
-        for i, reason in failures.items():
-            quarantined.append((lines.path, int(lines.line_no[i]), reason, lines.raw(i)))
         keep = np.ones(n, dtype=bool)
         keep[list(failures)] = False
-        mask = pa.array(keep)
-        columns = {k: v.filter(mask) for k, v in columns.items()}
-        line_no = lines.line_no[keep]
-    else:
-        mask = None
-        line_no = lines.line_no
+        kept = keep[rows]
+        if not kept.all():
+            mask = pa.array(kept)
+            columns = {k: v.filter(mask) for k, v in columns.items()}
+            rows = rows[kept]
+    if present is not None and len(rows) + len(failures) != n:
+        raise AssertionError(f"{n - len(rows) - len(failures)} line(s) neither present nor failed")
+    line_no = lines.line_no[rows]
     raw = None
     if _KEEP_RAW.get():
-        raw = lines.text if mask is None else lines.text.filter(mask)
+        raw = lines.text if len(rows) == n else lines.text.take(pa.array(rows))
     m = len(line_no)
     arrays: list[pa.Array] = []
     for name, dtype in LOGS.items():

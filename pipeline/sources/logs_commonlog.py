@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
+from .base import Stored
+from .logs_common import LogTable, log_format
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("common", (
@@ -14,11 +14,9 @@ LAYOUT = Layout("common", (
     Field("bytes_sent", "int", "byte count"),
 ))
 
+
 # The request target is a path (a proxy's absolute URL is the rare exception): no host on the line.
-NO_DOMAIN_FORMATS.add("common")
-
-
-@LOG_TABLES.register("common")
+@log_format("common", carries_domain=False)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one common log; referer and user agent are absent from the format (null)."""
@@ -26,9 +24,3 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
     return read_layout_table(path, (LAYOUT,), build, data=data)
-
-
-@LOG_FORMATS.register("common")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()

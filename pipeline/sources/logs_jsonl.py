@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-import io
 import json
+import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -15,46 +15,114 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable, assemble_table, constant, fill, indices, read_lines, split_uri
+from .base import Stored
+from .logs_common import Lines, LogTable, log_format, assemble_table, constant, fill, indices, read_lines, split_uri
 
 SCHEMA = pa.schema([
-    ("ts", pa.string()), ("client_ip", pa.string()), ("domain", pa.string()), ("method", pa.string()),
-    ("uri", pa.string()), ("path", pa.string()), ("query", pa.string()), ("status", pa.int64()),
-    ("bytes_sent", pa.int64()), ("referer", pa.string()), ("user_agent", pa.string()),
-    ("request_time_ms", pa.float64()), ("cache_status", pa.string()), ("account_id", pa.string()),
-    ("username", pa.string()), ("host", pa.string()),
+    ("ts", pa.large_string()), ("client_ip", pa.large_string()), ("domain", pa.large_string()), ("method", pa.large_string()),
+    ("uri", pa.large_string()), ("path", pa.large_string()), ("query", pa.large_string()), ("status", pa.int64()),
+    ("bytes_sent", pa.int64()), ("referer", pa.large_string()), ("user_agent", pa.large_string()),
+    ("request_time_ms", pa.float64()), ("cache_status", pa.large_string()), ("account_id", pa.large_string()),
+    ("username", pa.large_string()), ("host", pa.large_string()),
 ])
 _OPTIONS = pajson.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 
 
-def _parse_block(text: pa.Array) -> pa.Table | None:
-    """Parse lines with Arrow's JSON reader; None when any line is bad or is not one object."""
-    if len(text) == 0:
+_ROW = re.compile(r"in row (\d+)")
+_WINDOW = 1 << 16   # lines handed to the reader at a time
+_JUMPS = 8          # bad lines skipped by the reader's row number per window before bisecting the rest
+_OBJECT_START = (ord("{"), ord(" "), ord("\t"), 0xEF)   # an object, leading blanks, or a UTF-8 BOM
+
+
+def _body(view: pa.Array, lo: int, hi: int) -> pa.Buffer:
+    """Lines ``lo:hi`` of ``view`` (each with its terminator) as one buffer, without a copy."""
+    _validity, offset_buf, data = view.buffers()
+    offsets = np.frombuffer(offset_buf, dtype=np.int64)[view.offset:view.offset + len(view) + 1]
+    return data.slice(int(offsets[lo]), int(offsets[hi] - offsets[lo]))
+
+
+def _read(body: pa.Buffer) -> pa.Table:
+    # One block for the whole body, so that the row an error names counts from its first line.
+    block = min(max(body.size + 1, 1 << 20), (1 << 31) - 1)
+    return pajson.read_json(pa.BufferReader(body), parse_options=_OPTIONS,
+                            read_options=pajson.ReadOptions(use_threads=False, block_size=block))
+
+
+def _parse_block(view: pa.Array, lo: int, hi: int) -> pa.Table | None:
+    """Parse lines ``lo:hi`` with Arrow's JSON reader; None when any is bad or is not one object."""
+    if hi <= lo:
         return pa.Table.from_pylist([], schema=SCHEMA)
-    sep = pa.scalar("", pa.large_string())
-    joined = pc.binary_join_element_wise(text, sep, pa.scalar("\n", pa.large_string()))
-    _validity, offset_buf, data = joined.buffers()
-    offsets = np.frombuffer(offset_buf, dtype=np.int64)[joined.offset:joined.offset + len(joined) + 1]
-    body = data[int(offsets[0]):int(offsets[-1])]
     try:
-        table = pajson.read_json(io.BytesIO(body.to_pybytes()), parse_options=_OPTIONS,
-                                 read_options=pajson.ReadOptions(use_threads=False, block_size=1 << 24))
+        table = _read(_body(view, lo, hi))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return table if table.num_rows == len(text) else None
+    return table if table.num_rows == hi - lo else None
 
 
-def _bisect(text: pa.Array, first: int, good: list[tuple[int, pa.Table]], bad: list[int]) -> None:
-    table = _parse_block(text)
+def _bisect(view: pa.Array, lo: int, hi: int, good: list[tuple[int, pa.Table]], bad: list[int]) -> None:
+    table = _parse_block(view, lo, hi)
     if table is not None:
-        good.append((first, table))
-    elif len(text) == 1:
-        bad.append(first)
+        good.append((lo, table))
+    elif hi - lo == 1:
+        bad.append(lo)
     else:
-        half = len(text) // 2
-        _bisect(text.slice(0, half), first, good, bad)
-        _bisect(text.slice(half), first + half, good, bad)
+        mid = (lo + hi) // 2
+        _bisect(view, lo, mid, good, bad)
+        _bisect(view, mid, hi, good, bad)
+
+
+def _window(view: pa.Array, lo: int, hi: int, good: list[tuple[int, pa.Table]], bad: list[int]) -> None:
+    """Parse lines ``lo:hi``: the reader names the row of the first bad line, so the lines before it
+    are kept, that line is checked alone and reading resumes after it. A window with many bad lines
+    (or an error without a row) is bisected instead, which costs a few reads per bad line."""
+    start = lo
+    for _ in range(_JUMPS):
+        if start >= hi:
+            return
+        try:
+            table = _read(_body(view, start, hi))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            found = _ROW.search(str(exc))
+            row = start + int(found.group(1)) if found else -1
+            if not start <= row < hi or _parse_block(view, row, row + 1) is not None:
+                break
+            before = _parse_block(view, start, row)
+            if before is None:
+                break
+            good.append((start, before))
+            bad.append(row)
+            start = row + 1
+            continue
+        if table.num_rows != hi - start:
+            break
+        good.append((start, table))
+        return
+    if start < hi:
+        _bisect(view, start, hi, good, bad)
+
+
+def _parse(lines: Lines) -> tuple[pa.Table, np.ndarray, list[int]]:
+    """Every line parsed: a table of the good lines, their positions in ``lines``, and the bad lines."""
+    n = len(lines)
+    view = lines.view
+    # A line whose first byte cannot begin an object is bad without asking the reader (a file of
+    # another format is then quarantined at the cost of one pass, not a bisection of every line).
+    first = np.frombuffer(lines.data, dtype=np.uint8)[lines.starts] if n else np.zeros(0, dtype=np.uint8)
+    candidate = np.isin(first, _OBJECT_START)
+    keep = np.arange(n)
+    bad: list[int] = []
+    if not candidate.all():
+        bad = [int(i) for i in np.flatnonzero(~candidate)]
+        keep = np.flatnonzero(candidate)
+        view = view.take(pa.array(keep))
+    good: list[tuple[int, pa.Table]] = []
+    found: list[int] = []
+    for lo in range(0, len(view), _WINDOW):
+        _window(view, lo, min(lo + _WINDOW, len(view)), good, found)
+    good.sort(key=lambda g: g[0])
+    rows = np.concatenate([keep[lo:lo + t.num_rows] for lo, t in good]) if good else np.zeros(0, dtype=np.int64)
+    table = pa.concat_tables([t for _, t in good]) if good else SCHEMA.empty_table()
+    return table, rows, sorted(bad + [int(keep[i]) for i in found])
 
 
 def diagnose(line: str) -> str:
@@ -74,17 +142,41 @@ def diagnose(line: str) -> str:
             return f"field {name!r} must be an integer, got {value!r}"
         if pa.types.is_floating(want) and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             return f"field {name!r} must be a number, got {value!r}"
-        if pa.types.is_string(want) and not isinstance(value, str):
+        if pa.types.is_large_string(want) and not isinstance(value, str):
             return f"field {name!r} must be a string, got {value!r}"
     return "not one JSON object per line"
 
 
+_TS = pa.timestamp("ns", "UTC")
+
+
+def _cast_times(col: pa.Array) -> list[pa.Array]:
+    """Arrow's ISO 8601 cast, block by block: only the blocks holding a value it refuses are split,
+    and a refused value is parsed by Python (``_python_times``), so a few odd values cost a few
+    small casts, not a Python parse of every value."""
+    try:
+        return [pc.cast(col, _TS)]
+    except pa.ArrowInvalid:
+        if len(col) <= 64:
+            return [_python_times(col)]
+    half = len(col) // 2
+    return _cast_times(col.slice(0, half)) + _cast_times(col.slice(half))
+
+
 def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
     """ISO 8601 strings → timestamp[ns, UTC]; returns also the positions that do not parse."""
-    try:
-        return pc.cast(col, pa.timestamp("ns", "UTC")), []
-    except pa.ArrowInvalid:
-        pass
+    for via in (_TS, pa.timestamp("ns")):   # with offsets; or all without one, which are UTC
+        try:
+            return pc.cast(col, via).cast(_TS), []
+        except pa.ArrowInvalid:
+            pass
+    out = pa.concat_arrays(_cast_times(col))
+    lost = pc.and_(pc.is_valid(col), pc.is_null(out))
+    return out, [int(i) for i in indices(lost)]
+
+
+def _python_times(col: pa.Array) -> pa.Array:
+    """Values Arrow's cast refuses, by ``datetime.fromisoformat`` (naive ones are UTC); null if neither parses."""
     enc = pc.dictionary_encode(col)
     parsed: list[datetime | None] = []
     for value in enc.dictionary.to_pylist():
@@ -93,46 +185,30 @@ def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
             parsed.append(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
         except ValueError:
             parsed.append(None)
-    values = pa.array(parsed, pa.timestamp("ns", "UTC"))
-    out = pc.take(values, enc.indices)
-    lost = pc.and_(pc.is_valid(col), pc.is_null(out))
-    return out, [int(i) for i in indices(lost)]
+    return pc.take(pa.array(parsed, _TS), enc.indices)
 
 
-@LOG_TABLES.register("jsonl")
+@log_format("jsonl", carries_domain=True)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one JSON-lines log; ``domain`` / ``account_id`` fill records that lack them."""
     lines, _ = read_lines(path, data=data)
-    good: list[tuple[int, pa.Table]] = []
-    bad: list[int] = []
-    _bisect(lines.text, 0, good, bad)
+    table, rows, bad = _parse(lines)
     failures = {i: diagnose(str(lines.text[i].as_py())) for i in bad}
-    n = len(lines.text)
-    # Bad lines become all-null rows so that the columns stay aligned with the lines.
-    pieces = [(first, t) for first, t in good]
-    pieces += [(i, pa.Table.from_pylist([{}], schema=SCHEMA)) for i in bad]
-    pieces.sort(key=lambda p: p[0])
-    table = pa.concat_tables([t for _, t in pieces]) if pieces else pa.Table.from_pylist([], schema=SCHEMA)
-    cols = {name: table[name].combine_chunks() for name in SCHEMA.names}
+    cols = {name: table[name].combine_chunks() for name in SCHEMA.names}   # the good lines' rows only
     ts, bad_ts = _times(cols["ts"])
     for i in bad_ts:
-        failures.setdefault(i, f"bad timestamp {cols['ts'][i].as_py()!r}")
+        failures.setdefault(int(rows[i]), f"bad timestamp {cols['ts'][i].as_py()!r}")
     for i in indices(pc.is_null(cols["ts"])):
-        failures.setdefault(int(i), "missing timestamp 'ts'")
+        failures.setdefault(int(rows[i]), "missing timestamp 'ts'")
     path_, query, _host = split_uri(cols["uri"].cast(pa.large_string()))
     out = dict(cols)
     out["ts"] = ts
     out["path"] = pc.coalesce(cols["path"].cast(pa.large_string()), path_)
     out["query"] = pc.coalesce(cols["query"].cast(pa.large_string()), query)
+    n = len(rows)
     out["domain"] = fill(cols["domain"], domain, n)
     out["account_id"] = fill(cols["account_id"], account_id, n) if account_id else cols["account_id"]
     if n == 0:
-        out = {k: constant(None, 0) if v.type == pa.string() else v for k, v in out.items()}
-    return assemble_table(lines, out, failures)
-
-
-@LOG_FORMATS.register("jsonl")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()
+        out = {k: constant(None, 0) if v.type == pa.large_string() else v for k, v in out.items()}
+    return assemble_table(lines, out, failures, present=rows)

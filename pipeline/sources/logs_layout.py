@@ -320,13 +320,13 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
         return _parse_tiers(lines.text, layouts)
     first = layouts[0]
     n = len(lines)
-    if first.tail or n == 0:
+    if n == 0:
         return parse(lines.text, layouts)
     kinds = [f.kind for f in first.fields]
     strict = {i: rf'^\[[^\]\s"]+ [^\]\s"]+\]$' if kind == "clftime" else f"^(?:{_KINDS[kind][0]})$"
               for i, kind in enumerate(kinds) if kind != "quoted"}
     named = {i for i, f in enumerate(first.fields) if f.name}
-    ok, columns = cut(lines, kinds, strict, keep=named)
+    ok, columns = cut(lines, kinds, strict, keep=named, tail=first.tail)
     names = sorted({name for lay in layouts for name in lay.names})
     cols = {str(f.name): columns[i] for i, f in enumerate(first.fields) if f.name}
     if ok.all():
@@ -337,10 +337,23 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
     text = spans(pa.py_buffer(lines.data), lines.starts[rest], lines.ends[rest])
     text = pc.utf8_rtrim(text, characters="\r\n")
     rest_cols, rest_bad = _parse_tiers(text, layouts)
+    if len(rest_bad) == len(rest):
+        # None of them parses (the usual case: a damaged line or two): their rows are quarantined,
+        # so they only need to be null, which one validity bitmap shared by every column makes
+        # them, instead of a copy of every column.
+        validity = pa.array(ok).buffers()[1]
+        return {name: _nulls_where(_as_large(cols.get(name), n), validity, ok) for name in names}, rest
     mask = pa.array(~ok)
     out = {name: pc.replace_with_mask(_as_large(cols.get(name), n), mask, _as_large(rest_cols.get(name), len(rest)))
            for name in names}
     return out, rest[rest_bad]
+
+
+def _nulls_where(col: pa.Array, validity: pa.Buffer, ok: np.ndarray) -> pa.Array:
+    """``col`` with the rows where ``ok`` is False null (``validity``: ``ok`` as a bitmap)."""
+    if col.null_count == 0 and col.offset == 0:
+        return pa.Array.from_buffers(col.type, len(col), [validity, *col.buffers()[1:]])
+    return pc.if_else(pa.array(ok), col, pa.scalar(None, col.type))
 
 
 def read_layout_table(path: str, layouts: tuple[Layout, ...], build: Build, *, data: Stored | None = None

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, NO_DOMAIN_FORMATS, LogTable
+from .base import Stored
+from .logs_common import LogTable, log_format
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 LAYOUT = Layout("qiniu-kodo", (
@@ -18,11 +18,9 @@ LAYOUT = Layout("qiniu-kodo", (
     Field("user_agent", "quoted", "user agent"),
 ), tail=True)
 
+
 # The request target is a path (a proxy's absolute URL is the rare exception): no host on the line.
-NO_DOMAIN_FORMATS.add("qiniu-kodo")
-
-
-@LOG_TABLES.register("qiniu-kodo")
+@log_format("qiniu-kodo", carries_domain=False)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one Kodo bucket log; ``domain`` fills requests whose target is not an absolute URL."""
@@ -30,9 +28,3 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
         return canonical(cols, failures, domain=domain, account_id=account_id)
 
     return read_layout_table(path, (LAYOUT,), build, data=data)
-
-
-@LOG_FORMATS.register("qiniu-kodo")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable
+from .base import Stored
+from .logs_common import LogTable, log_format
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 _BASE = (
@@ -30,7 +30,7 @@ WITH_HOST = Layout("s3-access", _BASE + (Field(None, label="version ID"), Field(
 SHORT = Layout("s3-access (without host header)", _BASE, tail=True)
 
 
-@LOG_TABLES.register("s3-access")
+@log_format("s3-access", carries_domain=True)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one S3 server access log; domain is the Host header, else ``domain``, else the bucket."""
@@ -44,9 +44,3 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
         return out, more
 
     return read_layout_table(path, (WITH_HOST, SHORT), build, data=data)
-
-
-@LOG_FORMATS.register("s3-access")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()

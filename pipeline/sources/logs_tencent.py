@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import LOG_TABLES, LogTable
+from .base import Stored
+from .logs_common import LogTable, log_format
 from .logs_layout import Field, Layout, canonical, read_layout_table
 
 _BASE = (
@@ -23,7 +23,7 @@ OLD = Layout("tencent-cdn (12 fields)", _BASE)
 BEIJING = " +0800"  # the files carry no offset; Tencent writes them in China Standard Time
 
 
-@LOG_TABLES.register("tencent-cdn")
+@log_format("tencent-cdn", carries_domain=True)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one CDN offline log, old (12 fields) or new (15 fields) layout, line by line."""
@@ -32,9 +32,3 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
                          time_format="%Y%m%d%H%M%S %z", time_suffix=BEIJING)
 
     return read_layout_table(path, (NEW, OLD), build, data=data)
-
-
-@LOG_FORMATS.register("tencent-cdn")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()

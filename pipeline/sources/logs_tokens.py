@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .logs_common import Lines
+from .logs_common import Lines, _every_other, _from_interleaved, spans  # noqa: F401  (spans: re-exported)
 
 _BLOCK_LINES = 1 << 13   # lines per scan (~1.5 MB of text): its temporaries stay small, cached and reused
 _SPACE, _QUOTE = 32, 34
@@ -43,9 +43,10 @@ class Plan:
     quotes: int
     parts: dict[int, tuple[Token, ...]]
     quoted: dict[int, int]
+    tail: bool = False   # more fields may follow the layout's own, after a space (read past)
 
 
-def plan(kinds: list[str]) -> Plan:
+def plan(kinds: list[str], *, tail: bool = False) -> Plan:
     """The plan of a layout whose fields have these kinds (``quoted``, ``clftime`` or a token)."""
     template: list[str] = []
     for i, kind in enumerate(kinds):
@@ -64,7 +65,7 @@ def plan(kinds: list[str]) -> Plan:
             continue
         parts[k] = tuple(Token(None) if not tok else Token(int(tok[1:]), 0 if tok[0] == "a" else 1)
                          for tok in piece.split(" "))
-    return Plan(quotes=len(pieces) - 1, parts=parts, quoted=quoted)
+    return Plan(quotes=len(pieces) - 1, parts=parts, quoted=quoted, tail=tail)
 
 
 def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: Plan, n_fields: int
@@ -85,7 +86,9 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
     delim = np.append(delim, len(buf))
     last_d = len(delim) - 1
     q_first = np.searchsorted(quotes, lo_line)
-    ok = np.searchsorted(quotes, hi_line) - q_first == p.quotes
+    in_line = np.searchsorted(quotes, hi_line) - q_first
+    # With a tail, the quotes past the layout's own belong to the fields read past.
+    ok = in_line >= p.quotes if p.tail else in_line == p.quotes
     fs = np.repeat(lo_line[None, :], n_fields, axis=0)
     fe = fs.copy()
     if not ok.any():
@@ -100,7 +103,18 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
             hi, stop = hi_line, np.searchsorted(delim, hi_line)
         else:
             hi, stop = quotes[q_at[k]], q_idx[q_at[k]]
-        ok &= stop - first == len(tokens) - 1
+        if k == p.quotes and p.tail:
+            # The layout's last tokens are followed by the line's end or by a space and the tail:
+            # every delimiter up to the one after them must be a space.
+            have, last = stop - first, len(tokens) - 1
+            ok &= have >= last
+            for j in range(last):   # between the layout's tokens: spaces, not quotes
+                ok &= buf[np.minimum(delim[np.minimum(first + j, last_d)], len(buf) - 1)] == _SPACE
+            after = delim[np.minimum(first + last, last_d)]   # the delimiter opening the tail, if any
+            ok &= (have == last) | (buf[np.minimum(after, len(buf) - 1)] == _SPACE)
+            hi = np.where(have > last, after, hi_line)
+        else:
+            ok &= stop - first == len(tokens) - 1
         for j, tok in enumerate(tokens):
             t_start = lo if j == 0 else delim[np.minimum(first + (j - 1), last_d)] + 1
             t_end = hi if j == len(tokens) - 1 else delim[np.minimum(first + j, last_d)]
@@ -121,39 +135,15 @@ def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: 
     return ok, fs, fe
 
 
-def _every_other(n: int) -> pa.Array:
-    return pa.array(np.arange(0, 2 * n, 2, dtype=np.int64))
-
-
-def _from_interleaved(data: pa.Buffer, offsets: np.ndarray, take: pa.Array) -> pa.LargeStringArray:
-    """Elements ``take`` of the string array whose offsets are ``offsets`` (over ``data``): one copy."""
-    both = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), data])
-    return both.take(take)
-
-
-def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
-    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as strings, in one copy.
-
-    Requires ``starts[i] <= ends[i] <= starts[i + 1]``: the ranges, interleaved with the gaps
-    between them, are the elements of one array over the buffer, and every other one is taken.
-    """
-    n = len(starts)
-    offsets = np.empty(2 * n + 1, dtype=np.int64)
-    offsets[0:2 * n:2] = starts
-    offsets[1:2 * n:2] = ends
-    offsets[2 * n] = ends[-1] if n else 0
-    return _from_interleaved(data, offsets, _every_other(n))
-
-
-def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None
-        ) -> tuple[np.ndarray, list[pa.Array | None]]:
+def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None,
+        tail: bool = False) -> tuple[np.ndarray, list[pa.Array | None]]:
     """Every field of every line as a string column, and which lines are strict.
 
     ``strict`` maps a field index to the anchored pattern its text must match (what the layout's
     strict regex demands of it); quoted fields need none, their quotes already bound them.
     ``keep`` names the fields whose columns the caller wants (all when None); the others are None.
     """
-    p = plan(kinds)
+    p = plan(kinds, tail=tail)
     buf = np.frombuffer(lines.data, dtype=np.uint8)
     n = len(lines)
     ok = np.zeros(n, dtype=bool)

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import LOG_FORMATS, ReadResult, Stored
-from .logs_common import (LOG_TABLES, LogTable, assemble_table, bad_values, constant, dash_to_null, fill, nth,
+from .base import Stored
+from .logs_common import (LogTable, log_format, assemble_table, bad_values, constant, dash_to_null, fill, nth,
                           parse_times, read_lines, to_float, to_int)
 
 # canonical field → the W3C names that carry it, first present wins
@@ -51,7 +51,7 @@ def _segment(text: pa.Array, names: list[str], header_line: int) -> tuple[dict[s
     return cols, failures
 
 
-@LOG_TABLES.register("w3c")
+@log_format("w3c", carries_domain=True)
 def read_table(path: str, *, data: Stored | None = None, domain: str | None = None,
                account_id: str | None = None) -> LogTable:
     """Parse one W3C / CloudFront log; ``rows_read`` counts data lines only (no ``#`` lines)."""
@@ -82,11 +82,6 @@ def read_table(path: str, *, data: Stored | None = None, domain: str | None = No
                 for k in SOURCES}
     return assemble_table(lines, _canonical(cols, failures, domain, account_id), failures)
 
-
-@LOG_FORMATS.register("w3c")
-def read(path: str, *, domain: str | None = None, account_id: str | None = None) -> ReadResult:
-    """``read_table`` as the canonical pandas frame."""
-    return read_table(path, domain=domain, account_id=account_id).to_result()
 
 
 def _canonical(cols: dict[str, pa.Array], failures: dict[int, str], domain: str | None,
