@@ -36,7 +36,7 @@ from .matchers.hits import HIT_COLUMNS, LOG_SUBJECT_TYPES, empty_hits, record_hi
 from .matchers.keyword_bytes import NORMALIZE_SECONDS
 from .matchers.rule_rows import rule_rows
 from .records import SCHEMAS, conform
-from .signals import held, stop_helpers
+from .signals import held, raise_if_received, stop_helpers
 from .rules.loader import load_configured_rules
 from .rules.model import RuleSet
 from .rules.sigma.mapping import LOG_FORMAT, reads_log_format
@@ -459,7 +459,10 @@ class EarlyClient:
             self._ready.set()
 
     def get(self) -> Any:
-        self._ready.wait()
+        # woken every 0.1 s: a Ctrl-C that reached another thread is handled in this one only
+        # between bytecodes, and must stop the scan before a worker it killed fails the start
+        while not self._ready.wait(0.1):
+            pass
         if self._error is not None:
             raise self._error
         return self._client
@@ -673,6 +676,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
                                       "partitions_written": len(stored.partitions_written)}
         _report_rules(report, hits, ruleset, settings.scan.noisy_rule_share)
         checkpoint("scan.before_apply")
+        raise_if_received()   # a Ctrl-C whose exception was lost in a callback still stops the scan
         folding = time.perf_counter()
         troubled = {f["path"] for f in report.files_quarantined}
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..config import Settings, default_config_path, load_settings
+from .. import signals
 from ..errors import ConfigError, PipelineError
 from ..logging import log_traceback, setup_logging
 from . import failures
@@ -32,10 +33,20 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         # SIGTERM (systemd, kill) unwinds like Ctrl-C: a scan under way marks its run interrupted
+        if ctx.parent is None:
+            signals.received = None   # a command run in-process after an interrupted one starts afresh
         if ctx.parent is None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, failures.raise_interrupted)
+            signals.quiet_lost_interrupts()
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not ignored by a parent
+                signal.signal(signal.SIGINT, failures.raise_interrupted)
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except Exception as exc:
+                if signals.received is not None and ctx.parent is None:   # what the signal broke
+                    raise signals.Interrupted(signals.received) from exc
+                raise
         except PipelineError as exc:
             for line in str(exc).splitlines():
                 click.echo(f"error: {line}", err=True)

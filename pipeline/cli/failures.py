@@ -14,6 +14,9 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import signals
+from ..signals import Interrupted
+
 EXIT_INTERNAL = 1
 EXIT_REFUSED = 2
 EXIT_UNAVAILABLE = 69   # EX_UNAVAILABLE: a service (scheduler, PostgreSQL) is unreachable or was lost
@@ -24,16 +27,8 @@ EXIT_SIGINT = 128 + signal.SIGINT     # 130
 EXIT_SIGTERM = 128 + signal.SIGTERM   # 143
 
 
-class Interrupted(KeyboardInterrupt):
-    """A termination signal (SIGTERM, SIGHUP) turned into an exception, so that work under way
-    unwinds as it does on Ctrl-C (the scan marks its run interrupted)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 def raise_interrupted(signum: int, _frame: object) -> None:
+    signals.note(signum)
     raise Interrupted(signum)
 
 
