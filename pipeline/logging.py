@@ -55,12 +55,16 @@ class SafeFile:
 _file_sink: SafeFile | None = None
 
 
+def _to_stderr(message: Any) -> None:
+    sys.stderr.write(message)
+
+
 def setup_logging(level: str = "INFO", state_dir: Path | None = None) -> None:
     global _file_sink
     logger.remove()
     # looked up on each message: while a cluster starts, sys.stderr may be this process's own copy
     # of the terminal while fd 2 points at the workers' log (pipeline.signals.children_stderr)
-    logger.add(lambda message: sys.stderr.write(message), level=level, catch=True,
+    logger.add(_to_stderr, level=level, catch=True,
                format="<level>{level: <8}</level> {message}", colorize=sys.stderr.isatty())
     _file_sink = None
     if state_dir is not None:
