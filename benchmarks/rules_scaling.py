@@ -49,22 +49,13 @@ from pipeline.generate.logs import generate_logs  # noqa: E402
 from pipeline.generate.objects import generate_objects  # noqa: E402
 from pipeline.matchers.evaluate import CompiledRules  # noqa: E402
 from pipeline.matchers.hits import record_hits  # noqa: E402
-from pipeline.records import SCHEMAS, conform  # noqa: E402
 from pipeline.rules import model as m  # noqa: E402
 from pipeline.rules.loader import load_rules  # noqa: E402
-from pipeline.runner import load_formats, plan_tasks  # noqa: E402
-from pipeline.sources.base import REGISTRIES  # noqa: E402
-from pipeline.sources.logs_common import RAW, keeping_raw  # noqa: E402
+from pipeline.runner import plan_tasks, read_records  # noqa: E402
+from pipeline.sources.logs_common import RAW  # noqa: E402
 
 
-def read(source: str, path: str, fmt: str, **extras: str) -> pd.DataFrame:
-    load_formats(source)
-    with keeping_raw(source == "logs"):
-        res = REGISTRIES[source].get(fmt)(path, **extras)
-    records = conform(res.records, SCHEMAS[source])
-    if RAW in res.records.columns:
-        records[RAW] = res.records[RAW].reset_index(drop=True)
-    return records
+read = read_records
 
 
 def generated_rules(n: int, seed: int) -> list[m.Rule]:

@@ -172,6 +172,18 @@ def load_formats(source: str) -> None:
                 raise
 
 
+def read_records(source: str, path: str, fmt: str, **extras: str) -> pd.DataFrame:
+    """One file's canonical records as a scan task evaluates them (with the raw line of a log),
+    in this process: for benchmarks, differential tests and notebooks that evaluate rules directly."""
+    load_formats(source)
+    with keeping_raw(source == "logs"):
+        res = REGISTRIES[source].get(fmt)(path, **extras)
+    records = conform(res.records, SCHEMAS[source])
+    if RAW in res.records.columns:
+        records[RAW] = res.records[RAW].reset_index(drop=True)
+    return records
+
+
 def plan_tasks(settings: Settings, *, strict: bool = False) -> list[ScanTask]:
     """Every file named by the config's sources, checked before any work is sent. An entry that
     names no file is warned about, and stops the scan under ``strict``."""

@@ -26,13 +26,10 @@ from pipeline.generate.objects import generate_objects
 from pipeline.matchers.evaluate import CompiledRules
 from pipeline.matchers.hits import record_hits
 from pipeline.matchers.plan_literals import analyze
-from pipeline.records import SCHEMAS, conform
 from pipeline.rules import model as m
 from pipeline.rules.loader import load_rules
 from pipeline.rules.sigma import values as sv
-from pipeline.runner import load_formats, plan_tasks
-from pipeline.sources.base import REGISTRIES
-from pipeline.sources.logs_common import RAW, keeping_raw
+from pipeline.runner import plan_tasks, read_records
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -41,14 +38,7 @@ from sigma_logs import corpus_records, write_logs  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _read(source: str, path: str, fmt: str, **extras: str) -> pd.DataFrame:
-    load_formats(source)
-    with keeping_raw(source == "logs"):
-        res = REGISTRIES[source].get(fmt)(path, **extras)
-    records = conform(res.records, SCHEMAS[source])
-    if RAW in res.records.columns:
-        records[RAW] = res.records[RAW].reset_index(drop=True)
-    return records
+_read = read_records
 
 
 @pytest.fixture(scope="module")
