@@ -43,7 +43,7 @@ from .rules.sigma.mapping import LOG_FORMAT, reads_log_format
 from .sources.base import (BLANK_LINE, REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
                            counting_blank_lines,
                            cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
-                           reading_part, shift_lines, undecodable_throughout)
+                           reading_part, shift_lines, wrong_encoding)
 from .sources.bindings import load_bindings, owners
 from .sources.base import read_stored
 from .sources.logs_common import LOG_READERS, NO_DOMAIN_FORMATS, RAW, keeping_raw
@@ -280,9 +280,9 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
             return FileResult(task, 0, 0, empty_hits(), pd.DataFrame(), read_whole=True)
         result = shift_lines(result, task.part)
     troubles: list[FileTrouble] = []
-    if undecodable_throughout(result.quarantine, result.rows_read) and task.part is None:
-        troubles.append(FileTrouble(task.path, f"no line decodes as {task.encoding}: every line was quarantined "
-                                    "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+    wrong = wrong_encoding(task.path, task.encoding, result.quarantine, result.rows_read) if task.part is None else None
+    if wrong is not None:
+        troubles.append(wrong)
     result = ReadResult(result.records, explain_undecodable(result.quarantine, task.encoding), result.rows_read)
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
     if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
@@ -323,9 +323,9 @@ def _scan_log_file(task: ScanTask, ctx: ScanContext, compiled: CompiledRules, be
     result = table.to_result()
     del table
     troubles: list[FileTrouble] = []
-    if undecodable_throughout(result.quarantine, result.rows_read):
-        troubles.append(FileTrouble(task.path, f"no line decodes as {task.encoding}: every line was quarantined "
-                                    "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+    wrong = wrong_encoding(task.path, task.encoding, result.quarantine, result.rows_read)
+    if wrong is not None:
+        troubles.append(wrong)
     records = _attribute(result.records, task.source, ctx)
     timings = {"read": parsed_at - began - compile_s + time.perf_counter() - prepared_at, "compile": compile_s,
                "ingest_prepare": prepared_at - parsed_at}

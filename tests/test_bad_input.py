@@ -361,6 +361,33 @@ def test_gbk_and_utf16_exports_are_read_and_customer_text_is_escaped(tmp_path: P
     assert "\\nstatus: dismissed by admin" in notice and "\x1b" not in notice
 
 
+@pytest.mark.cluster
+def test_utf16_files_read_as_utf8_are_quarantined_as_files_naming_utf16(tmp_path: Path) -> None:
+    # UTF-16 text read as UTF-8 mostly decodes (NULs and all) and only fails to parse: the
+    # byte-order mark is what tells, and the advice names the setting that reads it
+    (tmp_path / "objs.csv").write_bytes((CSV_HEAD + object_rows(3, 1, "b16")).encode("utf-16"))
+    (tmp_path / "a.log").write_bytes(log_lines(20, 2).encode("utf-16"))
+    (tmp_path / "good.log").write_text(log_lines(20, 3), encoding="utf-8")
+    write_config(tmp_path, "sources:\n  objects:\n  - {path: objs.csv, format: csv}\n"
+                 "  logs:\n  - {path: a.log, format: combined, domain: www.example.cn}\n"
+                 "  - {path: good.log, format: combined, domain: www.example.cn}\n")
+    res = cli(tmp_path, "scan", "--json")
+    assert res.returncode == 4, res.stderr
+    summary = json.loads(res.stdout)
+    troubled = {Path(f["path"]).name: f["reason"] for f in summary["files_quarantined"]}
+    assert set(troubled) == {"objs.csv", "a.log"}, troubled
+    for reason in troubled.values():
+        assert "UTF-16 (little-endian) byte-order mark" in reason and "`encoding: utf-16`" in reason, reason
+    assert summary["rows_parsed"] == 20   # good.log, read as ever
+    # the advice, taken, reads them
+    write_config(tmp_path, "sources:\n  objects:\n  - {path: objs.csv, format: csv, encoding: utf-16}\n"
+                 "  logs:\n  - {path: a.log, format: combined, domain: www.example.cn, encoding: utf-16}\n"
+                 "  - {path: good.log, format: combined, domain: www.example.cn}\n")
+    again = cli(tmp_path, "scan", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["files_quarantined"] == []
+
+
 def test_logs_ingest_reads_gb18030_with_encoding(tmp_path: Path) -> None:
     (tmp_path / "gbk.log").write_bytes(log_lines(20, 6, ua="测试浏览器").encode("gb18030"))
     write_config(tmp_path, "")
@@ -487,7 +514,9 @@ def test_the_api_takes_a_scan_completed_with_errors_as_a_scan(tmp_path: Path, da
     truncated_gzip(tmp_path / "objs" / "cut.csv.gz", CSV_HEAD + object_rows(3000, 2, "b-cut"))
     (tmp_path / "gbk.log").write_bytes(log_lines(20, 11, ua="测试浏览器").encode("gb18030"))
     truncated_gzip(tmp_path / "cut.log.gz", log_lines(2000, 12))
-    cfg = write_config(tmp_path, "sources:\n  objects:\n  - path: objs\n    format: csv\n  logs:\n"
+    # the scan stores no log (ingest_on_scan: false): the API's own ingest is what is tried here
+    cfg = write_config(tmp_path, "retention:\n  ingest_on_scan: false\n"
+                       "sources:\n  objects:\n  - path: objs\n    format: csv\n  logs:\n"
                        "  - {path: gbk.log, format: combined, domain: a.example.cn, encoding: gb18030}\n"
                        "  - {path: cut.log.gz, format: combined, domain: a.example.cn}\n")
     an = api.connect(cfg)

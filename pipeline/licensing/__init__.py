@@ -53,7 +53,7 @@ def read_licensing_sources(settings: Any, *, strict: bool = False) -> LicensingR
     ``encoding:``) is noted in ``troubles`` and the others are read; under ``strict`` it raises
     (UnreadableFile) instead. An unknown format is an error listing the valid ones."""
     from ..sources.base import (BLANK_LINE, FileTrouble, UnreadableFile, collecting_troubles, counting_blank_lines,
-                                expand, explain_undecodable, reading_encoding, undecodable_throughout)
+                                expand, explain_undecodable, reading_encoding, wrong_encoding)
     from ..errors import PipelineError, SourceError
     from ..sources.icp import FILINGS, ICP_FORMATS, LICENCE_FORMATS, LICENCES
 
@@ -79,9 +79,9 @@ def read_licensing_sources(settings: Any, *, strict: bool = False) -> LicensingR
                     troubles.append((kind, FileTrouble(path, reason, getattr(exc, "size", -1)), exc.hint))
                     continue
                 found = list(tails)
-                if undecodable_throughout(result.quarantine, result.rows_read):
-                    found.append(FileTrouble(path, f"no line decodes as {entry.encoding}: every line was quarantined "
-                                             "(set `encoding:` in its source entry, e.g. gb18030 or auto)", -1))
+                wrong = wrong_encoding(path, entry.encoding, result.quarantine, result.rows_read)
+                if wrong is not None:
+                    found.append(wrong)
                 if strict and found:
                     raise UnreadableFile(path, found[0].reason, size=found[0].bytes,
                                          hint="without --strict the file is quarantined and the scan goes on")

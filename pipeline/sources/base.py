@@ -321,6 +321,35 @@ def explain_undecodable(quarantine: pd.DataFrame, encoding: str) -> pd.DataFrame
     return conform(quarantine, QUARANTINE)
 
 
+_BOMS = ((b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)"))
+
+
+def utf16_advice(head: bytes) -> str | None:
+    """What to set when bytes read as UTF-8 start with a UTF-16 byte-order mark (None otherwise)."""
+    found = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if found is None:
+        return None
+    return f"it starts with a {found} byte-order mark: set `encoding: utf-16` (or auto) in its source entry"
+
+
+def wrong_encoding(path: str, encoding: str, quarantine: pd.DataFrame, rows_read: int) -> FileTrouble | None:
+    """The file-level quarantine of a file read in the wrong encoding: no line of it decodes, or
+    every line is quarantined and it starts with a UTF-16 byte-order mark (UTF-16 text read as
+    UTF-8 decodes, NULs and all, and only fails to parse). Names the encoding tried and what to set."""
+    if rows_read == 0 or len(quarantine) != rows_read:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        head = b""
+    advice = utf16_advice(head) if encoding not in ("utf-16", "auto") else None
+    if advice is None and not undecodable_throughout(quarantine, rows_read):
+        return None
+    advice = advice or "set `encoding:` in its source entry, e.g. gb18030 or auto"
+    return FileTrouble(path, f"no line decodes as {encoding}: every line was quarantined ({advice})", -1)
+
+
 def undecodable_throughout(quarantine: pd.DataFrame, rows_read: int) -> bool:
     """Every data line of a file failed to decode: most likely the wrong encoding for the whole file."""
     if rows_read == 0 or len(quarantine) != rows_read:

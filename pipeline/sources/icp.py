@@ -19,7 +19,7 @@ from ..licensing.numbers import NumberError, canonical_filing, parse_filing, par
     parse_security_filing
 from ..records import PROVENANCE, STR, TS, conform, empty
 from ..registry import Registry
-from .base import ReadResult, open_bytes, quarantine_frame
+from .base import ReadResult, open_bytes, quarantine_frame, utf16_advice
 from .objects import csv_record, first_nonblank, read_delimited, read_json_lines, split_lines
 
 FILINGS: dict[str, str] = {
@@ -119,7 +119,8 @@ def read_rows(path: str, fmt: str, fields: Mapping[str, str], required: str) -> 
     try:
         names = [n.strip() for n in csv_record(lines.raw(head).decode("utf-8-sig"), ",")]
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise SourceError(f"unreadable CSV header: {exc}", location=Location(path, head + 1, 1), hint=hint) from None
+        raise SourceError(f"unreadable CSV header: {exc}", location=Location(path, head + 1, 1),
+                          hint=utf16_advice(lines.raw(head)) or hint) from None
     if required not in names:
         raise SourceError(f"CSV header has no {required!r} column (got {', '.join(names)})",
                           location=Location(path, head + 1, 1), hint=hint)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..errors import Location, SourceError
 from ..records import OBJECTS, PROVENANCE
-from .base import OBJECT_FORMATS, ReadResult, open_bytes
+from .base import OBJECT_FORMATS, ReadResult, open_bytes, utf16_advice
 from .objects import (
     LABELS_CHECKED,
     LINE,
@@ -77,7 +77,8 @@ def read_csv(path: str, *, bucket: str | None = None, account_id: str | None = N
     try:
         names = [name.strip() for name in csv_record(lines.raw(head).decode("utf-8-sig"), ",")]
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise SourceError(f"unreadable CSV header: {exc}", location=where, hint=_HINT) from None
+        raise SourceError(f"unreadable CSV header: {exc}", location=where,
+                          hint=utf16_advice(lines.raw(head)) or _HINT) from None
     if "key" not in names:
         raise SourceError(f"CSV header has no 'key' column (got {', '.join(names)})", location=where, hint=_HINT)
     dupes = sorted({name for name in names if names.count(name) > 1})
