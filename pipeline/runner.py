@@ -327,6 +327,8 @@ def _scan_log_file(task: ScanTask, ctx: ScanContext, compiled: CompiledRules, be
     if wrong is not None:
         troubles.append(wrong)
     records = _attribute(result.records, task.source, ctx)
+    if reads_log_format(compiled.rules):   # Sigma fields mapped per log format
+        records[LOG_FORMAT] = task.format
     timings = {"read": parsed_at - began - compile_s + time.perf_counter() - prepared_at, "compile": compile_s,
                "ingest_prepare": prepared_at - parsed_at}
     hits, parts = evaluate_batches(compiled, records, ctx.batch_rows, timings)
