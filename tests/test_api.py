@@ -132,9 +132,10 @@ def test_query_logs_is_audited_like_the_cli(an: api.Analyst, tmp_path: Path) -> 
         an.query_logs(request_ref=None, authority="网信办", domain="x.example.cn")
     assert read_audit(an.settings)[-1]["action"] == "query.refused"
 
+    # the scan stored the logs it read (retention.ingest_on_scan): ingesting them again adds nothing
+    assert an.retained_days()
     ingested = an.ingest_configured_logs()
-    assert ingested["rows_stored"].sum() > 0 and an.retained_days()
-    assert an.ingest_configured_logs()["files_skipped"].sum() == len(ingested)   # nothing twice
+    assert ingested["rows_stored"].sum() == 0 and ingested["files_skipped"].sum() == len(ingested) > 0
 
     files = [str(f) for p in partitions_between(an.settings, None, None) for f in p.files]
     everything = pq.read_table(files).to_pandas()
