@@ -8,8 +8,10 @@ ones listed here, in this order, with these dtypes. ``source_file`` / ``source_l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:   # pandas only where frames are made: rule files import the schemas without it
+    import pandas as pd
 
 STR = "string"          # pandas' nullable string dtype
 INT = "Int64"           # nullable integer
@@ -80,11 +82,15 @@ SCHEMAS: dict[str, dict[str, str]] = {"objects": OBJECTS, "logs": LOGS, "streams
 
 def empty(schema: Mapping[str, str]) -> pd.DataFrame:
     """An empty frame with the schema's columns and dtypes."""
+    import pandas as pd
+
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in schema.items()})
 
 
 def conform(df: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
     """Return ``df`` with exactly the schema's columns (missing ones null) in order, cast to its dtypes."""
+    import pandas as pd
+
     out = {}
     n = len(df)
     for name, dtype in schema.items():

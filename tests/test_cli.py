@@ -105,3 +105,43 @@ def test_config_entries_with_problems_are_named(tmp_path: Path, root: Path) -> N
         res = CliRunner().invoke(main, ["--config", str(cfg), "scan"])
         assert res.exit_code == 2, res.output
         assert res.stderr.startswith(f"error: {entry} (") and problem in res.stderr
+
+
+def test_root_help_lists_every_command_with_its_own_short_help() -> None:
+    # the root help is printed from a table, without importing the commands: it must say what they say
+    import click
+
+    import pipeline.cli as cli
+    from pipeline.cli import commands  # noqa: F401  (every command registered)
+
+    ctx = click.Context(main)
+    registered = {name: cmd for name, cmd in main.commands.items()}
+    assert set(registered) == set(cli.COMMANDS)
+    for name, (module, text) in cli.COMMANDS.items():
+        cmd = registered[name]
+        assert cmd.callback is not None and cmd.callback.__module__ == f"pipeline.cli.{module}"
+        assert cmd.get_short_help_str(limit=1000) == click.Command(name, help=text).get_short_help_str(limit=1000)
+    assert main.list_commands(ctx) == sorted(cli.COMMANDS)
+
+
+def _modules_after(*args: str, cwd: Path) -> set[str]:
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\nsys.argv = ['compliance', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('pipeline.cli.__main__', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return set(done.stderr.split())
+
+
+def test_help_and_rule_lint_import_neither_dask_nor_the_kernel(root: Path) -> None:
+    heavy = {"dask", "distributed", "numba", "pandas", "duckdb", "starlette", "pipeline.normalize.kernel"}
+    help_modules = _modules_after("--help", cwd=root)
+    assert "click" in help_modules and not heavy & help_modules
+    lint_modules = _modules_after("rules", "lint", cwd=root)
+    assert "pipeline.rules.loader" in lint_modules and "pipeline.normalize.table" in lint_modules
+    assert not {"dask", "distributed", "numba", "pipeline.normalize.kernel", "starlette"} & lint_modules
+    serve_help = _modules_after("serve", "--help", cwd=root)
+    assert "pipeline.cli.web" in serve_help and "dask" not in serve_help

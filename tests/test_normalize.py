@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.normalize import normalize, normalize_batch, normalize_reference, normalize_with_offsets
+from pipeline.normalize import blank_once_normalized, normalize, normalize_batch, normalize_reference, normalize_with_offsets
 from pipeline.normalize.table import load_table
 
 # Characters chosen to exercise every rule: CJK (incl. traditional and numerals), Latin letters,
@@ -126,6 +126,15 @@ def _check_batch(rows: list[str]) -> None:
         lo = int(np.flatnonzero(codes == 10)[r]) + 1
         base = int(batch.row_seps[r]) + 1
         assert (orig[lo:lo + len(offsets)] - base).tolist() == offsets
+
+
+@given(st.lists(texts, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_blank_check_agrees_with_the_kernel(words: list[str]) -> None:
+    # the rule loader's check for keywords that normalize to nothing reads only the folding table
+    words += ["\u200b", " \u00ad ", "赌 \u200b", "·", "*\t*", "c . a"]
+    assert blank_once_normalized(words) == [not key.strip() for key in normalize_batch(words).rows()]
+    assert blank_once_normalized(words) == [not normalize_reference(w).strip() for w in words]
 
 
 @given(texts)

@@ -275,3 +275,42 @@ def test_a_hash_list_and_its_field_are_one_matcher_and_its_file_is_hashed(tmp_pa
     assert isinstance(after.match, m.AnyOf) and isinstance(after.match.children[2], m.HashList)
     assert after.match.children[2].hashes == frozenset({"fedcba9876543210fedcba9876543210"})
     assert after.content_hash != before.content_hash
+
+
+
+BLANK = """\
+rules:
+  - id: objects.blank.keyword
+    title: t
+    clause: "3.1.3.7"
+    category: malware
+    severity: high
+    source: objects
+    match:
+      any:
+        - keywords: [赌场, "\\u200b \\u00ad", "·\\u200b"]
+          fields: [key]{literal}
+        - keywords_file: lexicons/words.txt
+          fields: [title]
+"""
+
+
+def _blank_problems(tmp_path: Path, literal: str, lexicon: str) -> list[str]:
+    make(tmp_path, BLANK.format(literal=literal), "blank.yaml")
+    (tmp_path / "lexicons" / "words.txt").write_text(lexicon, encoding="utf-8")
+    try:
+        load_rules(str(tmp_path / "blank.yaml"))
+    except RuleLoadError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+def test_a_keyword_that_normalizes_to_nothing_is_an_error_with_its_place(tmp_path: Path) -> None:
+    literally = "\n          normalize: false"
+    inline = _blank_problems(tmp_path, "", "老虎机\nslots\n")
+    assert len(inline) == 1 and "blank.yaml:10:" in inline[0] and "'\\u200b \\xad' is empty once normalized" in inline[0]
+    # matched literally the inline word is not blank; a lexicon's blank word is named with the lexicon's place
+    lexicon = _blank_problems(tmp_path, literally, "老虎机\n\u00ad\u2060\nslots\n")
+    assert len(lexicon) == 1 and "blank.yaml:13:" in lexicon[0] and "'\\xad\\u2060' is empty once normalized" in lexicon[0]
+    # a lone separator, and separators deleted between letters or CJK characters, are not blank
+    assert _blank_problems(tmp_path, literally, "老虎机\nｓ．ｌ．ｏ．ｔ\n赌 \u200b场\n") == []

@@ -6,6 +6,7 @@ readable line on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -22,8 +23,48 @@ from ..logging import log_traceback, setup_logging
 from . import failures
 
 
+# Each top-level command: the module that defines it (imported only when the command runs, so that
+# `compliance rules lint` does not import dask, pandas or the web app) and its one-line help, shown
+# by `compliance --help` without importing any of them (a test checks it against the commands').
+COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("logs", "The hash-chained audit log."),
+    "cases": ("cases", "Review cases."),
+    "enforce": ("enforce", "Plan, apply and deliver enforcement actions; undo them; render notices."),
+    "generate": ("generate", "Write realistic data in every supported format, a config for it, and the ground truth."),
+    "logs": ("logs", "The retained access-log store and regulators' queries."),
+    "quarantine": ("quarantine", "Rows and files that scans quarantined (could not parse or read)."),
+    "rules": ("rules", "Check rule files."),
+    "scan": ("scan", "Scan the configured sources and turn rule hits into cases."),
+    "serve": ("web", "Serve the case review app on the case store: queue, cases, decisions, enforcement, rules."),
+    "users": ("web", "Accounts of the review app (`compliance serve`)."),
+}
+
+
 class _Group(click.Group):
-    """Turns PipelineError (and anything unexpected) into one line and an exit code."""
+    """Turns PipelineError (and anything unexpected) into one line and an exit code.
+
+    The root group loads its subcommands lazily (``COMMANDS``): a command module registers
+    itself on ``main`` when imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if ctx.parent is not None or self is not main:
+            return super().list_commands(ctx)
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self is main and cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"{__name__}.{COMMANDS[cmd_name][0]}")
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self is not main:
+            return super().format_commands(ctx, formatter)
+        # the listing from the table: formatting help imports no command module
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, click.Command(name, help=text).get_short_help_str(limit))
+                for name, (_, text) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `--config PATH` is accepted anywhere on the line (`compliance scan --config x.yaml` too)
@@ -178,10 +219,3 @@ def get_settings(ctx: click.Context) -> Settings:
     settings_obj: Settings = obj["settings"]
     return settings_obj
 
-
-def _register() -> None:
-    # Subcommand modules register themselves on `main` when imported.
-    from . import commands  # noqa: F401
-
-
-_register()

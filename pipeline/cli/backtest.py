@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
-from ..backtest import backtest
 from ..errors import RuleLoadError
 from . import get_settings
 from .rules import rules as rules_group
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _echo_rows(title: str, df: pd.DataFrame, limit: int) -> None:
@@ -44,6 +45,7 @@ def backtest_cmd(ctx: click.Context, draft: str, against: str, start: str | None
     data, and list the cases DRAFT would open and those it would no longer find, per rule.
     A single file replaces only the rules it defines; a folder replaces the whole rules folder."""
     settings = get_settings(ctx)
+    from ..backtest import backtest   # pandas and the evaluator: only when a backtest runs
     from ..runner import dask_client
 
     holder: Any = dask_client(settings) if use_dask else nullcontext(None)

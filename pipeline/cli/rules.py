@@ -165,3 +165,7 @@ def matcher_view(node: m.Matcher) -> Any:
     if isinstance(node, m.HashList):
         return {"hash_list": node.path, "field": node.field, "hashes": len(node.hashes)}
     return repr(node)
+
+
+# `rules backtest` lives in a module of its own; it attaches itself to this group when imported
+from . import backtest  # noqa: E402,F401

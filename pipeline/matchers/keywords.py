@@ -41,10 +41,11 @@ def _normalize_flag(ctx: ParseContext, items: Items) -> bool:
 
 
 def _empty_after_normalizing(ctx: ParseContext, node: yaml.Node, words: tuple[str, ...], flag: bool) -> bool:
-    from ..normalize import normalize_many   # the normalizer loads its tables: only once a rule has keywords
+    # the folding table alone answers it (no compiled kernel); loaded only once a rule has keywords
+    from ..normalize.reference import blank_once_normalized
 
-    keys = normalize_many(words) if flag else words
-    empty = [w for w, key in zip(words, keys) if not key.strip()]
+    blank = blank_once_normalized(words) if flag else [not w.strip() for w in words]
+    empty = [w for w, is_blank in zip(words, blank) if is_blank]
     if empty:
         ctx.error(node, f"keyword {empty[0]!r} is empty once normalized (only separators or zero-width characters)",
                   hint="remove it, or set normalize: false to match it literally")

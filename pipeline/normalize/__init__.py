@@ -11,7 +11,27 @@ each separated by the same single separator (c.a.s.i.n.o, c a s i n o) — the s
 deleted. Separators between Latin words are kept: "a v" stays "a v".
 """
 
-from .batch import NormalizedBatch, normalize, normalize_batch, normalize_many
-from .reference import normalize_reference, normalize_with_offsets
+from __future__ import annotations
 
-__all__ = ["NormalizedBatch", "normalize", "normalize_batch", "normalize_many", "normalize_reference", "normalize_with_offsets"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .batch import NormalizedBatch, normalize, normalize_batch, normalize_many
+    from .reference import blank_once_normalized, normalize_reference, normalize_with_offsets
+
+# Where each name lives, imported on first use: the batch path brings pyarrow (and its kernel numba),
+# which checking a rule file for blank keywords (``blank_once_normalized``) does not need.
+_WHERE = {"NormalizedBatch": "batch", "normalize": "batch", "normalize_batch": "batch", "normalize_many": "batch",
+          "blank_once_normalized": "reference", "normalize_reference": "reference",
+          "normalize_with_offsets": "reference"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

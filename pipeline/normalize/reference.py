@@ -6,6 +6,8 @@ are written in the package documentation, so a disagreement points at a vectoriz
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .table import CJK, DEL, LETTER, SEP, WORD, FoldTable, load_table
 
 
@@ -67,3 +69,23 @@ def normalize_with_offsets(text: str, table: FoldTable | None = None) -> tuple[s
 
 def normalize_reference(text: str) -> str:
     return normalize_with_offsets(text)[0]
+
+
+def blank_once_normalized(words: Iterable[str], table: FoldTable | None = None) -> list[bool]:
+    """For each word, whether its normalization is empty or only whitespace, without normalizing it.
+
+    That is so exactly when each of its characters folds to nothing or to whitespace: the context
+    rules delete only separators lying between two characters that stay, and a character that
+    is not a separator folds to something that is not whitespace. Checking it per distinct
+    character spares loading the compiled kernel (numba's start-up costs a second) just to
+    validate a lexicon.
+    """
+    table = table or load_table()
+    blank: dict[str, bool] = {}
+
+    def char_blank(ch: str) -> bool:
+        if ch not in blank:
+            blank[ch] = not table.fold_char(ch).strip()
+        return blank[ch]
+
+    return [all(map(char_blank, word)) for word in words]
