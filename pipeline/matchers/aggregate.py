@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..rules import model as m
 
@@ -32,33 +34,63 @@ def sub_buckets(agg: m.Aggregate) -> tuple[int, int]:
 
 
 def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """Reduce one partition's rows selected by ``mask`` to per-(group, bucket) partials."""
+    """Reduce one partition's rows selected by ``mask`` to per-(group, bucket) partials.
+
+    Columns: the group fields, bucket, value and samples — for counts and sums one row per (group,
+    bucket) whose samples is a JSON list of its first ``SAMPLE_LINES`` ``file:line``; for distinct
+    counts one row per (group, bucket, value) whose samples is the ``file:line`` of its first row.
+    Built with grouped built-in aggregations only: a scan calls it per batch and rule."""
     agg = rule.aggregate
     assert agg is not None
-    sel = df.loc[mask].reset_index(drop=True)
-    sel = sel[sel["ts"].notna()].reset_index(drop=True)
     groups = list(agg.group_by)
-    sel = sel.dropna(subset=groups)
-    if sel.empty:
+    field = agg.distinct_field or agg.sum_field
+    # only the columns used, and only the selected rows: a batch carries every column and the raw line
+    cols = list(dict.fromkeys(["ts", *groups, *([field] if field else []), "source_file", "source_line"]))
+    keep = np.asarray(mask, dtype=bool)
+    keep = keep & df["ts"].notna().to_numpy(dtype=bool)
+    for g in groups if agg.distinct_field is None else [*groups, agg.distinct_field]:
+        keep &= df[g].notna().to_numpy(dtype=bool)
+    if not keep.any():
         return pd.DataFrame(columns=[*groups, "bucket", "value", "samples"])
+    sel = df[cols].take(np.flatnonzero(keep)).reset_index(drop=True)
     size, _ = sub_buckets(agg)
     millis = pd.to_datetime(sel["ts"], utc=True).dt.as_unit("ms").astype("int64")
-    sel = sel.assign(bucket=(millis // size).astype("int64"))
-    sel["sample"] = sel["source_file"].astype("string").fillna("") + ":" + sel["source_line"].astype("string").fillna("")
+    sel["bucket"] = (millis // size).astype("int64")
     keys = [*groups, "bucket"]
     if agg.distinct_field is not None:
-        out = sel.dropna(subset=[agg.distinct_field]).drop_duplicates([*keys, agg.distinct_field])
-        out = out.rename(columns={agg.distinct_field: "value"})[[*keys, "value", "sample"]]
-        out["value"] = out["value"].astype("string")
-        return out.rename(columns={"sample": "samples"})
+        out = sel.drop_duplicates([*keys, agg.distinct_field])
+        out = out.rename(columns={agg.distinct_field: "value"})
+        out = out.assign(value=out["value"].astype("string"), samples=_sample_text(out))
+        return out[[*keys, "value", "samples"]].reset_index(drop=True)
     if agg.sum_field is not None:
         sel["value"] = pd.to_numeric(sel[agg.sum_field], errors="coerce").fillna(0).astype("float64")
     else:
         sel["value"] = 1.0
     g = sel.groupby(keys, sort=False)
     out = g["value"].sum().reset_index()
-    samples = g["sample"].apply(lambda s: json.dumps(list(s.head(SAMPLE_LINES)))).reset_index(name="samples")
-    return out.merge(samples, on=keys)
+    # each group's first SAMPLE_LINES rows in row order, joined into one JSON list per group
+    first = (g.cumcount() < SAMPLE_LINES).to_numpy()
+    ids = g.ngroup().to_numpy()[first]          # 0.. in order of first appearance, as ``out``'s rows
+    order = np.argsort(ids, kind="stable")
+    encoded = pa.array(_sample_json(sel[first]).to_numpy(dtype=object)[order], type=pa.string())
+    offsets = np.r_[0, np.cumsum(np.bincount(ids, minlength=len(out)))].astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), encoded), ", ")
+    out["samples"] = ("[" + pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object) + "]").to_numpy(dtype=object)
+    return out
+
+
+def _sample_text(sel: pd.DataFrame) -> pd.Series:
+    """``file:line`` of each row, as text ("" for a missing part)."""
+    return sel["source_file"].astype("string").fillna("") + ":" + sel["source_line"].astype("string").fillna("")
+
+
+def _sample_json(sel: pd.DataFrame) -> pd.Series:
+    """Each row's ``file:line`` as ``json.dumps`` writes it: the (few) distinct file names are
+    encoded once; a line number needs no escaping, and JSON escapes character by character."""
+    codes, names = pd.factorize(sel["source_file"].astype("string").fillna(""))
+    quoted = np.array([json.dumps(str(n))[:-1] for n in names], dtype=object)  # '"name' without its closing quote
+    line = sel["source_line"].astype("string").fillna("").to_numpy(dtype=object)
+    return pd.Series(quoted[codes] + ":" + line + '"', index=sel.index, dtype=object)
 
 
 def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
