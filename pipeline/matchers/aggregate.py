@@ -105,37 +105,52 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     if parts.empty:
         return pd.DataFrame(columns=cols)
     size, k = sub_buckets(agg)
-    shifted = []
-    for offset in range(k):  # a bucket b belongs to the windows starting at b - offset
-        shifted.append(parts.assign(wstart=parts["bucket"] - offset))
-    every = pd.concat(shifted, ignore_index=True)
-    wkeys = [*groups, "wstart"]
+    parts = parts.reset_index(drop=True)
+    # every group as an integer code and every value as one, so that the windows are reduced over
+    # integer columns: partials of distinct counts hold about a row per input line
+    gid = parts.groupby(groups, sort=False).ngroup().to_numpy(dtype=np.int64)
+    bucket = np.asarray(parts["bucket"], dtype=np.int64)
     if agg.distinct_field is not None:
-        dedup = every.drop_duplicates([*wkeys, "value"])
-        windows = dedup.groupby(wkeys, sort=False)["value"].nunique().rename("value").reset_index()
+        base = pd.DataFrame({"g": gid, "b": bucket, "v": pd.factorize(parts["value"])[0]}).drop_duplicates()
+        # a bucket b belongs to the windows starting at b - offset
+        every = pd.concat([pd.DataFrame({"g": base["g"], "wstart": base["b"] - offset, "v": base["v"]})
+                           for offset in range(k)], ignore_index=True)
+        windows = every.drop_duplicates().groupby(["g", "wstart"], sort=False).size().rename("value").reset_index()
         threshold = float(agg.distinct_gte or 0)
     else:
-        windows = every.groupby(wkeys, sort=False)["value"].sum().rename("value").reset_index()
+        # the rows of one window in the order of the offsets, then of the partials: sums add up alike
+        every = pd.concat([pd.DataFrame({"g": gid, "wstart": bucket - offset, "value": parts["value"]})
+                           for offset in range(k)], ignore_index=True)
+        windows = every.groupby(["g", "wstart"], sort=False)["value"].sum().reset_index()
         threshold = float(agg.count_gte if agg.count_gte is not None else agg.sum_gte or 0)
-    keep = windows["value"] >= threshold
+    keep = (windows["value"] >= threshold).to_numpy(dtype=bool)
     if agg.baseline_factor is not None:
         # the group's usual level: median over its aligned (non-overlapping) windows with traffic
         aligned = windows[windows["wstart"] % k == 0]
-        median = aligned.groupby(groups, sort=False)["value"].median().rename("baseline").reset_index()
-        windows = windows.merge(median, on=groups, how="left")
-        keep = (windows["value"] >= threshold) & (windows["value"] >= agg.baseline_factor * windows["baseline"])
-    over = windows[keep.to_numpy()].sort_values([*groups, "wstart"]).reset_index(drop=True)
+        baseline = windows["g"].map(aligned.groupby("g")["value"].median())
+        keep = keep & (windows["value"] >= agg.baseline_factor * baseline).to_numpy(dtype=bool)
+    over = windows[keep]
     if over.empty:
         return pd.DataFrame(columns=cols)
+    first_row = np.unique(gid, return_index=True)[1]     # a row of each group code, to read its values
+    named = parts[groups].iloc[first_row[over["g"].to_numpy()]].reset_index(drop=True)
+    over = pd.concat([named, over.reset_index(drop=True)], axis=1)
+    over = over.sort_values([*groups, "wstart"]).reset_index(drop=True)
     # episodes: runs of consecutive window starts within one group
-    keys = over[groups].astype("string").fillna("").agg("\x1f".join, axis=1).to_numpy(dtype=object)
-    new_group = np.r_[True, keys[1:] != keys[:-1]]
+    codes = over["g"].to_numpy(dtype=np.int64)
+    new_group = np.r_[True, codes[1:] != codes[:-1]]
     starts = over["wstart"].to_numpy(dtype=np.int64)
     gap = np.r_[True, np.diff(starts) > 1]
     over["episode"] = np.cumsum(new_group | gap)
-    ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups},
+    ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups}, g=("g", "first"),
                                      first=("wstart", "min"), last=("wstart", "max"), value=("value", "max"))
-    sample_map = _samples(parts, groups, k)
+    # samples are read only from the partials of the episodes' groups and buckets
+    spans = pd.DataFrame({"g": gid, "b": bucket, "pos": np.arange(len(parts))}).merge(
+        ep[["g", "first", "last"]], on="g")
+    inside = np.unique(spans["pos"][(spans["b"] >= spans["first"]) & (spans["b"] < spans["last"] + k)].to_numpy())
+    # a (group, bucket) keeps SAMPLE_LINES samples, and each partial row holds at least one
+    few = pd.DataFrame({"g": gid[inside], "b": bucket[inside]}).groupby(["g", "b"]).cumcount() < SAMPLE_LINES
+    sample_map = _samples(parts.iloc[inside[few.to_numpy()]], groups, k)
     rows = []
     for r in ep.itertuples(index=False):
         key = tuple(getattr(r, g) for g in groups)
