@@ -1,5 +1,7 @@
 """Aggregate rules: windows, thresholds at the edge, partials combining across files exactly."""
 
+import json
+
 import pandas as pd
 
 from pipeline.matchers import aggregate
@@ -160,3 +162,70 @@ def test_a_short_window_is_not_widened() -> None:
     one_second = rule(m.Aggregate(("client_ip",), 1, count_gte=2))
     assert run(one_second, logs(burst(2, "2026-11-01T10:00:00Z", 3))).empty
     assert len(run(one_second, logs(burst(2, "2026-11-01T10:00:00.100Z", 0.7)))) == 1
+
+
+# --- partials against a row-by-row reduction ------------------------------------------------------
+
+FILES = ["a.log", 'we"ird\\名.log', None]   # a quote, a backslash and CJK must be escaped as json.dumps does
+
+
+def reference_partials(r: m.Rule, df: pd.DataFrame, mask: list[bool]) -> list[tuple[object, ...]]:
+    """The partials as one would write them by hand: a row at a time, groups in order of first row."""
+    agg = r.aggregate
+    assert agg is not None
+    size, _ = aggregate.sub_buckets(agg)
+    out: dict[tuple[object, ...], list[object]] = {}
+    for keep, row in zip(mask, df.itertuples(index=False)):
+        ts, ip = row.ts, row.client_ip
+        if not keep or pd.isna(ts) or pd.isna(ip) or (agg.distinct_field and pd.isna(row.path)):
+            continue
+        bucket = int(ts.value // 1_000_000) // size
+        sample = ("" if pd.isna(row.source_file) else row.source_file) + ":" + \
+                 ("" if pd.isna(row.source_line) else str(row.source_line))
+        if agg.distinct_field:
+            out.setdefault((ip, bucket, row.path), [sample])
+            continue
+        add = (0.0 if pd.isna(row.bytes_sent) else float(row.bytes_sent)) if agg.sum_field else 1.0
+        entry = out.setdefault((ip, bucket), [0.0, []])
+        entry[0] += add
+        entry[1].append(sample)
+    if agg.distinct_field:
+        return [(*key, s[0]) for key, s in out.items()]
+    return [(*key, v, json.dumps(s[:aggregate.SAMPLE_LINES])) for key, (v, s) in out.items()]
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[pd.DataFrame, list[bool]]:
+    n = draw(st.integers(0, 60))
+    ms = draw(st.lists(st.none() | st.integers(0, 600_000), min_size=n, max_size=n))
+    df = pd.DataFrame({
+        "ts": pd.Series([None if x is None else T0 + pd.Timedelta(milliseconds=x) for x in ms], dtype="datetime64[ns, UTC]"),
+        "client_ip": draw(st.lists(st.sampled_from(["1.1.1.1", "2.2.2.2", "3.3.3.3", None]), min_size=n, max_size=n)),
+        "path": draw(st.lists(st.sampled_from(["/a", "/b", "/c", None]), min_size=n, max_size=n)),
+        "bytes_sent": draw(st.lists(st.none() | st.integers(0, 10**9), min_size=n, max_size=n)),
+        "source_file": draw(st.lists(st.sampled_from(FILES), min_size=n, max_size=n)),
+        "source_line": draw(st.lists(st.none() | st.integers(1, 10**6), min_size=n, max_size=n)),
+    })
+    return conform(df, LOGS), draw(st.lists(st.booleans(), min_size=n, max_size=n))
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches(), st.sampled_from([1, 7, 60, 86400]))
+def test_partials_are_those_of_a_row_by_row_reduction(batch: tuple[pd.DataFrame, list[bool]], window: int) -> None:
+    df, mask = batch
+    for agg in (m.Aggregate(("client_ip",), window, count_gte=3),
+                m.Aggregate(("client_ip",), window, sum_field="bytes_sent", sum_gte=1.0),
+                m.Aggregate(("client_ip",), window, distinct_field="path", distinct_gte=2)):
+        got = aggregate.partials(rule(agg), df, mask)
+        assert list(got.columns) == ["client_ip", "bucket", "value", "samples"]
+        assert [tuple(row) for row in got.itertuples(index=False)] == reference_partials(rule(agg), df, mask)
+
+
+def test_episode_samples_are_the_first_lines_of_its_buckets() -> None:
+    # two files of one burst: the evidence names each bucket's first lines, in bucket order, ten at most
+    times = burst(60, "2026-11-01T10:00:00Z", 0.5)
+    first, second = logs(times[:30]), logs(times[30:]).assign(source_file='b "2".log')
+    got = run(COUNT, first, second)
+    samples = json.loads(got.iloc[0]["samples"])
+    # 15 s buckets of 30 lines each: the first five of bucket 10:00:00 (a.log) then of 10:00:15 (b "2".log)
+    assert samples == [f"a.log:{i}" for i in range(1, 6)] + [f'b "2".log:{i}' for i in range(1, 6)]

@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..rules import model as m
 
@@ -32,33 +34,63 @@ def sub_buckets(agg: m.Aggregate) -> tuple[int, int]:
 
 
 def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """Reduce one partition's rows selected by ``mask`` to per-(group, bucket) partials."""
+    """Reduce one partition's rows selected by ``mask`` to per-(group, bucket) partials.
+
+    Columns: the group fields, bucket, value and samples — for counts and sums one row per (group,
+    bucket) whose samples is a JSON list of its first ``SAMPLE_LINES`` ``file:line``; for distinct
+    counts one row per (group, bucket, value) whose samples is the ``file:line`` of its first row.
+    Built with grouped built-in aggregations only: a scan calls it per batch and rule."""
     agg = rule.aggregate
     assert agg is not None
-    sel = df.loc[mask].reset_index(drop=True)
-    sel = sel[sel["ts"].notna()].reset_index(drop=True)
     groups = list(agg.group_by)
-    sel = sel.dropna(subset=groups)
-    if sel.empty:
+    field = agg.distinct_field or agg.sum_field
+    # only the columns used, and only the selected rows: a batch carries every column and the raw line
+    cols = list(dict.fromkeys(["ts", *groups, *([field] if field else []), "source_file", "source_line"]))
+    keep = np.asarray(mask, dtype=bool)
+    keep = keep & df["ts"].notna().to_numpy(dtype=bool)
+    for g in groups if agg.distinct_field is None else [*groups, agg.distinct_field]:
+        keep &= df[g].notna().to_numpy(dtype=bool)
+    if not keep.any():
         return pd.DataFrame(columns=[*groups, "bucket", "value", "samples"])
+    sel = df[cols].take(np.flatnonzero(keep)).reset_index(drop=True)
     size, _ = sub_buckets(agg)
     millis = pd.to_datetime(sel["ts"], utc=True).dt.as_unit("ms").astype("int64")
-    sel = sel.assign(bucket=(millis // size).astype("int64"))
-    sel["sample"] = sel["source_file"].astype("string").fillna("") + ":" + sel["source_line"].astype("string").fillna("")
+    sel["bucket"] = (millis // size).astype("int64")
     keys = [*groups, "bucket"]
     if agg.distinct_field is not None:
-        out = sel.dropna(subset=[agg.distinct_field]).drop_duplicates([*keys, agg.distinct_field])
-        out = out.rename(columns={agg.distinct_field: "value"})[[*keys, "value", "sample"]]
-        out["value"] = out["value"].astype("string")
-        return out.rename(columns={"sample": "samples"})
+        out = sel.drop_duplicates([*keys, agg.distinct_field])
+        out = out.rename(columns={agg.distinct_field: "value"})
+        out = out.assign(value=out["value"].astype("string"), samples=_sample_text(out))
+        return out[[*keys, "value", "samples"]].reset_index(drop=True)
     if agg.sum_field is not None:
         sel["value"] = pd.to_numeric(sel[agg.sum_field], errors="coerce").fillna(0).astype("float64")
     else:
         sel["value"] = 1.0
     g = sel.groupby(keys, sort=False)
     out = g["value"].sum().reset_index()
-    samples = g["sample"].apply(lambda s: json.dumps(list(s.head(SAMPLE_LINES)))).reset_index(name="samples")
-    return out.merge(samples, on=keys)
+    # each group's first SAMPLE_LINES rows in row order, joined into one JSON list per group
+    first = (g.cumcount() < SAMPLE_LINES).to_numpy()
+    ids = g.ngroup().to_numpy()[first]          # 0.. in order of first appearance, as ``out``'s rows
+    order = np.argsort(ids, kind="stable")
+    encoded = pa.array(_sample_json(sel[first]).to_numpy(dtype=object)[order], type=pa.string())
+    offsets = np.r_[0, np.cumsum(np.bincount(ids, minlength=len(out)))].astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), encoded), ", ")
+    out["samples"] = ("[" + pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object) + "]").to_numpy(dtype=object)
+    return out
+
+
+def _sample_text(sel: pd.DataFrame) -> pd.Series:
+    """``file:line`` of each row, as text ("" for a missing part)."""
+    return sel["source_file"].astype("string").fillna("") + ":" + sel["source_line"].astype("string").fillna("")
+
+
+def _sample_json(sel: pd.DataFrame) -> pd.Series:
+    """Each row's ``file:line`` as ``json.dumps`` writes it: the (few) distinct file names are
+    encoded once; a line number needs no escaping, and JSON escapes character by character."""
+    codes, names = pd.factorize(sel["source_file"].astype("string").fillna(""))
+    quoted = np.array([json.dumps(str(n))[:-1] for n in names], dtype=object)  # '"name' without its closing quote
+    line = sel["source_line"].astype("string").fillna("").to_numpy(dtype=object)
+    return pd.Series(quoted[codes] + ":" + line + '"', index=sel.index, dtype=object)
 
 
 def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
@@ -73,37 +105,52 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     if parts.empty:
         return pd.DataFrame(columns=cols)
     size, k = sub_buckets(agg)
-    shifted = []
-    for offset in range(k):  # a bucket b belongs to the windows starting at b - offset
-        shifted.append(parts.assign(wstart=parts["bucket"] - offset))
-    every = pd.concat(shifted, ignore_index=True)
-    wkeys = [*groups, "wstart"]
+    parts = parts.reset_index(drop=True)
+    # every group as an integer code and every value as one, so that the windows are reduced over
+    # integer columns: partials of distinct counts hold about a row per input line
+    gid = parts.groupby(groups, sort=False).ngroup().to_numpy(dtype=np.int64)
+    bucket = np.asarray(parts["bucket"], dtype=np.int64)
     if agg.distinct_field is not None:
-        dedup = every.drop_duplicates([*wkeys, "value"])
-        windows = dedup.groupby(wkeys, sort=False)["value"].nunique().rename("value").reset_index()
+        base = pd.DataFrame({"g": gid, "b": bucket, "v": pd.factorize(parts["value"])[0]}).drop_duplicates()
+        # a bucket b belongs to the windows starting at b - offset
+        every = pd.concat([pd.DataFrame({"g": base["g"], "wstart": base["b"] - offset, "v": base["v"]})
+                           for offset in range(k)], ignore_index=True)
+        windows = every.drop_duplicates().groupby(["g", "wstart"], sort=False).size().rename("value").reset_index()
         threshold = float(agg.distinct_gte or 0)
     else:
-        windows = every.groupby(wkeys, sort=False)["value"].sum().rename("value").reset_index()
+        # the rows of one window in the order of the offsets, then of the partials: sums add up alike
+        every = pd.concat([pd.DataFrame({"g": gid, "wstart": bucket - offset, "value": parts["value"]})
+                           for offset in range(k)], ignore_index=True)
+        windows = every.groupby(["g", "wstart"], sort=False)["value"].sum().reset_index()
         threshold = float(agg.count_gte if agg.count_gte is not None else agg.sum_gte or 0)
-    keep = windows["value"] >= threshold
+    keep = (windows["value"] >= threshold).to_numpy(dtype=bool)
     if agg.baseline_factor is not None:
         # the group's usual level: median over its aligned (non-overlapping) windows with traffic
         aligned = windows[windows["wstart"] % k == 0]
-        median = aligned.groupby(groups, sort=False)["value"].median().rename("baseline").reset_index()
-        windows = windows.merge(median, on=groups, how="left")
-        keep = (windows["value"] >= threshold) & (windows["value"] >= agg.baseline_factor * windows["baseline"])
-    over = windows[keep.to_numpy()].sort_values([*groups, "wstart"]).reset_index(drop=True)
+        baseline = windows["g"].map(aligned.groupby("g")["value"].median())
+        keep = keep & (windows["value"] >= agg.baseline_factor * baseline).to_numpy(dtype=bool)
+    over = windows[keep]
     if over.empty:
         return pd.DataFrame(columns=cols)
+    first_row = np.unique(gid, return_index=True)[1]     # a row of each group code, to read its values
+    named = parts[groups].iloc[first_row[over["g"].to_numpy()]].reset_index(drop=True)
+    over = pd.concat([named, over.reset_index(drop=True)], axis=1)
+    over = over.sort_values([*groups, "wstart"]).reset_index(drop=True)
     # episodes: runs of consecutive window starts within one group
-    keys = over[groups].astype("string").fillna("").agg("\x1f".join, axis=1).to_numpy(dtype=object)
-    new_group = np.r_[True, keys[1:] != keys[:-1]]
+    codes = over["g"].to_numpy(dtype=np.int64)
+    new_group = np.r_[True, codes[1:] != codes[:-1]]
     starts = over["wstart"].to_numpy(dtype=np.int64)
     gap = np.r_[True, np.diff(starts) > 1]
     over["episode"] = np.cumsum(new_group | gap)
-    ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups},
+    ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups}, g=("g", "first"),
                                      first=("wstart", "min"), last=("wstart", "max"), value=("value", "max"))
-    sample_map = _samples(parts, groups, k)
+    # samples are read only from the partials of the episodes' groups and buckets
+    spans = pd.DataFrame({"g": gid, "b": bucket, "pos": np.arange(len(parts))}).merge(
+        ep[["g", "first", "last"]], on="g")
+    inside = np.unique(spans["pos"][(spans["b"] >= spans["first"]) & (spans["b"] < spans["last"] + k)].to_numpy())
+    # a (group, bucket) keeps SAMPLE_LINES samples, and each partial row holds at least one
+    few = pd.DataFrame({"g": gid[inside], "b": bucket[inside]}).groupby(["g", "b"]).cumcount() < SAMPLE_LINES
+    sample_map = _samples(parts.iloc[inside[few.to_numpy()]], groups, k)
     rows = []
     for r in ep.itertuples(index=False):
         key = tuple(getattr(r, g) for g in groups)
