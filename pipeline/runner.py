@@ -43,9 +43,8 @@ from .rules.sigma.mapping import LOG_FORMAT, reads_log_format
 from .sources.base import (BLANK_LINE, REGISTRIES, FilePart, FileTrouble, ReadResult, UnreadableFile, collecting_troubles,
                            counting_blank_lines,
                            cut_inside_a_field, expand, explain_undecodable, os_trouble, plan_parts, reading_encoding,
-                           reading_part, shift_lines, wrong_encoding)
+                           read_stored, reading_part, shift_lines, wrong_encoding)
 from .sources.bindings import load_bindings, owners
-from .sources.base import read_stored
 from .sources.logs_common import LOG_READERS, NO_DOMAIN_FORMATS, RAW, keeping_raw
 
 # Source kinds scanned by record rules, and the modules that register their formats.
@@ -267,12 +266,11 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     reader = REGISTRIES[task.source].get(task.format)
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)  # once per worker process
     compile_s = time.perf_counter() - began
-    if task.source == "logs" and task.part is None:
+    if task.source == "logs":   # never split in parts (split_tasks): parsed once, for rules and store
         return _scan_log_file(task, ctx, compiled, began, compile_s)
     result: ReadResult
     if task.part is None:
-        with keeping_raw(compiled.needs_raw):   # only rules reading the raw line pay for it
-            result = reader(task.path, **dict(task.extras))
+        result = reader(task.path, **dict(task.extras))
     else:
         with reading_part(task.part):
             result = reader(task.path, **dict(task.extras))
@@ -285,10 +283,6 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
         troubles.append(wrong)
     result = ReadResult(result.records, explain_undecodable(result.quarantine, task.encoding), result.rows_read)
     records = _attribute(conform(result.records, SCHEMAS[task.source]), task.source, ctx)
-    if RAW in result.records.columns:   # beside the canonical columns, for this evaluation only
-        records[RAW] = result.records[RAW].reset_index(drop=True)
-    if task.source == "logs" and reads_log_format(compiled.rules):   # Sigma fields mapped per log format
-        records[LOG_FORMAT] = task.format
     fresh = _not_yet_scanned(records, task.source, ctx)
     timings = {"read": time.perf_counter() - began - compile_s, "compile": compile_s}
     hits, parts = evaluate_batches(compiled, fresh, ctx.batch_rows, timings)

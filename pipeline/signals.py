@@ -67,9 +67,10 @@ def raise_if_received() -> None:
 def held(stderr_to: Path | None = None) -> Iterator[None]:
     """Hold SIGINT and SIGTERM for the duration of the block, then deliver the first that came.
     With ``stderr_to``, processes started in the block inherit that file as their stderr."""
+    redirect = children_stderr(stderr_to) if stderr_to is not None else nullcontext()
     if threading.current_thread() is not threading.main_thread():
         # signals are only ever handled in the main thread: here only the workers' stderr is moved
-        with children_stderr(stderr_to) if stderr_to is not None else nullcontext():
+        with redirect:
             yield
         return
     caught: list[int] = []
@@ -81,7 +82,7 @@ def held(stderr_to: Path | None = None) -> Iterator[None]:
     for s in TERMINATING:
         signal.signal(s, record)
     try:
-        with children_stderr(stderr_to) if stderr_to is not None else nullcontext():
+        with redirect:
             yield
     finally:
         for s, handler in previous.items():

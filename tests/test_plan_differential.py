@@ -79,7 +79,7 @@ def _evidence(ev: pd.DataFrame) -> list[tuple]:
     return [tuple(plain(v) for v in row) for row in ev.itertuples(index=False, name=None)]
 
 
-def _compare(rules: tuple[m.Rule, ...], source: str, df: pd.DataFrame) -> dict[str, int]:
+def assert_plan_agrees(rules: tuple[m.Rule, ...], source: str, df: pd.DataFrame) -> dict[str, int]:
     plan = CompiledRules(rules, source, evaluator="plan")
     ref = CompiledRules(rules, source, evaluator="reference")
     got, got_masks = plan.evaluate_all(df)
@@ -107,7 +107,7 @@ def test_every_log_rule_matches_as_the_reference_does(ruleset: m.RuleSet, logs: 
     rules = ruleset.for_source("logs")
     sigma = [r for r in rules if "sigma" in r.meta]
     assert len(sigma) == 86 and len(rules) > len(sigma)
-    matched = _compare(rules, "logs", logs)
+    matched = assert_plan_agrees(rules, "logs", logs)
     plan = CompiledRules(rules, "logs")._plan
     plan.evaluate_all(logs)
     assert any(f.dense for f in plan.fields.values())   # the path for frequent literals was taken
@@ -118,15 +118,15 @@ def test_every_log_rule_matches_as_the_reference_does(ruleset: m.RuleSet, logs: 
 
 def test_every_object_rule_matches_as_the_reference_does(ruleset: m.RuleSet, objects: pd.DataFrame) -> None:
     rules = ruleset.for_source("objects")
-    matched = _compare(rules, "objects", objects)
+    matched = assert_plan_agrees(rules, "objects", objects)
     assert sum(1 for n in matched.values() if n) >= len([r for r in rules if r.aggregate is None]) // 2
 
 
 def test_batches_cut_anywhere_agree(ruleset: m.RuleSet, logs: pd.DataFrame) -> None:
     """A batch of a few rows (values then rarely repeat) and one that starts mid-way agree too."""
     rules = ruleset.for_source("logs")
-    _compare(rules, "logs", logs.iloc[-40:].reset_index(drop=True))
-    _compare(rules, "logs", logs.iloc[1000:3000])
+    assert_plan_agrees(rules, "logs", logs.iloc[-40:].reset_index(drop=True))
+    assert_plan_agrees(rules, "logs", logs.iloc[1000:3000])
 
 
 # -- drawn values and texts --------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_drawn_sigma_values_agree(vals: list[str], mods: list[str], texts: list[
     leaf: m.Matcher = m.Regex(sv.alternation(patterns), ("uri",), decoded=False, label="drawn")
     if negate:
         leaf = m.AllOf((m.Regex("(?is)a", ("uri",), decoded=False, label="a"), m.Not(leaf)))
-    _compare((_rule(0, leaf),), "logs", _frame(texts))
+    assert_plan_agrees((_rule(0, leaf),), "logs", _frame(texts))
 
 
 def test_sigma_literals_are_decided_without_re2() -> None:
@@ -179,7 +179,7 @@ _REGEXES = ["(?i)lottery-\\d{3,}", "a(b|cd)+e", "(?i)(foo|bar)baz", "x*y", "[[:a
 def test_drawn_texts_under_general_expressions_agree(texts: list[str | None], which: list[str]) -> None:
     rules = tuple(_rule(i, m.Regex(p, ("uri",), decoded=False)) for i, p in enumerate(which))
     rules += tuple(_rule(10 + i, m.Regex(p, ("uri",))) for i, p in enumerate(which))   # starter form
-    _compare(rules, "logs", _frame([t.replace("*", "ab").replace("?", "e") if t else t for t in texts]))
+    assert_plan_agrees(rules, "logs", _frame([t.replace("*", "ab").replace("?", "e") if t else t for t in texts]))
 
 
 def test_general_gates_are_literals_every_match_holds() -> None:
