@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,9 @@ class Database:
             self.conn.execute("PRAGMA busy_timeout=60000")
             # the fold stages a run's hits in temporary tables: keep them off the disk
             self.conn.execute("PRAGMA temp_store=MEMORY")
+            # a fold updates every case a run sees in one transaction: with SQLite's default 2 MiB page
+            # cache it spills and reads back pages of cases mid-transaction (this is a ceiling, not an allocation)
+            self.conn.execute("PRAGMA cache_size=-65536")
             self.dialect = "sqlite"
         else:
             raise StoreError(f"unsupported case store URL {_redact(url)!r}",
@@ -90,10 +93,8 @@ class Database:
         else:
             self.conn.executemany(sql, [tuple(r) for r in rows])
 
-    def bulk_insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert many rows into ``table``: ``COPY`` on PostgreSQL, one prepared statement on SQLite."""
-        if not rows:
-            return
         if self.dialect == "postgresql":
             with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:

@@ -21,6 +21,7 @@ What holds, as when cases were folded one at a time:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,7 +296,8 @@ SELECT x.*, CASE WHEN x.status_before IS NULL THEN 'new'
                  WHEN x.status_before = 'resolved' AND (x.added > 0 OR x.last_resolve = 'auto_resolved') THEN 'reopened'
                  WHEN x.added > 0 THEN 'updated' ELSE 'unchanged' END AS outcome
 FROM (SELECT s.pos, s.case_id, s.rule_id, s.account_id, s.first_event, s.last_event, r.rule_hash,
-             c.status AS status_before, c.rule_hash AS hash_before, COALESCE(a.added, 0) AS added,
+             c.status AS status_before, c.rule_hash AS hash_before, c.account_id AS account_before,
+             COALESCE(a.added, 0) AS added,
              CASE WHEN c.status = 'resolved' THEN
                   (SELECT h.action FROM case_history h WHERE h.case_id = s.case_id AND h.to_status = 'resolved'
                    ORDER BY h.id DESC LIMIT 1) END AS last_resolve
@@ -310,13 +312,26 @@ WRITE = (
     "INSERT INTO case_hits (case_id, hit_key, run_id) SELECT case_id, hit_key, ? FROM fold_fresh",
     # `WHERE true` before ON CONFLICT: SQLite reads `SELECT ... ON` as a join otherwise
     "INSERT INTO case_runs (case_id, run_id) SELECT case_id, ? FROM fold_state WHERE true ON CONFLICT DO NOTHING",
-    # the hit count stays the number of distinct events: cases.hit_count is always COUNT(case_hits)
-    "UPDATE cases SET last_seen = ?, updated_at = ?, hit_count = cases.hit_count + st.added,"
-    " rule_hash = st.rule_hash, account_id = COALESCE(cases.account_id, st.account_id),"
+)
+# A new case's row from its staged fields, its rule's and its evidence (staged only for new cases).
+INSERT_NEW = (
+    f"INSERT INTO cases ({', '.join(CASE_COLUMNS)})"
+    " SELECT st.case_id, st.rule_id, r.rule_hash, r.rule_title, r.clause, r.law, r.category, r.severity, r.source,"
+    " n.subject_type, n.subject_id, st.account_id, 'open', ?, ?, st.first_event, st.last_event, st.added,"
+    " n.evidence, ? FROM fold_new n JOIN fold_state st ON st.pos = n.pos JOIN fold_rules r ON r.rule_id = st.rule_id"
+)
+# Known cases: the columns every seen case changes, then the two that change for few of them. The
+# indexed ones (account, status) are set apart so the big update leaves every index as it was.
+UPDATE_SEEN = (
+    "UPDATE cases SET last_seen = ?, updated_at = ?, hit_count = cases.hit_count + st.added, rule_hash = st.rule_hash,"
     f" first_event = {_EARLIER.format(a='cases.first_event', b='st.first_event')},"
-    f" last_event = {_LATER.format(a='cases.last_event', b='st.last_event')},"
-    " status = CASE WHEN st.outcome = 'reopened' THEN 'open' ELSE cases.status END"
-    " FROM fold_state st WHERE st.case_id = cases.case_id AND st.outcome <> 'new'",
+    f" last_event = {_LATER.format(a='cases.last_event', b='st.last_event')}"
+    " FROM fold_state st WHERE st.case_id = cases.case_id AND st.outcome <> 'new'"
+)
+UPDATE_FEW = (
+    "UPDATE cases SET account_id = st.account_id FROM fold_state st WHERE st.case_id = cases.case_id"
+    " AND st.outcome <> 'new' AND st.account_before IS NULL AND st.account_id IS NOT NULL",
+    "UPDATE cases SET status = 'open' FROM fold_state st WHERE st.case_id = cases.case_id AND st.outcome = 'reopened'",
 )
 # One statement per kind of history row, in the order a case's rows were always written.
 HISTORY = (
@@ -330,7 +345,7 @@ HISTORY = (
     " || CASE WHEN added > 0 THEN '' ELSE ' (hits already recorded before it was resolved)' END, ?"
     " FROM fold_state WHERE outcome = 'reopened'",
 )
-TEMP_TABLES = ("fold_hits", "fold_cases", "fold_rules", "fold_fresh", "fold_state", "fold_evidence")
+TEMP_TABLES = ("fold_hits", "fold_cases", "fold_rules", "fold_fresh", "fold_state", "fold_new", "fold_evidence")
 
 
 def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evidence: int, now: str) -> ApplyResult:
@@ -355,19 +370,24 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     db.execute(CLASSIFY)
     checkpoint("store.fold")
     # only the cases that gained events need evidence: new ones, and known ones to merge it into
-    touched = db.execute("SELECT st.pos, st.outcome, st.added, c.evidence FROM fold_state st"
+    touched = db.execute("SELECT st.pos, st.outcome, c.evidence FROM fold_state st"
                          " LEFT JOIN cases c ON c.case_id = st.case_id AND st.outcome <> 'new'"
                          " WHERE st.added > 0 ORDER BY st.pos").fetchall()
-    fresh_cases = [r for r in touched if r[1] == "new"]
-    new = np.array([r[0] for r in fresh_cases], dtype=np.int64)
+    new = np.array([r[0] for r in touched if r[1] == "new"], dtype=np.int64)
     ev = evidence_items(prep, np.array([r[0] for r in touched], dtype=np.int64), max_evidence)
-    merged = _merged_evidence(prep, ev, [(r[0], r[3]) for r in touched if r[1] != "new"], max_evidence)
-    hits_sql, runs_sql, update_sql = WRITE
+    merged = _merged_evidence(prep, ev, [(r[0], r[2]) for r in touched if r[1] != "new"], max_evidence)
+    hits_sql, runs_sql = WRITE
     db.execute(hits_sql, (run_id,))
     db.execute(runs_sql, (run_id,))
     checkpoint("store.fold")
-    db.bulk_insert("cases", CASE_COLUMNS, _new_cases(prep, new, [int(r[2]) for r in fresh_cases], ev, now))
-    db.execute(update_sql, (now, now))
+    if len(new):
+        db.execute("CREATE TEMP TABLE fold_new (pos INTEGER PRIMARY KEY, subject_type TEXT, subject_id TEXT,"
+                   " evidence TEXT NOT NULL)")
+        db.bulk_insert("fold_new", ("pos", "subject_type", "subject_id", "evidence"), _new_cases(prep, new, ev))
+        db.execute(INSERT_NEW, (now, now, now))
+    db.execute(UPDATE_SEEN, (now, now))
+    for sql in UPDATE_FEW:
+        db.execute(sql)
     checkpoint("store.fold")
     for select in HISTORY:
         db.execute("INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, reason, run_id) "
@@ -383,17 +403,12 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
                        counts.get("unchanged", 0), counts.get("reopened", 0), tuple(prep.case_list))
 
 
-def _new_cases(prep: Prepared, new: np.ndarray, added: list[int], ev: Evidence, now: str) -> list[tuple[Any, ...]]:
-    """The ``cases`` rows (CASE_COLUMNS) of the new cases at the sorted positions ``new``."""
-    if not len(new):
-        return []
-    rules = {r[0]: r for r in prep.rules}
+def _new_cases(prep: Prepared, new: np.ndarray, ev: Evidence) -> Iterator[tuple[Any, ...]]:
+    """The staged rows (pos, subject type, subject, evidence) of the new cases at the sorted positions ``new``."""
     heads = pa.array(prep.heads[new])
-    staged = [prep.cases[p] for p in new.tolist()]
     subject_type = _text(prep.hits["subject_type"]).take(heads).to_pylist()
     subject_id = _text(prep.hits["subject_id"]).take(heads).to_pylist()
-    return [(c[1], c[2], *rules[c[2]][1:], st, sid, c[3], "open", now, now, c[4], c[5], n, e, now)
-            for c, st, sid, n, e in zip(staged, subject_type, subject_id, added, evidence_json(ev, new))]
+    return zip(new.tolist(), subject_type, subject_id, evidence_json(ev, new))
 
 
 def _merged_evidence(prep: Prepared, ev: Evidence, known: list[tuple[int, str]],
