@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.cases.db import Database
+from pipeline.cases.fold import fold
 from pipeline.cases.ids import case_id
+from pipeline.cases.schema import MIGRATIONS, run_migrations
 from pipeline.cases.store import CaseStore
 from pipeline.matchers.hits import HIT_COLUMNS
 from pipeline.rules import model as m
@@ -76,7 +79,35 @@ def test_filters_and_runs(store_url: str) -> None:
 def test_schema_is_migrated_once(store_url: str) -> None:
     CaseStore(store_url).close()
     store = CaseStore(store_url)
-    assert store.schema_versions() == [1, 2, 3, 4]
+    assert store.schema_versions() == [1, 2, 3, 4, 5]
+
+
+def test_a_store_of_schema_4_keeps_its_hits_and_runs_through_migration_5(store_url: str) -> None:
+    """Migration 5 rebuilds case_hits and case_runs: every hit key and run survives, so a rescan of
+    the same events adds nothing and a new event counts once."""
+    db = Database(store_url)
+    run_migrations(db, MIGRATIONS[:4], table="schema_version", what="case store")
+    rs = ruleset()
+    with db.transaction():
+        db.execute("INSERT INTO runs (run_id, started_at, status) VALUES ('R1', 'now', 'completed')")
+        fold(db, "R1", hits(["e1", "e2"]), rs, 5, "2026-12-01T00:00:00+00:00")
+    db.close()
+    store = CaseStore(store_url)
+    assert store.schema_versions() == [1, 2, 3, 4, 5]
+    cid = case_id("objects.test.rule", "object", "b/k1")
+    assert store.db.all("SELECT case_id, hit_key, run_id FROM case_hits ORDER BY hit_key") == [
+        {"case_id": cid, "hit_key": "e1", "run_id": "R1"}, {"case_id": cid, "hit_key": "e2", "run_id": "R1"}]
+    again = store.apply_hits(store.begin_run(None, rs.digest), hits(["e1", "e2"]), rs, max_evidence=5)
+    more = store.apply_hits(store.begin_run(None, rs.digest), hits(["e2", "e3"]), rs, max_evidence=5)
+    assert (again.new, again.unchanged, more.updated) == (0, 1, 1)
+    case = store.get_case(cid)
+    assert case["hit_count"] == 3 and len(case["run_ids"]) == 3 and case["run_ids"][0] == "R1"
+    if store.dialect == "sqlite":
+        tables = {r["name"]: r["sql"] for r in store.db.all("SELECT name, sql FROM sqlite_master WHERE type='table'")}
+        assert "WITHOUT ROWID" in tables["case_hits"] and "WITHOUT ROWID" in tables["case_runs"]
+    else:
+        assert "fillfactor=60" in store.db.scalar("SELECT array_to_string(reloptions, ',') FROM pg_class"
+                                                  " WHERE oid = 'cases'::regclass")
 
 
 def test_transitions_are_checked_and_recorded(store_url: str) -> None:

@@ -1,6 +1,6 @@
 """A thin portable layer over SQLite and PostgreSQL for the case store.
 
-SQL is written once with ``?`` placeholders and ``{autoid}`` / ``{blob}`` in DDL; this module
+SQL is written once with ``?`` placeholders and ``{autoid}``, ``{blob}``, ... in DDL; this module
 adapts it to each engine. Writers serialize: SQLite with ``BEGIN IMMEDIATE``, PostgreSQL with a
 transaction-scoped advisory lock, so two scans or a scan and a reviewer never interleave writes.
 """
@@ -21,8 +21,10 @@ from ..errors import StoreError, StoreUnavailable
 WRITE_LOCK_KEY = 0x636F6D70  # advisory lock ids, within the store's own namespace (see Database.lock_space)
 
 DDL = {
-    "sqlite": {"autoid": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
-    "postgresql": {"autoid": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
+    "sqlite": {"autoid": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "without_rowid": "WITHOUT ROWID",
+               "cases_fillfactor": ""},
+    "postgresql": {"autoid": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA", "without_rowid": "",
+                   "cases_fillfactor": "ALTER TABLE cases SET (fillfactor = 60)"},
 }
 
 

@@ -310,8 +310,9 @@ _EARLIER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} <= {b} THEN {
 _LATER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} >= {b} THEN {a} ELSE {b} END"
 WRITE = (
     "INSERT INTO case_hits (case_id, hit_key, run_id) SELECT case_id, hit_key, ? FROM fold_fresh",
-    # `WHERE true` before ON CONFLICT: SQLite reads `SELECT ... ON` as a join otherwise
-    "INSERT INTO case_runs (case_id, run_id) SELECT case_id, ? FROM fold_state WHERE true ON CONFLICT DO NOTHING",
+    # NOT EXISTS rather than ON CONFLICT: PostgreSQL logs a speculative insertion for each row otherwise
+    "INSERT INTO case_runs (case_id, run_id) SELECT st.case_id, ? FROM fold_state st"
+    " WHERE NOT EXISTS (SELECT 1 FROM case_runs r WHERE r.case_id = st.case_id AND r.run_id = ?)",
 )
 # A new case's row from its staged fields, its rule's and its evidence (staged only for new cases).
 INSERT_NEW = (
@@ -378,7 +379,7 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     merged = _merged_evidence(prep, ev, [(r[0], r[2]) for r in touched if r[1] != "new"], max_evidence)
     hits_sql, runs_sql = WRITE
     db.execute(hits_sql, (run_id,))
-    db.execute(runs_sql, (run_id,))
+    db.execute(runs_sql, (run_id, run_id))
     checkpoint("store.fold")
     if len(new):
         db.execute("CREATE TEMP TABLE fold_new (pos INTEGER PRIMARY KEY, subject_type TEXT, subject_id TEXT,"

@@ -1,6 +1,6 @@
 """The case store's schema: numbered migrations, applied once each and recorded in ``schema_version``.
 
-DDL is written once with ``{autoid}`` / ``{blob}`` placeholders that ``Database.ddl`` fills per engine.
+DDL is written once with placeholders (``{autoid}``, ``{blob}``, ...) that ``Database.ddl`` fills per engine.
 A migration is appended, never edited: stores in the field have run the earlier ones.
 """
 
@@ -70,6 +70,23 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE watermarks (source TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
                              PRIMARY KEY (source, scope))
+    """,
+    # 5: every rescan writes a row of case_runs for each case it sees and updates the case: SQLite
+    # keeps hit keys and runs in their primary key's tree alone (WITHOUT ROWID, not a table and an
+    # index beside it); PostgreSQL leaves room on each page of cases for the new row versions, so
+    # an update that changes no indexed column writes no index entry (a HOT update)
+    """
+    CREATE TABLE case_hits_v5 (case_id TEXT NOT NULL, hit_key TEXT NOT NULL, run_id TEXT NOT NULL,
+                               PRIMARY KEY (case_id, hit_key)) {without_rowid};
+    INSERT INTO case_hits_v5 (case_id, hit_key, run_id) SELECT case_id, hit_key, run_id FROM case_hits;
+    DROP TABLE case_hits;
+    ALTER TABLE case_hits_v5 RENAME TO case_hits;
+    CREATE TABLE case_runs_v5 (case_id TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (case_id, run_id))
+        {without_rowid};
+    INSERT INTO case_runs_v5 (case_id, run_id) SELECT case_id, run_id FROM case_runs;
+    DROP TABLE case_runs;
+    ALTER TABLE case_runs_v5 RENAME TO case_runs;
+    {cases_fillfactor}
     """,
 ]
 
