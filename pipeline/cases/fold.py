@@ -365,6 +365,9 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     db.bulk_insert("fold_rules", RULE_COLUMNS, prep.rules)
     checkpoint("store.fold")
     if db.dialect == "postgresql":
+        # the classifying query's estimated cost (a subquery per case) sets off JIT compilation,
+        # which takes longer than the query; SET LOCAL ends with the transaction
+        db.execute("SET LOCAL jit = off")
         db.execute("ANALYZE fold_hits")  # the planner's row counts
         db.execute("ANALYZE fold_cases")
     db.execute(FRESH)
