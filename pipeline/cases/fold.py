@@ -281,6 +281,10 @@ STAGE_DDL = (
     " first_event TEXT, last_event TEXT)",
     "CREATE TEMP TABLE fold_rules (rule_id TEXT PRIMARY KEY, rule_hash TEXT, rule_title TEXT, clause TEXT, law TEXT,"
     " category TEXT, severity TEXT, source TEXT)",
+    # what a new case's row takes from its hits, staged only for the new cases
+    "CREATE TEMP TABLE fold_new (pos INTEGER PRIMARY KEY, subject_type TEXT, subject_id TEXT, evidence TEXT NOT NULL)",
+    # the merged evidence of known cases that gained hits, written by the update of every seen case
+    "CREATE TEMP TABLE fold_evidence (pos INTEGER PRIMARY KEY, evidence TEXT NOT NULL)",
 )
 # Each staged case with what the store knew of it and what this run does to it (outcome). The new
 # events of each case (``added``) are counted once, in a table of their own, from the staged hits
@@ -326,8 +330,10 @@ INSERT_NEW = (
 UPDATE_SEEN = (
     "UPDATE cases SET last_seen = ?, updated_at = ?, hit_count = cases.hit_count + st.added, rule_hash = st.rule_hash,"
     f" first_event = {_EARLIER.format(a='cases.first_event', b='st.first_event')},"
-    f" last_event = {_LATER.format(a='cases.last_event', b='st.last_event')}"
-    " FROM fold_state st WHERE st.case_id = cases.case_id AND st.outcome <> 'new'"
+    f" last_event = {_LATER.format(a='cases.last_event', b='st.last_event')},"
+    " evidence = COALESCE(e.evidence, cases.evidence)"
+    " FROM fold_state st LEFT JOIN fold_evidence e ON e.pos = st.pos"
+    " WHERE st.case_id = cases.case_id AND st.outcome <> 'new'"
 )
 UPDATE_FEW = (
     "UPDATE cases SET account_id = st.account_id FROM fold_state st WHERE st.case_id = cases.case_id"
@@ -385,10 +391,9 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     db.execute(runs_sql, (run_id, run_id))
     checkpoint("store.fold")
     if len(new):
-        db.execute("CREATE TEMP TABLE fold_new (pos INTEGER PRIMARY KEY, subject_type TEXT, subject_id TEXT,"
-                   " evidence TEXT NOT NULL)")
         db.bulk_insert("fold_new", ("pos", "subject_type", "subject_id", "evidence"), _new_cases(prep, new, ev))
         db.execute(INSERT_NEW, (now, now, now))
+    db.bulk_insert("fold_evidence", ("pos", "evidence"), merged)
     db.execute(UPDATE_SEEN, (now, now))
     for sql in UPDATE_FEW:
         db.execute(sql)
@@ -396,10 +401,6 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
     for select in HISTORY:
         db.execute("INSERT INTO case_history (case_id, at, actor, action, from_status, to_status, reason, run_id) "
                    + select, (now, run_id))
-    if merged:
-        db.execute("CREATE TEMP TABLE fold_evidence (case_id TEXT PRIMARY KEY, evidence TEXT NOT NULL)")
-        db.bulk_insert("fold_evidence", ("case_id", "evidence"), merged)
-        db.execute("UPDATE cases SET evidence = e.evidence FROM fold_evidence e WHERE e.case_id = cases.case_id")
     checkpoint("store.fold")
     counts = {r["outcome"]: int(r["n"]) for r in
               db.all("SELECT outcome, COUNT(*) AS n FROM fold_state GROUP BY outcome")}
@@ -416,8 +417,8 @@ def _new_cases(prep: Prepared, new: np.ndarray, ev: Evidence) -> Iterator[tuple[
 
 
 def _merged_evidence(prep: Prepared, ev: Evidence, known: list[tuple[int, str]],
-                     max_evidence: int) -> list[tuple[str, str]]:
-    """(case id, evidence) of the known cases that gained hits: their evidence, then this run's first
+                     max_evidence: int) -> list[tuple[int, str]]:
+    """(case position, evidence) of the known cases that gained hits: their evidence, then this run's first
     items they did not have, up to ``max_evidence``. Cases already holding that many keep theirs."""
     out = []
     for pos, evidence in known:
@@ -430,5 +431,5 @@ def _merged_evidence(prep: Prepared, ev: Evidence, known: list[tuple[int, str]],
         if not fresh:
             continue
         texts = [_json(i) for i in old] + fresh
-        out.append((prep.case_list[pos], "[" + ",".join(texts[:max_evidence]) + "]"))
+        out.append((pos, "[" + ",".join(texts[:max_evidence]) + "]"))
     return out
