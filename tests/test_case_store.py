@@ -234,3 +234,19 @@ def test_one_run_with_every_outcome(store_url: str) -> None:
     assert more["hit_count"] == 4 and [e["hit_key"] for e in more["evidence"]] == ["b", "b2", "b3"]
     assert more["rule_hash"] == "h2" and more["first_event"] == "2026-11-01T00:00:00+00:00"
     assert more["last_event"] == "2026-11-01T00:03:00+00:00"
+
+
+def test_merged_evidence_keeps_the_stored_items_as_written(store_url: str) -> None:
+    """A known case gaining hits keeps its stored evidence (however it was serialized) and appends only
+    the new events' items, up to the bound."""
+    store = CaseStore(store_url)
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest), hits(["e1"]), rs, max_evidence=3)
+    cid = case_id("objects.test.rule", "object", "b/k1")
+    stored = store.get_case(cid)["evidence"]
+    with store.transaction() as db:  # as an older version wrote it: json.dumps with spaces, a newline
+        db.execute("UPDATE cases SET evidence = ? WHERE case_id = ?", (json.dumps(stored, indent=1) + "\n", cid))
+    store.apply_hits(store.begin_run(None, rs.digest), hits(["e1", "e2", "e3", "e4"]), rs, max_evidence=3)
+    evidence = store.get_case(cid)["evidence"]
+    assert evidence[0] == stored[0]
+    assert [i["hit_key"] for i in evidence] == ["e1", "e2", "e3"]

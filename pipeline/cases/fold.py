@@ -145,9 +145,13 @@ class Evidence:
     item_key: pa.Array
     items: pa.Array
 
-    def of(self, pos: int) -> tuple[list[str], list[str]]:
-        lo, hi = (int(i) for i in np.searchsorted(self.item_case, [pos, pos + 1]))
-        return self.item_key[lo:hi].to_pylist(), self.items[lo:hi].to_pylist()
+    def spans(self, cases: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        """For the sorted case positions ``cases``: where each case's items start in the second
+        result (plus its end), and the indices of those items, case by case."""
+        starts = np.searchsorted(self.item_case, cases)
+        lengths = np.searchsorted(self.item_case, cases, side="right") - starts
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        return offsets, pa.array(np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths))
 
 
 def evidence_items(prep: Prepared, cases: np.ndarray, max_evidence: int) -> Evidence:
@@ -164,13 +168,8 @@ def evidence_json(ev: Evidence, cases: np.ndarray) -> list[str]:
     """Each case's evidence array (its items joined by Arrow), for the sorted case positions ``cases``."""
     if not len(cases):
         return []
-    starts = np.searchsorted(ev.item_case, cases)
-    ends = np.searchsorted(ev.item_case, cases, side="right")
-    # the items of the wanted cases, contiguous, then one list per case
-    lengths = ends - starts
-    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    take = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths)
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), ev.items.take(pa.array(take)))
+    offsets, take = ev.spans(cases)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), ev.items.take(take))
     return _concat("[", pc.binary_join(lists, _s(",")), "]").to_pylist()
 
 
@@ -420,16 +419,18 @@ def _merged_evidence(prep: Prepared, ev: Evidence, known: list[tuple[int, str]],
                      max_evidence: int) -> list[tuple[int, str]]:
     """(case position, evidence) of the known cases that gained hits: their evidence, then this run's first
     items they did not have, up to ``max_evidence``. Cases already holding that many keep theirs."""
+    if not known:
+        return []
+    offsets, take = ev.spans(np.array([pos for pos, _ in known], dtype=np.int64))
+    keys, items = ev.item_key.take(take).to_pylist(), ev.items.take(take).to_pylist()
     out = []
-    for pos, evidence in known:
+    for (pos, evidence), lo, hi in zip(known, offsets[:-1].tolist(), offsets[1:].tolist()):
         old = orjson.loads(evidence)
         if len(old) >= max_evidence:
             continue
-        keys, items = ev.of(pos)
         have = {i.get("hit_key") for i in old}
-        fresh = [item for key, item in zip(keys, items) if key not in have]
-        if not fresh:
-            continue
-        texts = [_json(i) for i in old] + fresh
-        out.append((pos, "[" + ",".join(texts[:max_evidence]) + "]"))
+        fresh = [item for key, item in zip(keys[lo:hi], items[lo:hi]) if key not in have]
+        if fresh:  # the stored array's text is kept as it is, this run's items appended to it
+            appended = ",".join(fresh[:max_evidence - len(old)])
+            out.append((pos, evidence.rstrip()[:-1] + ("," if old else "") + appended + "]"))
     return out
