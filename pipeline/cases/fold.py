@@ -177,9 +177,9 @@ def _accounts(hits: pd.DataFrame, order: np.ndarray, case_of: np.ndarray, n: int
     """Each case's most frequent non-empty account among its events (ties: the first in sorted order)."""
     acc = _text(hits["account_id"]).take(pa.array(order))
     ok = pc.fill_null(pc.not_equal(acc, _s("")), False).to_numpy(zero_copy_only=False)
-    out: list[str | None] = [None] * n
+    out = np.full(n, None, dtype=object)
     if not ok.any():
-        return out
+        return out.tolist()
     encoded = acc.filter(pa.array(ok)).dictionary_encode()
     names = encoded.dictionary.to_pylist()
     rank_of = np.argsort(np.argsort(np.array(names, dtype=object), kind="stable"))  # code → sorted position
@@ -189,10 +189,8 @@ def _accounts(hits: pd.DataFrame, order: np.ndarray, case_of: np.ndarray, n: int
     best = np.lexsort((rank, -counts, case))
     case, rank = case[best], rank[best]
     firsts = np.r_[True, case[1:] != case[:-1]]
-    by_rank = sorted(names)
-    for c, r in zip(case[firsts].tolist(), rank[firsts].tolist()):
-        out[c] = by_rank[r]
-    return out
+    out[case[firsts]] = np.array(sorted(names), dtype=object)[rank[firsts]]
+    return out.tolist()
 
 
 def iso_times(ns: pa.Array) -> pa.Array:
