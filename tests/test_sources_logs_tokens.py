@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import pipeline.sources.logs  # noqa: F401  (registers every format)
 from pipeline.sources import logs_combined, logs_s3, logs_tencent
 from pipeline.sources.logs_layout import Layout, _KINDS
-from pipeline.sources.logs_common import read_lines
+from pipeline.sources.logs_lines import read_lines
 from pipeline.sources.logs_tokens import cut
 
 # Bytes that decide what a field may hold: delimiters, brackets, digits, dots, dashes, white space.

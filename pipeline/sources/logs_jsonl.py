@@ -16,7 +16,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from .base import Stored
-from .logs_common import Lines, LogTable, log_format, assemble_table, constant, fill, indices, read_lines, split_uri
+from .logs_common import LogTable, assemble_table, log_format
+from .logs_fields import constant, fill, split_uri
+from .logs_lines import Lines, indices, read_lines
 
 SCHEMA = pa.schema([
     ("ts", pa.large_string()), ("client_ip", pa.large_string()), ("domain", pa.large_string()), ("method", pa.large_string()),

@@ -22,8 +22,10 @@ import pyarrow.compute as pc
 
 from .base import ReadResult, Stored
 from .logs_tokens import cut
-from .logs_common import (Lines, LogTable, assemble_table, nth, bad_values, constant, dash_to_null, fill, parse_times, read_lines,
-                          request_columns, spans, split_uri, to_float, to_int)
+from .logs_common import LogTable, assemble_table
+from .logs_fields import (bad_values, constant, dash_to_null, fill, nth, parse_times, request_columns, spans,
+                          split_uri, to_float, to_int)
+from .logs_lines import Lines, read_lines
 
 # kind → (strict pattern, capturing pattern body); quoted and bracketed kinds are special-cased.
 _KINDS: dict[str, tuple[str, str]] = {

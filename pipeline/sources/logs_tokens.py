@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from .logs_common import Lines
+from .logs_lines import Lines
 
 SPACE, QUOTE = 32, 34
 # Field kind codes (the layout kinds whose text the kernel checks; ``quoted`` needs no check).
