@@ -115,38 +115,27 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
     offsets = np.concatenate([starts, np.array([len(data)], dtype=np.int64)])
     binary: pa.Array = pa.Array.from_buffers(pa.large_binary(), len(starts),
                                              [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    keep = np.flatnonzero(~(too_long | blank | directive))
-    if len(keep) != len(starts):
-        binary = binary.take(pa.array(keep))
-    view: pa.Array | None = None
-    try:   # the usual file is all UTF-8: one validating cast, whose result is the view
-        view = binary.cast(pa.large_string())
-        invalid: list[int] = []
-    except pa.ArrowInvalid:
-        invalid = _invalid_utf8(binary, 0)
-    if invalid:
-        for j in invalid:
-            i = keep[j]
-            rejected.append((int(i) + 1, "invalid UTF-8", data[starts[i]:ends[i]]))
-        mask = np.ones(len(keep), dtype=bool)
-        mask[invalid] = False
-        binary = binary.filter(pa.array(mask))
-        keep = keep[mask]
-    if view is None:
-        view = binary.cast(pa.large_string())
+    drop = too_long | blank | directive
+    # The usual file is all UTF-8: one validating cast over every line, with no copy. Otherwise
+    # the lines that are not are found by bisection, over the same zero-copy array.
+    for i in _invalid_utf8(binary, 0):
+        if not drop[i]:   # an over-long line or a directive keeps its own reason
+            rejected.append((i + 1, "invalid UTF-8", data[starts[i]:ends[i]]))
+            drop[i] = True
     # Whitespace-only lines carry no data either. Such a line starts with a byte that begins a
     # space (ASCII, or the lead byte of a Unicode one): only the few lines that do are tested.
-    first = buf[starts[keep]] if len(keep) else np.zeros(0, dtype=np.uint8)
-    maybe = np.flatnonzero(_SPACE_LEAD[first])
-    spaces = pc.utf8_is_space(view.take(pa.array(maybe))) if len(maybe) else pa.array([], pa.bool_())
-    if pc.any(spaces).as_py():
-        sp = maybe[indices(spaces)]
-        for j in sp:
-            rejected.append((int(keep[j]) + 1, "blank line", data[starts[keep[j]]:ends[keep[j]]]))
-        mask = np.ones(len(keep), dtype=bool)
-        mask[sp] = False
-        view = view.filter(pa.array(mask))
-        keep = keep[mask]
+    maybe = np.flatnonzero(~drop & _SPACE_LEAD[buf[np.minimum(starts, max(len(buf) - 1, 0))]]) if len(buf) \
+        else np.zeros(0, dtype=np.int64)
+    if len(maybe):
+        text = binary.take(pa.array(maybe)).cast(pa.large_string())
+        for i in maybe[indices(pc.utf8_is_space(text))]:
+            rejected.append((int(i) + 1, "blank line", data[starts[i]:ends[i]]))
+            drop[i] = True
+    keep = np.flatnonzero(~drop)
+    if len(keep) != len(starts):   # one copy of the lines kept, and only when some are not
+        binary = binary.take(pa.array(keep))
+    # Every line kept is valid UTF-8 (checked above): its bytes are viewed as text, not cast again.
+    view = pa.Array.from_buffers(pa.large_string(), len(binary), binary.buffers(), offset=binary.offset)
     rejected.sort()
     lines = Lines(path=path, view=view, line_no=keep + 1, rejected=tuple(rejected),
                   rows_read=len(view) + len(rejected), data=data, starts=starts[keep], ends=ends[keep])
