@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from . import logs_times
 from .logs_lines import indices
+from .logs_tokens import first_byte, gather
 
 def parse_times(col: pa.Array, fmt: str, *, suffix: str = "", fixed: bool = True) -> pa.Array:
     """Strings → timestamp[ns, UTC] (null where unparsable).
@@ -109,28 +110,10 @@ def nth(lists: pa.Array, k: int) -> pa.Array:
     return lists.values.take(pa.array(np.where(ok, idx, 0), mask=~ok))
 
 
-def _every_other(n: int) -> pa.Array:
-    return pa.array(np.arange(0, 2 * n, 2, dtype=np.int64))
-
-
-def _from_interleaved(data: pa.Buffer, offsets: np.ndarray, take: pa.Array) -> pa.LargeStringArray:
-    """Elements ``take`` of the string array whose offsets are ``offsets`` (over ``data``): one copy."""
-    both = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), data])
-    return both.take(take)
-
-
 def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
-    """The byte ranges ``[starts[i], ends[i])`` of ``data`` as strings, in one copy.
-
-    Requires ``starts[i] <= ends[i] <= starts[i + 1]``: the ranges, interleaved with the gaps
-    between them, are the elements of one array over the buffer, and every other one is taken.
-    """
-    n = len(starts)
-    offsets = np.empty(2 * n + 1, dtype=np.int64)
-    offsets[0:2 * n:2] = starts
-    offsets[1:2 * n:2] = ends
-    offsets[2 * n] = ends[-1] if n else 0
-    return _from_interleaved(data, offsets, _every_other(n))
+    """The byte ranges ``[starts[i], ends[i])`` of ``data`` (cut at ASCII bytes) as strings, in one copy."""
+    return gather(np.frombuffer(data, dtype=np.uint8), np.asarray(starts, dtype=np.int64),
+                  np.asarray(ends, dtype=np.int64))
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, pa.Buffer]:
@@ -207,8 +190,22 @@ def split_uri(uri: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
         st = pc.extract_regex(uri, _HOST)
         host = pc.if_else(absolute, dash_to_null(pc.struct_field(st, "host")), host)
         target = pc.if_else(absolute, pc.struct_field(st, "rest"), uri)
-    parts = pc.split_pattern(target, "?", max_splits=1)
-    return nth(parts, 0), nth(parts, 1), host
+    path, query = _split_at_question_mark(target.cast(pa.large_string()))
+    return path, query, host
+
+
+def _split_at_question_mark(target: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(the text before the first ``?``, the text after it or null when there is none)."""
+    if len(target) == 0:
+        return target, target
+    offsets, data = _string_buffers(target)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    lo, hi = offsets[:-1], offsets[1:]
+    at = np.empty(len(lo), dtype=np.int64)
+    first_byte(buf, lo, hi, ord("?"), at)
+    valid = np.ones(len(lo), dtype=bool) if target.null_count == 0 else \
+        np.asarray(target.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return gather(buf, lo, at, valid), gather(buf, np.minimum(at + 1, hi), hi, valid & (at < hi))
 
 
 def constant(value: str | None, n: int) -> pa.Array:

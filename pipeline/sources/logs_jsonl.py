@@ -152,27 +152,32 @@ def diagnose(line: str) -> str:
 _TS = pa.timestamp("ns", "UTC")
 
 
-def _cast_times(col: pa.Array) -> list[pa.Array]:
-    """Arrow's ISO 8601 cast, block by block: only the blocks holding a value it refuses are split,
-    and a refused value is parsed by Python (``_python_times``), so a few odd values cost a few
-    small casts, not a Python parse of every value."""
+_OFFSET = re.compile(r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$")
+
+
+def _cast_times(col: pa.Array, via: pa.DataType) -> list[pa.Array]:
+    """Arrow's ISO 8601 cast to ``via``, block by block: only the blocks holding a value it refuses
+    are split, and a refused value is parsed by Python (``_python_times``), so a few odd values
+    cost a few small casts, not a Python parse of every value."""
     try:
-        return [pc.cast(col, _TS)]
+        return [pc.cast(col, via).cast(_TS)]
     except pa.ArrowInvalid:
         if len(col) <= 64:
             return [_python_times(col)]
     half = len(col) // 2
-    return _cast_times(col.slice(0, half)) + _cast_times(col.slice(half))
+    return _cast_times(col.slice(0, half), via) + _cast_times(col.slice(half), via)
 
 
 def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
-    """ISO 8601 strings → timestamp[ns, UTC]; returns also the positions that do not parse."""
-    for via in (_TS, pa.timestamp("ns")):   # with offsets; or all without one, which are UTC
-        try:
-            return pc.cast(col, via).cast(_TS), []
-        except pa.ArrowInvalid:
-            pass
-    out = pa.concat_arrays(_cast_times(col))
+    """ISO 8601 strings → timestamp[ns, UTC]; returns also the positions that do not parse.
+
+    Values with an offset, or without one (UTC): the file's first value says which to expect (a
+    failed cast costs a whole pass, so the other is not tried first).
+    """
+    valid = col.drop_null()
+    first = str(valid[0].as_py()) if len(valid) else ""
+    chunks = _cast_times(col, _TS if _OFFSET.search(first) else pa.timestamp("ns"))
+    out = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
     lost = pc.and_(pc.is_valid(col), pc.is_null(out))
     return out, [int(i) for i in indices(lost)]
 

@@ -118,19 +118,19 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
     drop = too_long | blank | directive
     # The usual file is all UTF-8: one validating cast over every line, with no copy. Otherwise
     # the lines that are not are found by bisection, over the same zero-copy array.
-    for i in _invalid_utf8(binary, 0):
-        if not drop[i]:   # an over-long line or a directive keeps its own reason
-            rejected.append((i + 1, "invalid UTF-8", data[starts[i]:ends[i]]))
-            drop[i] = True
+    for bad in _invalid_utf8(binary, 0):
+        if not drop[bad]:   # an over-long line or a directive keeps its own reason
+            rejected.append((bad + 1, "invalid UTF-8", data[starts[bad]:ends[bad]]))
+            drop[bad] = True
     # Whitespace-only lines carry no data either. Such a line starts with a byte that begins a
     # space (ASCII, or the lead byte of a Unicode one): only the few lines that do are tested.
     maybe = np.flatnonzero(~drop & _SPACE_LEAD[buf[np.minimum(starts, max(len(buf) - 1, 0))]]) if len(buf) \
         else np.zeros(0, dtype=np.int64)
     if len(maybe):
         text = binary.take(pa.array(maybe)).cast(pa.large_string())
-        for i in maybe[indices(pc.utf8_is_space(text))]:
-            rejected.append((int(i) + 1, "blank line", data[starts[i]:ends[i]]))
-            drop[i] = True
+        for j in maybe[indices(pc.utf8_is_space(text))]:
+            rejected.append((int(j) + 1, "blank line", data[starts[j]:ends[j]]))
+            drop[j] = True
     keep = np.flatnonzero(~drop)
     if len(keep) != len(starts):   # one copy of the lines kept, and only when some are not
         binary = binary.take(pa.array(keep))

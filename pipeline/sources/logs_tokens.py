@@ -183,30 +183,32 @@ def cut_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delims: np.
 
 
 @njit(cache=True, nogil=True)
-def _gather_size(starts: np.ndarray, rel_start: np.ndarray, rel_end: np.ndarray, offsets: np.ndarray) -> None:
-    offsets[0] = 0
-    for r in range(len(starts)):
-        offsets[r + 1] = offsets[r] + (rel_end[r] - rel_start[r])
+def _gather(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+    for r in range(len(lo)):
+        out[offsets[r]:offsets[r + 1]] = buf[lo[r]:hi[r]]
+
+
+def gather(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, valid: np.ndarray | None = None) -> pa.LargeStringArray:
+    """The byte ranges ``[lo, hi)`` of ``buf`` (UTF-8 text cut at ASCII bytes) as one string column,
+    copied once into buffers that Arrow then owns; ``valid`` False makes a row null."""
+    n = len(lo)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(hi - lo, out=offsets[1:])
+    out = np.empty(int(offsets[n]), dtype=np.uint8)
+    _gather(buf, lo, hi, offsets, out)
+    bitmap = None if valid is None or valid.all() else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
 @njit(cache=True, nogil=True)
-def _gather(buf: np.ndarray, starts: np.ndarray, rel_start: np.ndarray, offsets: np.ndarray,
-            out: np.ndarray) -> None:
-    for r in range(len(starts)):
-        src = starts[r] + rel_start[r]
-        dst = offsets[r]
-        out[dst:offsets[r + 1]] = buf[src:src + offsets[r + 1] - dst]
-
-
-def gather(buf: np.ndarray, starts: np.ndarray, rel_start: np.ndarray, rel_end: np.ndarray) -> pa.LargeStringArray:
-    """The byte ranges ``[starts + rel_start, starts + rel_end)`` of ``buf`` as one string column,
-    copied once into buffers that Arrow then owns without a further copy."""
-    n = len(starts)
-    offsets = np.empty(n + 1, dtype=np.int64)
-    _gather_size(starts, rel_start, rel_end, offsets)
-    out = np.empty(int(offsets[n]), dtype=np.uint8)
-    _gather(buf, starts, rel_start, offsets, out)
-    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+def first_byte(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, byte: int, at: np.ndarray) -> None:
+    """``at[r]``: where ``byte`` first occurs in ``buf[lo[r]:hi[r]]``, or ``hi[r]`` when it does not."""
+    for r in range(len(lo)):
+        at[r] = hi[r]
+        for i in range(lo[r], hi[r]):
+            if buf[i] == byte:
+                at[r] = i
+                break
 
 
 def cut(lines: Lines, kinds: list[str], *, keep: Collection[int] | None = None, tail: bool = False
@@ -226,6 +228,6 @@ def cut(lines: Lines, kinds: list[str], *, keep: Collection[int] | None = None, 
     rel_start = np.empty((n, len(kinds)), dtype=np.int32)
     rel_end = np.empty((n, len(kinds)), dtype=np.int32)
     cut_lines(buf, starts, ends, t.delims, t.slot_field, t.slot_half, t.kinds, t.tail, ok, rel_start, rel_end)
-    columns: list[pa.Array | None] = [gather(buf, starts, rel_start[:, i], rel_end[:, i]) if keep is None or i in keep
+    columns: list[pa.Array | None] = [gather(buf, starts + rel_start[:, i], starts + rel_end[:, i]) if keep is None or i in keep
                                       else None for i in range(len(kinds))]
     return ok, columns
