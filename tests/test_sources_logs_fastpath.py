@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.sources.logs  # noqa: F401  (registers every format)
-from pipeline.sources import logs_layout
+from pipeline.sources import logs_jsonl, logs_layout
 from pipeline.sources.base import LOG_FORMATS
 from pipeline.sources.logs_common import LOG_TABLES, LOGS_ARROW, LogTable
 from pipeline.sources.logs_lines import MAX_LINE_BYTES
@@ -261,13 +261,14 @@ def encoded(draw: st.DrawFn, fmt: str) -> tuple[list[Line], bytes]:
 
 @contextmanager
 def tiers_only() -> Iterator[None]:
-    """Every line through the layout tiers, none through the fast path."""
-    saved = logs_layout.FAST_PATH
-    logs_layout.FAST_PATH = False
+    """Every line through the layout tiers and every JSON line through Arrow's reader, none through
+    the compiled fast paths."""
+    saved = logs_layout.FAST_PATH, logs_jsonl.FAST_PATH
+    logs_layout.FAST_PATH = logs_jsonl.FAST_PATH = False
     try:
         yield
     finally:
-        logs_layout.FAST_PATH = saved
+        logs_layout.FAST_PATH, logs_jsonl.FAST_PATH = saved
 
 
 def column_values(col: pa.ChunkedArray | pa.Array) -> list[object]:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from . import logs_jsonscan
 from .base import Stored
 from .logs_common import LogTable, assemble_table, log_format
 from .logs_fields import constant, fill, split_uri
@@ -30,6 +31,10 @@ SCHEMA = pa.schema([
 _OPTIONS = pajson.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 
 
+# The compiled scanner reads the plain lines and leaves the others to Arrow's reader, which alone
+# reads every line the same way. False sends every line to the reader: the reference the scanner
+# is checked against, never a production setting.
+FAST_PATH = True
 _ROW = re.compile(r"in row (\d+)")
 _WINDOW = 1 << 16   # lines handed to the reader at a time
 _JUMPS = 8          # bad lines skipped by the reader's row number per window before bisecting the rest
@@ -104,19 +109,39 @@ def _window(view: pa.Array, lo: int, hi: int, good: list[tuple[int, pa.Table]], 
 
 
 def _parse(lines: Lines) -> tuple[pa.Table, np.ndarray, list[int]]:
-    """Every line parsed: a table of the good lines, their positions in ``lines``, and the bad lines."""
+    """Every line parsed: a table of the good lines, their positions in ``lines``, and the bad lines.
+
+    The compiled scanner reads the plain lines; Arrow's reader the others (and says which are bad).
+    """
     n = len(lines)
-    view = lines.view
+    if not FAST_PATH or n == 0:
+        return _read_lines(lines, np.arange(n))
+    taken, fast = logs_jsonscan.scan(lines.data, lines.starts, lines.ends, SCHEMA)
+    table, rows, bad = _read_lines(lines, np.flatnonzero(~taken))
+    fast_rows = np.flatnonzero(taken)
+    if table.num_rows == 0:
+        return fast, fast_rows, bad
+    both = np.concatenate([fast_rows, rows])
+    order = np.argsort(both, kind="stable")
+    merged = pa.concat_tables([fast, table.select(SCHEMA.names).cast(SCHEMA)]).take(pa.array(order))
+    return merged, both[order], bad
+
+
+def _read_lines(lines: Lines, subset: np.ndarray) -> tuple[pa.Table, np.ndarray, list[int]]:
+    """Lines ``subset`` (ascending) parsed by Arrow's reader: the table of the good ones, their
+    positions in ``lines``, and the bad ones."""
+    view = lines.view if len(subset) == len(lines) else lines.view.take(pa.array(subset))
     # A line whose first byte cannot begin an object is bad without asking the reader (a file of
     # another format is then quarantined at the cost of one pass, not a bisection of every line).
-    first = np.frombuffer(lines.data, dtype=np.uint8)[lines.starts] if n else np.zeros(0, dtype=np.uint8)
+    starts = lines.starts[subset]
+    first = np.frombuffer(lines.data, dtype=np.uint8)[starts] if len(starts) else np.zeros(0, dtype=np.uint8)
     candidate = np.isin(first, _OBJECT_START)
-    keep = np.arange(n)
+    keep = subset
     bad: list[int] = []
     if not candidate.all():
-        bad = [int(i) for i in np.flatnonzero(~candidate)]
-        keep = np.flatnonzero(candidate)
-        view = view.take(pa.array(keep))
+        bad = [int(i) for i in subset[~candidate]]
+        keep = subset[candidate]
+        view = view.filter(pa.array(candidate))
     good: list[tuple[int, pa.Table]] = []
     found: list[int] = []
     for lo in range(0, len(view), _WINDOW):
