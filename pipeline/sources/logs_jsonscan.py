@@ -71,16 +71,14 @@ def _literal(buf: np.ndarray, i: int, e: int, word: bytes) -> bool:
 
 @njit(cache=True, nogil=True)
 def scan_objects(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, name_data: np.ndarray,
-                 name_off: np.ndarray, kinds: np.ndarray, taken: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 present: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> None:
-    """For each line: ``taken`` (read here), and per known key the span of its string value
-    (``lo``, ``hi``), its number (``ints`` / ``floats``) and whether it is present and not null."""
-    n_fields = len(kinds)
+                 name_off: np.ndarray, kinds: np.ndarray, slots: np.ndarray, taken: np.ndarray, lo: np.ndarray,
+                 hi: np.ndarray, present: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> None:
+    """For each line ``r``: ``taken[r]`` (read here), and per known key ``f`` whether it is present
+    and not null (``present[f, r]``, all False on entry), the span of its string value (``lo[f, r]``,
+    ``hi[f, r]``) or its number (``ints[slots[f], r]`` / ``floats[slots[f], r]``). One column per
+    row of each array, so that a column is read without a gather; rows of lines not taken are
+    left as they are."""
     for r in range(len(starts)):
-        for f in range(n_fields):
-            lo[r, f] = 0
-            hi[r, f] = 0
-            present[r, f] = False
         e = ends[r]
         i = _ws(buf, starts[r], e)
         ok = i < e and buf[i] == _OPEN
@@ -119,9 +117,9 @@ def scan_objects(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, name_dat
                         ok = False
                         break
                     if f >= 0:
-                        lo[r, f] = i + 1
-                        hi[r, f] = v_end
-                        present[r, f] = True
+                        lo[f, r] = i + 1
+                        hi[f, r] = v_end
+                        present[f, r] = True
                     i = v_end + 1
                 elif c == 110:   # null
                     if not _literal(buf, i, e, b"null"):
@@ -166,10 +164,10 @@ def scan_objects(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, name_dat
                             ok = False
                             break
                         value = -mantissa if negative else mantissa
-                        ints[r, f] = value
+                        ints[slots[f], r] = value
                         # Both exact in a double, so the quotient is the correctly rounded value.
-                        floats[r, f] = value / _POW10[fraction] if not negative or value != 0 else -0.0
-                        present[r, f] = True
+                        floats[slots[f], r] = value / _POW10[fraction] if not negative or value != 0 else -0.0
+                        present[f, r] = True
                 else:
                     ok = False   # nested values: the reader decides
                     break
@@ -193,21 +191,28 @@ def scan(data: Stored, starts: np.ndarray, ends: np.ndarray, schema: pa.Schema) 
     name_data = np.frombuffer(b"".join(names), dtype=np.uint8)
     kinds = np.array([INT if pa.types.is_integer(f.type) else FLOAT if pa.types.is_floating(f.type) else STRING
                       for f in schema], dtype=np.int64)
-    n, k = len(starts), len(names)
+    numeric = kinds != STRING
+    slots = np.where(numeric, np.cumsum(numeric) - 1, 0)
+    n, k, m = len(starts), len(names), int(numeric.sum())
     buf = np.frombuffer(data, dtype=np.uint8)
     taken = np.zeros(n, dtype=np.bool_)
-    lo, hi = np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.int64)
-    present = np.empty((n, k), dtype=np.bool_)
-    ints, floats = np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=np.float64)
+    # Zeros: a key absent or null keeps an empty span and a zero under its null.
+    lo, hi, present = np.zeros((k, n), dtype=np.int64), np.zeros((k, n), dtype=np.int64), np.zeros((k, n), dtype=np.bool_)
+    ints, floats = np.zeros((m, n), dtype=np.int64), np.zeros((m, n), dtype=np.float64)
     scan_objects(buf, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), name_data, name_off,
-                 kinds, taken, lo, hi, present, ints, floats)
+                 kinds, slots, taken, lo, hi, present, ints, floats)
+    every = bool(taken.all())
     rows = np.flatnonzero(taken)
+
+    def column(values: np.ndarray) -> np.ndarray:
+        return values if every else values[rows]
+
     arrays: list[pa.Array] = []
     for f, field in enumerate(schema):
-        valid = present[rows, f]
+        valid = column(present[f])
         if kinds[f] == STRING:
-            arrays.append(gather(buf, lo[rows, f], hi[rows, f], valid))
+            arrays.append(gather(buf, column(lo[f]), column(hi[f]), valid))
         else:
-            values = ints[rows, f] if kinds[f] == INT else floats[rows, f]
+            values = column(ints[slots[f]] if kinds[f] == INT else floats[slots[f]])
             arrays.append(pa.array(values, field.type, mask=None if valid.all() else ~valid))
     return taken, pa.Table.from_arrays(arrays, schema=schema)
