@@ -12,7 +12,7 @@ import pytest
 import pipeline.sources.logs  # noqa: F401  (registers every format)
 from pipeline.records import LOGS
 from pipeline.sources.base import LOG_FORMATS, ReadResult
-from pipeline.sources.logs_common import MAX_LINE_BYTES
+from pipeline.sources.logs_lines import MAX_LINE_BYTES
 
 DATA = Path(__file__).parent / "data" / "logs"
 

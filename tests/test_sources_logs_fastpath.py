@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.sources.logs  # noqa: F401  (registers every format)
-from pipeline.sources import logs_layout
+from pipeline.sources import logs_jsonl, logs_layout
 from pipeline.sources.base import LOG_FORMATS
-from pipeline.sources.logs_common import LOG_TABLES, LOGS_ARROW, MAX_LINE_BYTES, LogTable
+from pipeline.sources.logs_common import LOG_TABLES, LOGS_ARROW, LogTable
+from pipeline.sources.logs_lines import MAX_LINE_BYTES
 
 LAYOUT_FORMATS = ("combined", "common", "tencent-cdn", "qiniu-kodo", "s3-access")
 ALL_FORMATS = LAYOUT_FORMATS + ("w3c", "jsonl")
@@ -260,13 +261,14 @@ def encoded(draw: st.DrawFn, fmt: str) -> tuple[list[Line], bytes]:
 
 @contextmanager
 def tiers_only() -> Iterator[None]:
-    """Every line through the layout tiers, none through the fast path."""
-    saved = logs_layout.FAST_PATH
-    logs_layout.FAST_PATH = False
+    """Every line through the layout tiers and every JSON line through Arrow's reader, none through
+    the compiled fast paths."""
+    saved = logs_layout.FAST_PATH, logs_jsonl.FAST_PATH
+    logs_layout.FAST_PATH = logs_jsonl.FAST_PATH = False
     try:
         yield
     finally:
-        logs_layout.FAST_PATH = saved
+        logs_layout.FAST_PATH, logs_jsonl.FAST_PATH = saved
 
 
 def column_values(col: pa.ChunkedArray | pa.Array) -> list[object]:
@@ -439,7 +441,7 @@ _W3C = st.builds(lambda y, m, d, h, mi, s: f"{y}-{m:02d}-{d:02d} {h:02d}:{mi:02d
 @pytest.mark.parametrize(("values", "fmt", "suffix"), [
     (_CLF, "[%d/%b/%Y:%H:%M:%S %z]", ""), (_STAMP14, "%Y%m%d%H%M%S %z", " +0800"), (_W3C, "%Y-%m-%d %H:%M:%S", "")])
 def test_fixed_layout_times_parse_as_strptime_does(values: st.SearchStrategy[str], fmt: str, suffix: str) -> None:
-    from pipeline.sources.logs_common import parse_times
+    from pipeline.sources.logs_fields import parse_times
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(st.one_of(values, st.sampled_from(["", "-"]), st.none()), min_size=1, max_size=60))

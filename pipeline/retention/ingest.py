@@ -19,23 +19,19 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from loguru import logger
 
 from ..config import Settings
 from ..errors import Location, SourceError
-from ..records import LOGS
-from ..sources.base import (BLANK_LINE, FileTrouble, Stored, UnreadableFile, collecting_troubles, expand,
-                            reading_encoding, read_stored, undecodable_suffix)
-from ..sources.logs_common import LOG_READERS, LogTable, Quarantined
-from . import ipkey
 from ..faults import checkpoint
-from .layout import (IP_KEY, STORE_SCHEMA, clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock,
-                     write_json_atomic)
+from ..sources.base import (FileTrouble, Stored, UnreadableFile, collecting_troubles, expand, reading_encoding,
+                            read_stored)
+from ..sources.logs_common import LOG_READERS, LogTable, Quarantined
+from .layout import clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock, write_json_atomic
 from .partition import read_partition, write_version
+from .prepare import Parsed, explain_table, prepare
 
 try:  # the parsers register their formats on import
     import pipeline.sources.logs  # noqa: F401
@@ -43,8 +39,6 @@ except ImportError:  # pragma: no cover - only while the parsers are absent
     pass
 
 BATCH_ROWS = 2_000_000   # rows parsed before day partitions are rewritten (bounds memory)
-_US_PER_DAY = 86_400_000_000
-_CANONICAL = pa.schema([STORE_SCHEMA.field(name) for name in LOGS])
 
 
 @dataclass(frozen=True)
@@ -74,88 +68,6 @@ class IngestReport:
         return self.rows_read == self.rows_stored + self.rows_quarantined
 
 
-@dataclass
-class _Parsed:
-    """One source file, parsed, split by UTC day, waiting to be merged."""
-
-    path: str
-    fmt: str
-    sha256: str
-    rows_read: int
-    rows_quarantined: int
-    by_day: dict[date, pa.Table] = field(default_factory=dict)
-    partial: bool = False   # a truncated tail was not read: not recorded in the ledger, read again next time
-    blank_lines: int = 0
-    quarantine: list[Quarantined] = field(default_factory=list)   # written when the file joins a batch
-    encoding: str = "utf-8"   # how its bytes were read, named when no line of it parsed
-
-    @property
-    def unparsed(self) -> bool:
-        """Every line quarantined (none stored): not recorded in the ledger."""
-        return self.rows_read > 0 and self.rows_quarantined == self.rows_read
-
-    # A scan's worker sends this to the scan's process. Each day is a slice of one sorted table,
-    # and a pickled slice carries the whole table's buffers: as Arrow IPC each carries its own rows.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["by_day"] = {day: _ipc(table) for day, table in self.by_day.items()}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state["by_day"] = {day: pa.ipc.open_stream(buf).read_all() for day, buf in state["by_day"].items()}
-        self.__dict__.update(state)
-
-
-def _ipc(table: pa.Table) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-def _to_days(columns: dict[str, pa.ChunkedArray], bindings: dict[str, str]) -> dict[date, pa.Table]:
-    """Canonical Arrow columns → store-schema tables, one per UTC day, each already in store order.
-
-    Consumes ``columns``: each is dropped as soon as it is reordered, so that its reordered copy
-    can reuse the memory of the columns before it (fresh memory is what a big ingest pays most
-    for, in page faults) and a whole second copy of the file's rows never exists.
-    """
-    # Converting before sorting lets the one take below copy each column once, already in the
-    # store's types.
-    for name in list(columns):
-        if name in _CANONICAL.names:
-            columns[name] = columns[name].cast(_CANONICAL.field(name).type, safe=False)
-        else:
-            del columns[name]
-    # Domain names are case-insensitive: one canonical spelling makes equality queries exact.
-    domain = columns["domain"] = pc.utf8_lower(columns["domain"])
-    if bindings:
-        names = pa.array(list(bindings), type=pa.string())
-        bound = pc.take(pa.array(list(bindings.values()), type=pa.string()), pc.index_in(domain, value_set=names))
-        columns["account_id"] = pc.coalesce(columns["account_id"], bound)
-    del domain
-    distinct_keys, key_code, rank = ipkey.key_codes(columns["client_ip"])
-    micros = columns["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
-    day_numbers = micros // _US_PER_DAY
-    # One stable integer sort (day, IP, time) instead of a filter per day and a string sort per day.
-    if len(micros) and bool((np.diff(micros) >= 0).all()):
-        # Rows already in time order (the usual log): a stable sort on one (day, IP) key keeps it.
-        order = np.argsort((day_numbers - day_numbers[0]) * (int(rank.max()) + 1) + rank, kind="stable")
-    else:
-        order = np.lexsort((micros, rank, day_numbers))
-    index = pa.array(order)
-    arrays = [columns.pop(name).take(index) for name in LOGS]
-    # The IP keys are built here, already in order: one copy of a 32-character column, not two.
-    arrays.append(distinct_keys.take(pa.array(key_code[order])))
-    table = pa.Table.from_arrays(arrays, schema=STORE_SCHEMA)
-    day_sorted = day_numbers[order]
-    bounds = np.flatnonzero(np.diff(day_sorted)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(day_sorted)]))
-    epoch = date(1970, 1, 1).toordinal()
-    return {date.fromordinal(epoch + int(day_sorted[a])): table.slice(a, b - a) for a, b in zip(starts, ends)}
-
-
 def _write_quarantine(settings: Settings, sha: str, rows: list[Quarantined]) -> None:
     if not rows:
         # A file not recorded as ingested (no line parsed) may have left lines here under a wrong format.
@@ -174,46 +86,9 @@ def _write_quarantine(settings: Settings, sha: str, rows: list[Quarantined]) -> 
     tmp.replace(folder / f"{sha}.parquet")
 
 
-def explain_table(table: LogTable, encoding: str) -> LogTable:
-    """Reasons for lines that are not text name the encoding tried and the setting to change."""
-    if not any(str(r[2]).startswith("invalid UTF-8") for r in table.quarantine):
-        return table
-    suffix = undecodable_suffix(encoding)
-    return replace(table, quarantine=tuple((f, n, r + suffix if str(r).startswith("invalid UTF-8") else r, raw)
-                                           for f, n, r, raw in table.quarantine))
-
-
-def prepare(path: str, fmt: str, sha: str, table: LogTable, *, bindings: dict[str, str],
-            encoding: str = "utf-8") -> _Parsed:
-    """A file's parsed table → its rows split by UTC day in store order, and its quarantine.
-
-    Pure (writes nothing): the scan runs it on the worker that parsed the file, and the process
-    holding the store lock publishes the result (``Ingester.add``). ``bindings``: domain (lower
-    case) → account_id, filling rows that name no account.
-    """
-    records = table.records
-    quarantine = list(table.quarantine)
-    no_ts = pc.is_null(records["ts"])
-    if pc.any(no_ts).as_py():
-        # A row without a time belongs to no day; keep it, accounted for, in quarantine.
-        for row in records.filter(no_ts).to_pylist():
-            quarantine.append((str(row["source_file"]), int(row["source_line"]),
-                               "no timestamp, cannot be placed in a day partition",
-                               json.dumps(row, default=str).encode()))
-        records = records.filter(pc.invert(no_ts))
-    parsed = _Parsed(path, fmt, sha, table.rows_read, len(quarantine), encoding=encoding,
-                     blank_lines=sum(1 for q in quarantine if q[2] == BLANK_LINE), quarantine=quarantine)
-    if records.num_rows:
-        # Handed over column by column, with no other reference left, so _to_days can free each.
-        columns = {name: records.column(name) for name in records.column_names}
-        del records
-        parsed.by_day = _to_days(columns, bindings)
-    return parsed
-
-
-def _flush(settings: Settings, batch: list[_Parsed]) -> tuple[list[date], int]:
+def _flush(settings: Settings, batch: list[Parsed]) -> tuple[list[date], int]:
     """Merge a batch into its days and publish each; then record its files in the ledger."""
-    per_day: dict[date, list[tuple[_Parsed, pa.Table]]] = defaultdict(list)
+    per_day: dict[date, list[tuple[Parsed, pa.Table]]] = defaultdict(list)
     for parsed in batch:
         for day, table in parsed.by_day.items():
             per_day[day].append((parsed, table))
@@ -231,9 +106,7 @@ def _flush(settings: Settings, batch: list[_Parsed]) -> tuple[list[date], int]:
         if previous is not None:
             tables.insert(0, read_partition(previous))
         sources += [{"sha256": p.sha256, "file": p.path, "format": p.fmt, "rows": t.num_rows} for p, t in fresh]
-        # A day fed by one new file and nothing else is already in store order.
-        write_version(settings, day, pa.concat_tables(tables), sources, previous,
-                      presorted=previous is None and len(fresh) == 1)
+        write_version(settings, day, pa.concat_tables(tables), sources, previous)
         written.append(day)
         logger.debug("published partition {} (+{} rows)", day, sum(t.num_rows for t in tables[-len(fresh):]))
         checkpoint("partition-published")
@@ -300,7 +173,7 @@ class Ingester:
         self.strict = strict
         self.done: dict[str, dict[str, Any]] = {}
         self.skipped: list[str] = []
-        self.batch: list[_Parsed] = []
+        self.batch: list[Parsed] = []
         self.batch_rows = 0
         self.written: set[date] = set()
         self.totals = {"read": 0, "stored": 0, "quarantined": 0, "recovered": 0, "files": 0, "blank": 0}
@@ -342,7 +215,7 @@ class Ingester:
         logger.warning("{}: {}{} (not marked as ingested; the next ingest reads it again)", path,
                        trouble.reason, "" if trouble.partial else ", nothing of it was stored")
 
-    def add(self, parsed: _Parsed, troubles: Sequence[FileTrouble] = ()) -> None:
+    def add(self, parsed: Parsed, troubles: Sequence[FileTrouble] = ()) -> None:
         """One parsed file; ``troubles``: its unreadable tail (it is then stored but not recorded)."""
         if self.known(parsed.sha256, parsed.path):
             return

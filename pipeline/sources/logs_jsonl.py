@@ -15,8 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from . import logs_jsonscan
 from .base import Stored
-from .logs_common import Lines, LogTable, log_format, assemble_table, constant, fill, indices, read_lines, split_uri
+from .logs_common import LogTable, assemble_table, log_format
+from .logs_fields import constant, fill, split_uri
+from .logs_lines import Lines, indices, read_lines
 
 SCHEMA = pa.schema([
     ("ts", pa.large_string()), ("client_ip", pa.large_string()), ("domain", pa.large_string()), ("method", pa.large_string()),
@@ -28,6 +31,10 @@ SCHEMA = pa.schema([
 _OPTIONS = pajson.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 
 
+# The compiled scanner reads the plain lines and leaves the others to Arrow's reader, which alone
+# reads every line the same way. False sends every line to the reader: the reference the scanner
+# is checked against, never a production setting.
+FAST_PATH = True
 _ROW = re.compile(r"in row (\d+)")
 _WINDOW = 1 << 16   # lines handed to the reader at a time
 _JUMPS = 8          # bad lines skipped by the reader's row number per window before bisecting the rest
@@ -102,19 +109,39 @@ def _window(view: pa.Array, lo: int, hi: int, good: list[tuple[int, pa.Table]], 
 
 
 def _parse(lines: Lines) -> tuple[pa.Table, np.ndarray, list[int]]:
-    """Every line parsed: a table of the good lines, their positions in ``lines``, and the bad lines."""
+    """Every line parsed: a table of the good lines, their positions in ``lines``, and the bad lines.
+
+    The compiled scanner reads the plain lines; Arrow's reader the others (and says which are bad).
+    """
     n = len(lines)
-    view = lines.view
+    if not FAST_PATH or n == 0:
+        return _read_lines(lines, np.arange(n))
+    taken, fast = logs_jsonscan.scan(lines.data, lines.starts, lines.ends, SCHEMA)
+    table, rows, bad = _read_lines(lines, np.flatnonzero(~taken))
+    fast_rows = np.flatnonzero(taken)
+    if table.num_rows == 0:
+        return fast, fast_rows, bad
+    both = np.concatenate([fast_rows, rows])
+    order = np.argsort(both, kind="stable")
+    merged = pa.concat_tables([fast, table.select(SCHEMA.names).cast(SCHEMA)]).take(pa.array(order))
+    return merged, both[order], bad
+
+
+def _read_lines(lines: Lines, subset: np.ndarray) -> tuple[pa.Table, np.ndarray, list[int]]:
+    """Lines ``subset`` (ascending) parsed by Arrow's reader: the table of the good ones, their
+    positions in ``lines``, and the bad ones."""
+    view = lines.view if len(subset) == len(lines) else lines.view.take(pa.array(subset))
     # A line whose first byte cannot begin an object is bad without asking the reader (a file of
     # another format is then quarantined at the cost of one pass, not a bisection of every line).
-    first = np.frombuffer(lines.data, dtype=np.uint8)[lines.starts] if n else np.zeros(0, dtype=np.uint8)
+    starts = lines.starts[subset]
+    first = np.frombuffer(lines.data, dtype=np.uint8)[starts] if len(starts) else np.zeros(0, dtype=np.uint8)
     candidate = np.isin(first, _OBJECT_START)
-    keep = np.arange(n)
+    keep = subset
     bad: list[int] = []
     if not candidate.all():
-        bad = [int(i) for i in np.flatnonzero(~candidate)]
-        keep = np.flatnonzero(candidate)
-        view = view.take(pa.array(keep))
+        bad = [int(i) for i in subset[~candidate]]
+        keep = subset[candidate]
+        view = view.filter(pa.array(candidate))
     good: list[tuple[int, pa.Table]] = []
     found: list[int] = []
     for lo in range(0, len(view), _WINDOW):
@@ -150,27 +177,32 @@ def diagnose(line: str) -> str:
 _TS = pa.timestamp("ns", "UTC")
 
 
-def _cast_times(col: pa.Array) -> list[pa.Array]:
-    """Arrow's ISO 8601 cast, block by block: only the blocks holding a value it refuses are split,
-    and a refused value is parsed by Python (``_python_times``), so a few odd values cost a few
-    small casts, not a Python parse of every value."""
+_OFFSET = re.compile(r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$")
+
+
+def _cast_times(col: pa.Array, via: pa.DataType) -> list[pa.Array]:
+    """Arrow's ISO 8601 cast to ``via``, block by block: only the blocks holding a value it refuses
+    are split, and a refused value is parsed by Python (``_python_times``), so a few odd values
+    cost a few small casts, not a Python parse of every value."""
     try:
-        return [pc.cast(col, _TS)]
+        return [pc.cast(col, via).cast(_TS)]
     except pa.ArrowInvalid:
         if len(col) <= 64:
             return [_python_times(col)]
     half = len(col) // 2
-    return _cast_times(col.slice(0, half)) + _cast_times(col.slice(half))
+    return _cast_times(col.slice(0, half), via) + _cast_times(col.slice(half), via)
 
 
 def _times(col: pa.Array) -> tuple[pa.Array, list[int]]:
-    """ISO 8601 strings → timestamp[ns, UTC]; returns also the positions that do not parse."""
-    for via in (_TS, pa.timestamp("ns")):   # with offsets; or all without one, which are UTC
-        try:
-            return pc.cast(col, via).cast(_TS), []
-        except pa.ArrowInvalid:
-            pass
-    out = pa.concat_arrays(_cast_times(col))
+    """ISO 8601 strings → timestamp[ns, UTC]; returns also the positions that do not parse.
+
+    Values with an offset, or without one (UTC): the file's first value says which to expect (a
+    failed cast costs a whole pass, so the other is not tried first).
+    """
+    valid = col.drop_null()
+    first = str(valid[0].as_py()) if len(valid) else ""
+    chunks = _cast_times(col, _TS if _OFFSET.search(first) else pa.timestamp("ns"))
+    out = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
     lost = pc.and_(pc.is_valid(col), pc.is_null(out))
     return out, [int(i) for i in indices(lost)]
 

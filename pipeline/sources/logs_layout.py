@@ -21,9 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import ReadResult, Stored
-from .logs_tokens import cut, spans
-from .logs_common import (Lines, LogTable, assemble_table, nth, bad_values, constant, dash_to_null, fill, parse_times, read_lines,
-                          request_columns, split_uri, to_float, to_int)
+from .logs_tokens import cut
+from .logs_common import LogTable, assemble_table
+from .logs_fields import (bad_values, constant, dash_to_null, fill, nth, parse_times, request_columns, spans,
+                          split_uri, to_float, to_int)
+from .logs_lines import Lines, read_lines
 
 # kind → (strict pattern, capturing pattern body); quoted and bracketed kinds are special-cased.
 _KINDS: dict[str, tuple[str, str]] = {
@@ -322,11 +324,8 @@ def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa
     n = len(lines)
     if n == 0:
         return parse(lines.text, layouts)
-    kinds = [f.kind for f in first.fields]
-    strict = {i: rf'^\[[^\]\s"]+ [^\]\s"]+\]$' if kind == "clftime" else f"^(?:{_KINDS[kind][0]})$"
-              for i, kind in enumerate(kinds) if kind != "quoted"}
     named = {i for i, f in enumerate(first.fields) if f.name}
-    ok, columns = cut(lines, kinds, strict, keep=named, tail=first.tail)
+    ok, columns = cut(lines, [f.kind for f in first.fields], keep=named, tail=first.tail)
     names = sorted({name for lay in layouts for name in lay.names})
     cols = {str(f.name): columns[i] for i, f in enumerate(first.fields) if f.name}
     if ok.all():

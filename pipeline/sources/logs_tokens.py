@@ -1,10 +1,15 @@
-"""Cutting the strict lines of a layout into fields by byte position, straight from the file's bytes.
+"""Cutting the strict lines of a layout into fields, straight from the file's bytes, compiled: one pass over each line's bytes finds its fields
+and checks each against its kind, and one copy per kept field builds its Arrow column.
 
-A strict line (quoted fields hold no quote, fields are separated by one space) is fully described
-by where its quotes and spaces are. Those positions are found with numpy a block of lines at a
-time; each field then becomes one column built by a single ``take`` over the file's buffer, with
-no per-line split lists and no intermediate copies of the lines. Lines that are not strict are
-left to the layout's slower tiers.
+A strict line (quoted fields hold no quote, fields are separated by one space) is described by
+the sequence of delimiters it must contain: outside quotes a space or a quote, inside quotes
+only the closing quote. Between two delimiters lies a slot, which holds a field (or half of a
+bracketed time) or must be empty. The line is strict when its delimiters are exactly the
+template's (with ``tail``, the template's may be followed by a space and anything) and every
+field's bytes match its kind, which is what the layout's strict regex asks of it.
+
+Numba compiles the kernels on first use and caches them on disk next to this file (or in
+numba's user cache when the package folder is read-only), as ``normalize.kernel`` does.
 """
 
 from __future__ import annotations
@@ -14,173 +19,215 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from numba import njit
 
-from .logs_common import Lines, _every_other, _from_interleaved, spans  # noqa: F401  (spans: re-exported)
+from .logs_lines import Lines
 
-_BLOCK_LINES = 1 << 13   # lines per scan (~1.5 MB of text): its temporaries stay small, cached and reused
-_SPACE, _QUOTE = 32, 34
-_OTHER_SPACE = (b"\t", b"\f", b"\r")  # RE2's \s is [\t\n\f\r ]
-
-
-@dataclass(frozen=True)
-class Token:
-    """One slot of an unquoted part: a field (index into the layout's fields, ``half`` 0/1 for the
-    two halves of a bracketed time) or an empty slot that must stay empty."""
-
-    field: int | None
-    half: int = 0
+SPACE, QUOTE = 32, 34
+# Field kind codes (the layout kinds whose text the kernel checks; ``quoted`` needs no check).
+QUOTED, TOK, INT, NUM, STATUS, STAMP14, CLFTIME = range(7)
+CODES = {"quoted": QUOTED, "tok": TOK, "int": INT, "num": NUM, "status": STATUS, "stamp14": STAMP14,
+         "clftime": CLFTIME}
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Where every field of a layout lies in a strict line, in quote-delimited parts.
+class Template:
+    """A layout as delimiters and slots: ``delims[j]`` is the j-th delimiter byte; slot ``s`` lies
+    between delimiter ``s - 1`` (or the line's start) and delimiter ``s`` (or the line's end);
+    ``slot_field[s]`` is the field it holds (-1: must be empty), ``slot_half[s]`` 1 for the
+    second half of a bracketed time."""
 
-    ``parts[k]`` lists the tokens of unquoted part ``k`` (even ``k``); ``quoted[k]`` the field
-    between quote ``k - 1`` and quote ``k`` (odd ``k``).
-    """
-
-    quotes: int
-    parts: dict[int, tuple[Token, ...]]
-    quoted: dict[int, int]
-    tail: bool = False   # more fields may follow the layout's own, after a space (read past)
+    delims: np.ndarray
+    slot_field: np.ndarray
+    slot_half: np.ndarray
+    kinds: np.ndarray
+    tail: bool
 
 
-def plan(kinds: list[str], *, tail: bool = False) -> Plan:
-    """The plan of a layout whose fields have these kinds (``quoted``, ``clftime`` or a token)."""
-    template: list[str] = []
+def template(kinds: list[str], *, tail: bool = False) -> Template:
+    """The template of a layout whose fields have these kinds (written out as ``plan`` does)."""
+    pieces: list[str] = []
     for i, kind in enumerate(kinds):
-        if kind == "quoted":
-            template.append(f'"{i}"')
-        elif kind == "clftime":
-            template.append(f"a{i} b{i}")
+        pieces.append(f'"{i}"' if kind == "quoted" else f"a{i} b{i}" if kind == "clftime" else f"a{i}")
+    text = " ".join(pieces)
+    delims: list[int] = []
+    slots: list[str] = [""]
+    quoted = False
+    for ch in text:
+        if ch == '"' or (ch == " " and not quoted):
+            delims.append(ord(ch))
+            quoted ^= ch == '"'
+            slots.append("")
         else:
-            template.append(f"a{i}")
-    pieces = " ".join(template).split('"')
-    parts: dict[int, tuple[Token, ...]] = {}
-    quoted: dict[int, int] = {}
-    for k, piece in enumerate(pieces):
-        if k % 2:
-            quoted[k] = int(piece)
-            continue
-        parts[k] = tuple(Token(None) if not tok else Token(int(tok[1:]), 0 if tok[0] == "a" else 1)
-                         for tok in piece.split(" "))
-    return Plan(quotes=len(pieces) - 1, parts=parts, quoted=quoted, tail=tail)
+            slots[-1] += ch
+    field = [-1 if not s else int(s.lstrip("ab")) for s in slots]
+    half = [1 if s.startswith("b") else 0 for s in slots]
+    return Template(np.array(delims, dtype=np.uint8), np.array(field, dtype=np.int64),
+                    np.array(half, dtype=np.int64), np.array([CODES[k] for k in kinds], dtype=np.int64), tail)
 
 
-def _block(buf: np.ndarray, base: int, starts: np.ndarray, ends: np.ndarray, p: Plan, n_fields: int
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Field spans of the lines ``[starts, ends)`` (absolute offsets; ``buf`` begins at ``base``).
+@njit(cache=True, nogil=True)
+def _plain(buf: np.ndarray, lo: int, hi: int, also: int) -> bool:
+    """No white space (RE2's ``\\s``: tab, newline, form feed, CR, space), quote or ``also`` in ``[lo, hi)``."""
+    for i in range(lo, hi):
+        c = buf[i]
+        if c == 9 or c == 10 or c == 12 or c == 13 or c == 32 or c == 34 or c == also:
+            return False
+    return True
 
-    Returns (ok, field starts, field ends), the spans of shape (fields, lines); spans of lines that
-    are not strict are empty and placed at the line's start, so they never break the ordering.
-    """
-    lo_line = starts - base
-    hi_line = ends - base
-    # Quotes and spaces in one sorted list: between two quotes of a strict line lie only spaces,
-    # so the k-th space of a part is found by index arithmetic, not by a search per token.
-    delim = np.flatnonzero((buf == _SPACE) | (buf == _QUOTE))
-    q_idx = np.flatnonzero(buf[delim] == _QUOTE)      # where each quote sits in ``delim``
-    quotes = delim[q_idx]
-    # A sentinel past the block keeps every index below valid; searches never count it.
-    delim = np.append(delim, len(buf))
-    last_d = len(delim) - 1
-    q_first = np.searchsorted(quotes, lo_line)
-    in_line = np.searchsorted(quotes, hi_line) - q_first
-    # With a tail, the quotes past the layout's own belong to the fields read past.
-    ok = in_line >= p.quotes if p.tail else in_line == p.quotes
-    fs = np.repeat(lo_line[None, :], n_fields, axis=0)
-    fe = fs.copy()
-    if not ok.any():
-        return ok, fs + base, fe + base
-    q_at = [np.minimum(q_first + j, len(quotes) - 1) for j in range(p.quotes)]  # index into ``quotes``
-    for k, tokens in p.parts.items():
-        if k == 0:
-            lo, first = lo_line, np.searchsorted(delim, lo_line)
-        else:
-            lo, first = quotes[q_at[k - 1]] + 1, q_idx[q_at[k - 1]] + 1
-        if k == p.quotes:
-            hi, stop = hi_line, np.searchsorted(delim, hi_line)
-        else:
-            hi, stop = quotes[q_at[k]], q_idx[q_at[k]]
-        if k == p.quotes and p.tail:
-            # The layout's last tokens are followed by the line's end or by a space and the tail:
-            # every delimiter up to the one after them must be a space.
-            have, last = stop - first, len(tokens) - 1
-            ok &= have >= last
-            for j in range(last):   # between the layout's tokens: spaces, not quotes
-                ok &= buf[np.minimum(delim[np.minimum(first + j, last_d)], len(buf) - 1)] == _SPACE
-            after = delim[np.minimum(first + last, last_d)]   # the delimiter opening the tail, if any
-            ok &= (have == last) | (buf[np.minimum(after, len(buf) - 1)] == _SPACE)
-            hi = np.where(have > last, after, hi_line)
-        else:
-            ok &= stop - first == len(tokens) - 1
-        for j, tok in enumerate(tokens):
-            t_start = lo if j == 0 else delim[np.minimum(first + (j - 1), last_d)] + 1
-            t_end = hi if j == len(tokens) - 1 else delim[np.minimum(first + j, last_d)]
-            if tok.field is None:
-                ok &= t_start == t_end
+
+@njit(cache=True, nogil=True)
+def _digits(buf: np.ndarray, lo: int, hi: int) -> bool:
+    for i in range(lo, hi):
+        if buf[i] < 48 or buf[i] > 57:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _kind_ok(buf: np.ndarray, kind: int, lo: int, hi: int) -> bool:
+    """Whether ``buf[lo:hi]`` matches the strict pattern of its kind (``logs_layout._KINDS``)."""
+    n = hi - lo
+    if kind == QUOTED:
+        return True
+    if kind == TOK:
+        return n > 0 and _plain(buf, lo, hi, -1)
+    dash = n == 1 and buf[lo] == 45
+    if kind == INT:
+        return dash or (n > 0 and _digits(buf, lo, hi))
+    if kind == NUM:
+        if dash:
+            return True
+        dot = -1
+        for i in range(lo, hi):
+            if buf[i] == 46:
+                dot = i
+                break
+        if dot < 0:
+            return n > 0 and _digits(buf, lo, hi)
+        return dot > lo and dot < hi - 1 and _digits(buf, lo, dot) and _digits(buf, dot + 1, hi)
+    if kind == STATUS:
+        return n == 3 and _digits(buf, lo, hi)
+    if kind == STAMP14:
+        return n == 14 and _digits(buf, lo, hi)
+    # CLFTIME: "[a b]", each half free of white space, quotes and ']'; one space between them.
+    mid = -1
+    for i in range(lo, hi):
+        if buf[i] == 32:
+            mid = i
+            break
+    if mid < 0 or buf[lo] != 91 or buf[hi - 1] != 93:
+        return False
+    return mid - lo >= 2 and hi - 1 - mid >= 2 and _plain(buf, lo + 1, mid, 93) and _plain(buf, mid + 1, hi - 1, 93)
+
+
+@njit(cache=True, nogil=True)
+def cut_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delims: np.ndarray,
+              slot_field: np.ndarray, slot_half: np.ndarray, kinds: np.ndarray, tail: bool,
+              ok: np.ndarray, rel_start: np.ndarray, rel_end: np.ndarray) -> None:
+    """Fill ``ok`` (line is strict) and each field's span relative to its line's start, one row
+    per line (a line's spans share a cache line). Spans of a line that is not strict are empty."""
+    m = len(delims)
+    n_fields = len(kinds)
+    for r in range(len(starts)):
+        start, end = starts[r], ends[r]
+        good = True
+        d = 0
+        quoted = False
+        slot_start = start
+        last_end = end
+        for i in range(start, end):
+            c = buf[i]
+            if c != QUOTE and (c != SPACE or quoted):
+                continue
+            if d == m:     # the template is complete: only a tail may follow, after a space
+                good = tail and c == SPACE
+                last_end = i
+                break
+            if c != delims[d]:
+                good = False
+                break
+            f = slot_field[d]
+            if f < 0:
+                if i != slot_start:
+                    good = False
+                    break
             else:
-                if tok.half == 0:
-                    fs[tok.field] = t_start
-                fe[tok.field] = t_end
-    for k, index in p.quoted.items():
-        fs[index] = quotes[q_at[k - 1]] + 1
-        fe[index] = quotes[q_at[k]]
-    bad = ~ok
-    fs[:, bad] = lo_line[bad]
-    fe[:, bad] = lo_line[bad]
-    fs += base
-    fe += base
-    return ok, fs, fe
+                if slot_half[d] == 0:
+                    rel_start[r, f] = slot_start - start
+                rel_end[r, f] = i - start
+            if c == QUOTE:
+                quoted = not quoted
+            d += 1
+            slot_start = i + 1
+        if good and d == m:
+            f = slot_field[m]
+            if f < 0:
+                good = last_end == slot_start
+            else:
+                if slot_half[m] == 0:
+                    rel_start[r, f] = slot_start - start
+                rel_end[r, f] = last_end - start
+        else:
+            good = False
+        if good:
+            for f in range(n_fields):
+                if not _kind_ok(buf, kinds[f], start + rel_start[r, f], start + rel_end[r, f]):
+                    good = False
+                    break
+        if not good:
+            for f in range(n_fields):
+                rel_start[r, f] = 0
+                rel_end[r, f] = 0
+        ok[r] = good
 
 
-def cut(lines: Lines, kinds: list[str], strict: dict[int, str], *, keep: Collection[int] | None = None,
-        tail: bool = False) -> tuple[np.ndarray, list[pa.Array | None]]:
-    """Every field of every line as a string column, and which lines are strict.
+@njit(cache=True, nogil=True)
+def _gather(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+    for r in range(len(lo)):
+        out[offsets[r]:offsets[r + 1]] = buf[lo[r]:hi[r]]
 
-    ``strict`` maps a field index to the anchored pattern its text must match (what the layout's
-    strict regex demands of it); quoted fields need none, their quotes already bound them.
-    ``keep`` names the fields whose columns the caller wants (all when None); the others are None.
+
+def gather(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, valid: np.ndarray | None = None) -> pa.LargeStringArray:
+    """The byte ranges ``[lo, hi)`` of ``buf`` (UTF-8 text cut at ASCII bytes) as one string column,
+    copied once into buffers that Arrow then owns; ``valid`` False makes a row null."""
+    n = len(lo)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(hi - lo, out=offsets[1:])
+    out = np.empty(int(offsets[n]), dtype=np.uint8)
+    _gather(buf, lo, hi, offsets, out)
+    bitmap = None if valid is None or valid.all() else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(out)])
+
+
+@njit(cache=True, nogil=True)
+def first_byte(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, byte: int, at: np.ndarray) -> None:
+    """``at[r]``: where ``byte`` first occurs in ``buf[lo[r]:hi[r]]``, or ``hi[r]`` when it does not."""
+    for r in range(len(lo)):
+        at[r] = hi[r]
+        for i in range(lo[r], hi[r]):
+            if buf[i] == byte:
+                at[r] = i
+                break
+
+
+def cut(lines: Lines, kinds: list[str], *, keep: Collection[int] | None = None, tail: bool = False
+        ) -> tuple[np.ndarray, list[pa.Array | None]]:
+    """Which lines are strict, and every field kept (``keep``, all when None) as a string column.
+
+    Rows of lines that are not strict hold empty strings; the caller parses those lines otherwise.
     """
-    p = plan(kinds, tail=tail)
+    t = template(kinds, tail=tail)
     buf = np.frombuffer(lines.data, dtype=np.uint8)
     n = len(lines)
-    ok = np.zeros(n, dtype=bool)
-    # Spans are kept relative to their line, in the narrowest type that holds a line's length:
-    # fresh memory costs the kernel a page zeroed per page touched, and this is the largest
-    # temporary of a parse (the absolute offsets are rebuilt per field in one reused buffer).
-    longest = int((lines.ends - lines.starts).max()) if n else 0
-    rel = np.uint16 if longest < (1 << 16) else np.int32
-    rel_start = np.empty((len(kinds), n), dtype=rel)
-    rel_end = np.empty((len(kinds), n), dtype=rel)
-    for a in range(0, n, _BLOCK_LINES):
-        b = min(a + _BLOCK_LINES, n)
-        lo, hi = int(lines.starts[a]), int(lines.ends[b - 1])
-        line_start = lines.starts[a:b]
-        ok[a:b], fs, fe = _block(buf[lo:hi], lo, line_start, lines.ends[a:b], p, len(kinds))
-        np.subtract(fs, line_start, out=rel_start[:, a:b], casting="unsafe")
-        np.subtract(fe, line_start, out=rel_end[:, a:b], casting="unsafe")
-    # A bare token must hold no quote and no whitespace. Cutting already keeps quotes, spaces and
-    # newlines out of it; in a file without any other byte RE2's \s matches, "not empty" is the
-    # whole test, read off the offsets rather than by a regex over the column.
-    bare_is_plain = all(lines.data.find(byte) < 0 for byte in _OTHER_SPACE)
-    data = pa.py_buffer(lines.data)
-    every_other = _every_other(n)
-    offsets = np.empty(2 * n + 1, dtype=np.int64)   # reused: each take copies out of it
-    columns: list[pa.Array | None] = []
-    for i in range(len(kinds)):
-        check = strict.get(i)
-        if check is not None and bare_is_plain and kinds[i] == "tok":
-            ok &= rel_end[i] > rel_start[i]
-            check = None
-        column = None
-        if check is not None or keep is None or i in keep:
-            np.add(lines.starts, rel_start[i], out=offsets[0:2 * n:2])
-            np.add(lines.starts, rel_end[i], out=offsets[1:2 * n:2])
-            offsets[2 * n] = offsets[2 * n - 1] if n else 0
-            column = _from_interleaved(data, offsets, every_other)
-        if check is not None and column is not None and ok.any():
-            ok &= np.asarray(pc.match_substring_regex(column, check).to_numpy(zero_copy_only=False), dtype=bool)
-        columns.append(column if keep is None or i in keep else None)
+    starts = np.ascontiguousarray(lines.starts, dtype=np.int64)
+    ends = np.ascontiguousarray(lines.ends, dtype=np.int64)
+    ok = np.zeros(n, dtype=np.bool_)
+    # Spans relative to their line fit in 32 bits (lines are at most MAX_LINE_BYTES): half the
+    # memory of absolute offsets, the largest temporary of a parse.
+    rel_start = np.empty((n, len(kinds)), dtype=np.int32)
+    rel_end = np.empty((n, len(kinds)), dtype=np.int32)
+    cut_lines(buf, starts, ends, t.delims, t.slot_field, t.slot_half, t.kinds, t.tail, ok, rel_start, rel_end)
+    columns: list[pa.Array | None] = [gather(buf, starts + rel_start[:, i], starts + rel_end[:, i]) if keep is None or i in keep
+                                      else None for i in range(len(kinds))]
     return ok, columns

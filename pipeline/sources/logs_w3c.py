@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import Stored
-from .logs_common import (LogTable, log_format, assemble_table, bad_values, constant, dash_to_null, fill, nth,
-                          parse_times, read_lines, to_float, to_int)
+from .logs_common import LogTable, assemble_table, log_format
+from .logs_fields import bad_values, constant, dash_to_null, fill, nth, parse_times, to_float, to_int
+from .logs_lines import read_lines
 
 # canonical field → the W3C names that carry it, first present wins
 SOURCES: dict[str, tuple[str, ...]] = {
