@@ -141,7 +141,8 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups}, g=("g", "first"),
                                      first=("wstart", "min"), last=("wstart", "max"), value=("value", "max"))
     # samples are read only from the partials of the episodes' groups and buckets
-    spans = pd.DataFrame({"g": gid, "b": bucket, "pos": np.arange(len(parts))}).merge(
+    of_episodes = np.flatnonzero(np.isin(gid, ep["g"].to_numpy()))   # few groups: the merge reads only theirs
+    spans = pd.DataFrame({"g": gid[of_episodes], "b": bucket[of_episodes], "pos": of_episodes}).merge(
         ep[["g", "first", "last"]], on="g")
     inside = np.unique(spans["pos"][(spans["b"] >= spans["first"]) & (spans["b"] < spans["last"] + k)].to_numpy())
     # a (group, bucket) keeps SAMPLE_LINES samples, and each partial row holds at least one
