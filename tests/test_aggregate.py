@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from pipeline.matchers import aggregate
@@ -229,3 +230,19 @@ def test_episode_samples_are_the_first_lines_of_its_buckets() -> None:
     samples = json.loads(got.iloc[0]["samples"])
     # 15 s buckets of 30 lines each: the first five of bucket 10:00:00 (a.log) then of 10:00:15 (b "2".log)
     assert samples == [f"a.log:{i}" for i in range(1, 6)] + [f'b "2".log:{i}' for i in range(1, 6)]
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 12), st.integers(-1, 6)), min_size=1, max_size=60),
+       k=st.sampled_from([1, 4]))
+def test_distinct_windows_packed_as_by_rows(rows: list[tuple[int, int, int]], k: int) -> None:
+    """Codes packed into one integer count the distinct values per window as the frame of rows does
+    (a group code too large to pack takes that path)."""
+    from pipeline.matchers.aggregate import _distinct_per_window
+
+    gid, bucket, value = (np.array(c, dtype=np.int64) for c in zip(*rows))
+    packed = _distinct_per_window(gid, bucket, value, k)
+    by_rows = _distinct_per_window(gid + 2**60, bucket, value, k).assign(g=lambda f: f["g"] - 2**60)
+    order = ["g", "wstart"]
+    pd.testing.assert_frame_equal(packed.sort_values(order).reset_index(drop=True),
+                                  by_rows.sort_values(order).reset_index(drop=True))

@@ -111,11 +111,7 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     gid = parts.groupby(groups, sort=False).ngroup().to_numpy(dtype=np.int64)
     bucket = np.asarray(parts["bucket"], dtype=np.int64)
     if agg.distinct_field is not None:
-        base = pd.DataFrame({"g": gid, "b": bucket, "v": pd.factorize(parts["value"])[0]}).drop_duplicates()
-        # a bucket b belongs to the windows starting at b - offset
-        every = pd.concat([pd.DataFrame({"g": base["g"], "wstart": base["b"] - offset, "v": base["v"]})
-                           for offset in range(k)], ignore_index=True)
-        windows = every.drop_duplicates().groupby(["g", "wstart"], sort=False).size().rename("value").reset_index()
+        windows = _distinct_per_window(gid, bucket, pd.factorize(parts["value"])[0], k)
         threshold = float(agg.distinct_gte or 0)
     else:
         # the rows of one window in the order of the offsets, then of the partials: sums add up alike
@@ -145,7 +141,8 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups}, g=("g", "first"),
                                      first=("wstart", "min"), last=("wstart", "max"), value=("value", "max"))
     # samples are read only from the partials of the episodes' groups and buckets
-    spans = pd.DataFrame({"g": gid, "b": bucket, "pos": np.arange(len(parts))}).merge(
+    of_episodes = np.flatnonzero(np.isin(gid, ep["g"].to_numpy()))   # few groups: the merge reads only theirs
+    spans = pd.DataFrame({"g": gid[of_episodes], "b": bucket[of_episodes], "pos": of_episodes}).merge(
         ep[["g", "first", "last"]], on="g")
     inside = np.unique(spans["pos"][(spans["b"] >= spans["first"]) & (spans["b"] < spans["last"] + k)].to_numpy())
     # a (group, bucket) keeps SAMPLE_LINES samples, and each partial row holds at least one
@@ -163,6 +160,25 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
                      "value": float(r.value), "threshold": threshold,
                      "samples": json.dumps(samples[:SAMPLE_LINES * 2])})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _distinct_per_window(gid: np.ndarray, bucket: np.ndarray, value: np.ndarray, k: int) -> pd.DataFrame:
+    """Distinct values per group and window start (columns g, wstart, value): a bucket b belongs to
+    the windows starting at b - offset, offset < k. Group, bucket and value codes are packed into one
+    integer when they fit, so that duplicates go in one hash of integers rather than one of rows."""
+    value = value.astype(np.int64) + 1                       # a missing value's code -1 is a value too
+    lo = int(bucket.min()) - (k - 1)                         # every window start is >= lo
+    span, groups, values = int(bucket.max()) - lo + 1, int(gid.max()) + 1, int(value.max()) + 1
+    if groups * span * values >= 2**62:
+        base = pd.DataFrame({"g": gid, "b": bucket, "v": value}).drop_duplicates()
+        every = pd.concat([pd.DataFrame({"g": base["g"], "wstart": base["b"] - offset, "v": base["v"]})
+                           for offset in range(k)], ignore_index=True)
+        return every.drop_duplicates().groupby(["g", "wstart"], sort=False).size().rename("value").reset_index()
+    key = pd.unique((gid * span + (bucket - lo)) * values + value)
+    every = pd.unique(np.concatenate([key - offset * values for offset in range(k)]))
+    counts = pd.Series(every // values).value_counts(sort=False)
+    window = counts.index.to_numpy(dtype=np.int64)
+    return pd.DataFrame({"g": window // span, "wstart": window % span + lo, "value": counts.to_numpy(dtype=np.int64)})
 
 
 def _samples(parts: pd.DataFrame, groups: list[str], k: int) -> dict[tuple[object, ...], list[str]]:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from ..rules import model as m
 from .plan_evidence import rule_evidence
+from .percent import unquote_many
 from .plan_literals import Analysis, analyze
 from .plan_scan import FieldLiterals, LiteralHits
 
@@ -207,26 +208,18 @@ class Plan:
 
 
 def _decoded(raw: pd.Series) -> pd.Series:
-    """``raw`` as text, URL-decoded where it holds a '%' as ``_Partition.text`` decodes it."""
-    from urllib.parse import unquote
-
+    """``raw`` as text, URL-decoded where it holds a '%' as ``_Partition.text`` decodes it: each
+    distinct value with a '%' is decoded once."""
     col = raw.astype("string")
-    has_pct = col.str.contains("%", regex=False).fillna(False).to_numpy(dtype=bool)
-    if has_pct.any():
-        col = col.copy()
-        codes, uniques = pd.factorize(col[has_pct])
-        values = uniques.tolist()
-        decoded = None
-        if not any("\n" in v for v in values):
-            # one call over the values joined: "\n" is no hex digit and ends any UTF-8 sequence, so
-            # each value decodes as alone, at a fraction of a call per value
-            parts = unquote("\n".join(values), errors="replace").split("\n")
-            if len(parts) == len(values):
-                decoded = np.array(parts, dtype=object)
-        if decoded is None:
-            decoded = np.array([unquote(u, errors="replace") for u in values], dtype=object)
-        col[has_pct] = decoded[codes]
-    return col.reset_index(drop=True)
+    arr = pa.array(col)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    has_pct = pc.fill_null(pc.match_substring(arr, "%"), False)
+    if not pc.any(has_pct).as_py():
+        return col.reset_index(drop=True)
+    distinct = pc.dictionary_encode(arr.filter(has_pct))
+    decoded = unquote_many(distinct.dictionary).take(distinct.indices)
+    return pd.Series(pd.arrays.ArrowStringArray(pc.replace_with_mask(arr, has_pct, decoded)), name=raw.name)
 
 
 class _Run:
