@@ -145,7 +145,7 @@ def parse_int(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
     col = col.astype("string").str.strip()
     digits = pa.chunked_array(pa.array(col.array))
     if pc.all(pc.match_substring_regex(digits, _DIGITS)).as_py() is not False:   # the usual case: one pass
-        return pd.Series(pd.arrays.ArrowExtensionArray(pc.cast(digits, pa.int64())), index=col.index).astype("Int64")
+        return pc.cast(digits, pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).set_axis(col.index)
     present = col.notna().to_numpy()
     ok = col.str.fullmatch(_DIGITS).fillna(False).to_numpy(dtype=bool)
     values = col.to_numpy(dtype=object)
@@ -170,7 +170,7 @@ def parse_iso_time(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
     col = col.astype("string").str.strip()
     try:   # the usual case: every value in the forms pyarrow parses (date T time, Z or an offset), in one pass
         arrow = pc.cast(pa.chunked_array(pa.array(col.array)), pa.timestamp("ns", tz="UTC"))
-        return pd.Series(pd.arrays.ArrowExtensionArray(arrow), index=col.index).astype("datetime64[ns, UTC]")
+        return arrow.to_pandas().set_axis(col.index)
     except pa.ArrowInvalid:
         pass
     parsed = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
