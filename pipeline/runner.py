@@ -424,13 +424,27 @@ def dask_client(settings: Settings) -> Iterator[Any]:
     try:
         with ExitStack() as stack:
             with held(stderr_to=settings.state_path / "workers.log"):
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=settings.dask.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    silence_logs=logging.CRITICAL, preload=["pipeline.worker_setup"]))
+                cluster = stack.enter_context(LocalCluster(**cluster_options(settings.dask.workers)))
                 client = stack.enter_context(Client(cluster))
             yield client
     finally:
         stop_helpers()
+
+
+def cluster_options(workers: int) -> dict[str, Any]:
+    """A LocalCluster of ``workers`` single-threaded workers (pyahocorasick holds the GIL).
+
+    Two or more are processes. One is a thread of this process, which only waits for it while
+    it works: a process of its own would cost a start (its interpreter, its imports), a copy of
+    every result sent back and a wait for it to exit, for no extra core.
+    """
+    options: dict[str, Any] = {"n_workers": workers, "threads_per_worker": 1, "dashboard_address": ":0",
+                               "silence_logs": logging.CRITICAL}
+    if workers == 1:
+        from .worker_setup import ThreadWorker
+
+        return {**options, "processes": False, "worker_class": ThreadWorker}
+    return {**options, "processes": True, "preload": ["pipeline.worker_setup"]}
 
 
 class EarlyClient:
@@ -851,10 +865,12 @@ def _collect(settings: Settings, tasks: list[ScanTask], ctx: ScanContext, store:
                                                  for d in agg_hits.loc[is_domain, "subject_id"]]
         frames.append(agg_hits)
     hits = pd.concat(frames, ignore_index=True) if frames else empty_hits()
-    site = hits["rule_id"].map(lambda r: ctx.ruleset.by_id(r).category.startswith(SITE_PREFIX)).astype(bool)
+    site_rules = [r.id for r in ctx.ruleset.rules if r.category.startswith(SITE_PREFIX)]
+    site = hits["rule_id"].isin(site_rules).to_numpy(dtype=bool)
     licensing = _licensing(settings, ctx, quarantined, report, hits[site],
                            _combine_volume(volumes["logs"], "logs"), _combine_volume(volumes["objects"], "objects"))
-    return pd.concat([hits[~site], licensing], ignore_index=True)
+    found = hits[~site].reset_index(drop=True) if site.any() else hits
+    return pd.concat([found, licensing], ignore_index=True) if len(licensing) else found
 
 
 SITE_PREFIX = "site_"  # categories of rules that only infer a site's field of content, never cases

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -425,17 +426,42 @@ def test_a_scan_survives_losing_every_worker(tmp_path: Path, monkeypatch: pytest
 ])
 def test_a_signal_mid_scan_stops_it_cleanly(tmp_path: Path, signum: int, group: bool, code: int, after: float,
                                             full: bool) -> None:
+    interrupt_scan(tmp_path, signum, group, code, after, full)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(("signum", "group", "code", "full"), [
+    (signal.SIGINT, True, 130, False), (signal.SIGINT, True, 130, True), (signal.SIGTERM, False, 143, True),
+])
+def test_a_signal_stops_a_scan_on_its_one_worker_thread(tmp_path: Path, signum: int, group: bool, code: int,
+                                                        full: bool) -> None:
+    """One worker runs as a thread of the scan: no process is started, and a signal stops the scan
+    while its task is under way (closing the cluster does not wait for the task)."""
+    def no_children(pid: int) -> None:
+        assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
+
+    interrupt_scan(tmp_path, signum, group, code, 2.5, full, {"COMPLIANCE_DASK__WORKERS": "1"}, no_children)
+
+
+def interrupt_scan(tmp_path: Path, signum: int, group: bool, code: int, after: float, full: bool,
+                   env_extra: dict[str, str] | None = None, check: Any = None) -> None:
+    """Send ``signum`` ``after`` seconds into a scan (each of its tasks paused 4 s) and assert that it
+    stops as interrupted, one line on stderr, nothing committed, no process left behind.
+    ``check(pid)`` runs on the scan's process just before the signal."""
     cfg = scan_config(tmp_path)
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPLIANCE_", "PIPELINE_"))}
     command = ["scan", "--full"] if full else ["scan"]
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.__main__", "--config", str(cfg), *command], cwd=ROOT,
-                            env={**env, "COMPLIANCE_STATE_DIR": str(state), "PIPELINE_PAUSE_AT": "scan.task:4"},
+                            env={**env, "COMPLIANCE_STATE_DIR": str(state), "PIPELINE_PAUSE_AT": "scan.task:4",
+                                 **(env_extra or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stderr is not None
     first = proc.stderr.readline()       # "scan R…: N rules, M files": the run is recorded
     assert first.startswith("INFO") and "scan R" in first, first
     time.sleep(after)   # on a loaded machine the cluster may still be starting even after 2.5 s
+    if check is not None:
+        check(proc.pid)
     if group:
         os.killpg(proc.pid, signum)      # Ctrl-C in a terminal: the whole process group
     else:

@@ -320,3 +320,22 @@ def test_counts_reconcile_on_a_larger_generated_csv(tmp_path: Path) -> None:
     good = result.records
     assert (good["key"].str[1:].astype(int) + 2 == good["source_line"]).all()
     assert (good["size"] == good["key"].str[1:].astype(int)).all()
+
+
+@pytest.mark.parametrize("bad", ["x,12x,2026-11-01T00:00:00Z", "x,1,yesterday"])
+def test_sizes_and_put_times_type_alike_whether_or_not_a_row_is_bad(tmp_path: Path, bad: str) -> None:
+    """A clean column is typed in one pass; one bad row sends the whole column through the
+    row-by-row checks, and every other row comes out the same either way."""
+    good = ["a,0,2026-11-01T00:00:00Z", "b, 42 ,2026-11-01T08:00:00+08:00", "c,,2026-11-01T00:00:00.123456789Z",
+            "d,000000000000000012,2026-11-01T00:00Z", "e,7,"]
+    results = []
+    for name, lines in (("clean", good), ("mixed", [*good, bad])):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("\n".join(["key,size,put_time", *lines]) + "\n", encoding="utf-8")
+        results.append(read("csv", path))
+    clean, mixed = results
+    assert clean.quarantine.empty and len(mixed.quarantine) == 1
+    assert row(clean, "b")["size"] == 42 and row(clean, "d")["size"] == 12 and pd.isna(row(clean, "c")["size"])
+    assert row(clean, "b")["put_time"] == pd.Timestamp("2026-11-01T00:00:00Z") and pd.isna(row(clean, "e")["put_time"])
+    assert row(clean, "c")["put_time"] == pd.Timestamp("2026-11-01T00:00:00.123456789Z")
+    pd.testing.assert_frame_equal(clean.records.drop(columns=["source_file"]), mixed.records.drop(columns=["source_file"]))

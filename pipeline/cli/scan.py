@@ -22,7 +22,9 @@ SHOWN_QUARANTINE = 10
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--full", is_flag=True, help="Rescan every file, not only those changed since the last scan.")
+@click.option("--full", is_flag=True,
+              help="Read every file and evaluate every rule again, changed or not (after a rule or lexicon "
+                   "change); events already recorded are not counted again: their cases stay unchanged.")
 @click.option("--exit-code", "exit_code", is_flag=True,
               help=f"Exit with {EXIT_NEW_CASES} when the scan opened new cases (for schedulers that alert on it).")
 @click.option("--strict", is_flag=True,

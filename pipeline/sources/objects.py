@@ -42,6 +42,7 @@ TICKS_MAX = pd.Timestamp("2100-01-01", tz="UTC").value // 100
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _INT_MAX_DIGITS = 18  # stays inside int64 without a bignum check
+_DIGITS = r"^[0-9]{1,%d}$" % _INT_MAX_DIGITS   # a valid integer field, once stripped
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,11 @@ def parse_int(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
         reasons.flag(negative, lambda pos: f"{name} is negative: {numbers[pos]}")
         return col.mask(negative, pd.NA)
     col = col.astype("string").str.strip()
+    digits = pa.chunked_array(pa.array(col.array))
+    if pc.all(pc.match_substring_regex(digits, _DIGITS)).as_py() is not False:   # the usual case: one pass
+        return pc.cast(digits, pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).set_axis(col.index)
     present = col.notna().to_numpy()
-    ok = col.str.fullmatch(r"[0-9]{1,%d}" % _INT_MAX_DIGITS).fillna(False).to_numpy(dtype=bool)
+    ok = col.str.fullmatch(_DIGITS).fillna(False).to_numpy(dtype=bool)
     values = col.to_numpy(dtype=object)
 
     def reason(pos: int) -> str:
@@ -164,6 +168,11 @@ def parse_iso_time(col: pd.Series, reasons: RowReasons, name: str) -> pd.Series:
     if not col.notna().any():  # an absent optional column: pandas' parser is slow even on nulls
         return pd.Series(np.full(len(col), np.datetime64("NaT", "ns")), index=col.index).dt.tz_localize("UTC")
     col = col.astype("string").str.strip()
+    try:   # the usual case: every value in the forms pyarrow parses (date T time, Z or an offset), in one pass
+        arrow = pc.cast(pa.chunked_array(pa.array(col.array)), pa.timestamp("ns", tz="UTC"))
+        return arrow.to_pandas().set_axis(col.index)
+    except pa.ArrowInvalid:
+        pass
     parsed = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
     values = col.to_numpy(dtype=object)
     reasons.flag(col.notna().to_numpy() & parsed.isna().to_numpy(),
