@@ -68,25 +68,24 @@ def to_int(col: pa.Array, *, dash_is_zero: bool = False) -> pa.Array:
     """Digit strings → int64; ``-`` → 0 or null. Non-numbers become null (the caller reports them)."""
     if dash_is_zero:
         col = pc.if_else(pc.equal(col, "-"), pa.scalar("0", col.type), col)
-    try:  # the layouts' patterns already admit digits only: one checked cast is the usual case
-        return pc.cast(col, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    ok = pc.match_substring_regex(col, r"^[0-9]{1,18}$")
-    return pc.if_else(ok, pc.cast(pc.if_else(ok, col, pa.scalar("0", col.type)), pa.int64()),
-                      pa.scalar(None, pa.int64()))
+    # the layouts' patterns already admit digits only: one checked cast is the usual case
+    return _cast_numbers(col, pa.int64(), r"^[0-9]{1,18}$")
 
 
 def to_float(col: pa.Array) -> pa.Array:
     """Decimal strings → float64; ``-`` and non-numbers → null."""
-    col = dash_to_null(col)
+    return _cast_numbers(dash_to_null(col), pa.float64(), r"^[0-9]{1,15}(\.[0-9]{1,9})?$")
+
+
+def _cast_numbers(col: pa.Array, type_: pa.DataType, pattern: str) -> pa.Array:
+    """``col`` cast to ``type_`` in one checked cast; if some value does not cast, the values
+    matching ``pattern`` are cast and the others become null."""
     try:
-        return pc.cast(col, pa.float64())
+        return pc.cast(col, type_)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    ok = pc.match_substring_regex(col, r"^[0-9]{1,15}(\.[0-9]{1,9})?$")
-    return pc.if_else(ok, pc.cast(pc.if_else(ok, col, pa.scalar("0", col.type)), pa.float64()),
-                      pa.scalar(None, pa.float64()))
+    ok = pc.match_substring_regex(col, pattern)
+    return pc.if_else(ok, pc.cast(pc.if_else(ok, col, pa.scalar("0", col.type)), type_), pa.scalar(None, type_))
 
 
 _METHOD = r"^[A-Za-z]{1,20}$"
