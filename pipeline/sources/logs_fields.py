@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 
 from . import logs_times
 from .logs_lines import indices
-from .logs_tokens import first_byte, gather
 
 def parse_times(col: pa.Array, fmt: str, *, suffix: str = "", fixed: bool = True) -> pa.Array:
     """Strings → timestamp[ns, UTC] (null where unparsable).
@@ -111,6 +110,8 @@ def nth(lists: pa.Array, k: int) -> pa.Array:
 
 def spans(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.LargeStringArray:
     """The byte ranges ``[starts[i], ends[i])`` of ``data`` (cut at ASCII bytes) as strings, in one copy."""
+    from .logs_tokens import gather   # compiled kernels: imported when a log is parsed
+
     return gather(np.frombuffer(data, dtype=np.uint8), np.asarray(starts, dtype=np.int64),
                   np.asarray(ends, dtype=np.int64))
 
@@ -195,6 +196,8 @@ def split_uri(uri: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
 
 def _split_at_question_mark(target: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(the text before the first ``?``, the text after it or null when there is none)."""
+    from .logs_tokens import first_byte, gather
+
     if len(target) == 0:
         return target, target
     offsets, data = _string_buffers(target)

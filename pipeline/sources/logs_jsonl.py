@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from . import logs_jsonscan
 from .base import Stored
 from .logs_common import LogTable, assemble_table, log_format
 from .logs_fields import constant, fill, split_uri
@@ -116,6 +115,8 @@ def _parse(lines: Lines) -> tuple[pa.Table, np.ndarray, list[int]]:
     n = len(lines)
     if not FAST_PATH or n == 0:
         return _read_lines(lines, np.arange(n))
+    from . import logs_jsonscan   # compiled kernels: imported when a log is parsed
+
     taken, fast = logs_jsonscan.scan(lines.data, lines.starts, lines.ends, SCHEMA)
     table, rows, bad = _read_lines(lines, np.flatnonzero(~taken))
     fast_rows = np.flatnonzero(taken)

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import ReadResult, Stored
-from .logs_tokens import cut
 from .logs_common import LogTable, assemble_table
 from .logs_fields import (bad_values, constant, dash_to_null, fill, nth, parse_times, request_columns, spans,
                           split_uri, to_float, to_int)
@@ -318,6 +317,8 @@ Build = Callable[[dict[str, pa.Array], dict[int, str]], tuple[dict[str, pa.Array
 def parse_lines(lines: Lines, layouts: tuple[Layout, ...]) -> tuple[dict[str, pa.Array], np.ndarray]:
     """``parse`` over a file's lines, cutting the strict lines of the first layout by byte position
     (``logs_tokens``) when its fields end the line; the other lines go through the tiers."""
+    from .logs_tokens import cut   # compiled kernels: imported when a log is parsed, not by lint
+
     if not FAST_PATH:
         return _parse_tiers(lines.text, layouts)
     first = layouts[0]
