@@ -26,6 +26,7 @@ from loguru import logger
 
 from .cases.store import CaseStore, open_store
 from .faults import checkpoint, pause_point
+from .files import sha256_file
 from .incremental import fingerprint, scan_lock
 from .logging import quiet_distributed
 from .config import Settings
@@ -652,7 +653,9 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     unreadable: list[tuple[ScanTask, UnreadableFile]] = []
     for task in all_tasks:
         try:
-            record, changed = fingerprint(task.path, known.get(task.path))
+            # A full scan reads every file whatever its digest: the digests of files other than logs
+            # (whose digest decides what the retained store already holds) are taken beside the scan.
+            record, changed = fingerprint(task.path, known.get(task.path), digest=not full or task.source == "logs")
         except OSError as exc:   # vanished or unreadable since it was listed
             trouble = os_trouble(task.path, exc)
             if strict:
@@ -676,6 +679,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
                 f" and {licensing} filing / licence file(s), read on every scan" if licensing else "",
                 report.files_skipped)
     began = time.perf_counter()
+    digests = _Digests([f for f in files if not f["sha256"] and f["size"] >= 0])
     try:
         quarantined: list[tuple[str, pd.DataFrame]] = []  # committed with the cases, so a killed run leaves none
         for task, trouble in unreadable:
@@ -701,6 +705,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
         raise_if_received()   # a Ctrl-C whose exception was lost in a callback still stops the scan
         folding = time.perf_counter()
         troubled = {f["path"] for f in report.files_quarantined}
+        digests.wait()
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
                                    files=[f for f in files if f["size"] >= 0 and f["path"] not in troubled],
                                    watermarks={"objects": report.put_time_max}, quarantine=quarantined)
@@ -730,6 +735,31 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     for f in report.files_quarantined:
         logger.warning("{}: quarantined as a file: {} (retried by the next run)", f["path"], f["reason"])
     return report
+
+
+class _Digests:
+    """The SHA-256 of ``files`` (their records, filled in place), taken in a thread of its own while
+    the scan runs: hashing releases the GIL, so it takes a core the scan's tasks leave idle. A file
+    that cannot be read again keeps an empty digest: the next scan that finds it changed reads it."""
+
+    def __init__(self, files: list[dict[str, Any]]):
+        import threading
+
+        self._files = files
+        self._thread = threading.Thread(target=self._run, name="file-digests", daemon=True)
+        if files:
+            self._thread.start()
+
+    def _run(self) -> None:
+        for record in self._files:
+            try:
+                record["sha256"] = sha256_file(record["path"])
+            except OSError as exc:
+                logger.debug("{}: no digest recorded: {}", record["path"], exc)
+
+    def wait(self) -> None:
+        if self._files:
+            self._thread.join()
 
 
 def _report_rules(report: ScanReport, hits: pd.DataFrame, ruleset: RuleSet, noisy_share: float) -> None:

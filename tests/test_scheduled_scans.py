@@ -77,6 +77,28 @@ def test_incremental_skips_unchanged_files_and_rescans_changed(data: Path, tmp_p
     assert full.cases_new == 1 and full.cases_updated == 0  # --full evaluates every object: the old one too
 
 
+def test_a_full_scan_records_the_content_digests_an_incremental_scan_compares(data: Path, tmp_path: Path,
+                                                                                dask_client) -> None:
+    """A full scan hashes its files beside the scan: what it records is each file's real digest, so a
+    file touched afterwards with the same content is skipped by the next incremental scan."""
+    import hashlib
+
+    d = fresh(data, tmp_path)
+    settings = load_settings(str(d / "config.yaml"))
+    first = scan(settings, client=dask_client, full=True)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        recorded = store.scanned_files()
+    finally:
+        store.close()
+    assert len(recorded) == first.files > 0
+    for path, record in recorded.items():
+        assert record["sha256"] == hashlib.sha256(Path(path).read_bytes()).hexdigest(), path
+        os.utime(path)
+    again = scan(settings, client=dask_client)
+    assert again.files == 0 and again.files_skipped == first.files
+
+
 def test_exit_codes(data: Path, tmp_path: Path) -> None:
     d = fresh(data, tmp_path)
     cfg = d / "config.yaml"
