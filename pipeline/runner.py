@@ -413,6 +413,7 @@ def dask_client(settings: Settings) -> Iterator[Any]:
             raise UnavailableError(f"cannot reach the Dask scheduler at {address}: {exc}",
                                    hint="start it, or set dask.scheduler: local") from None
         try:
+            _check_workers(client, address)
             yield client
         finally:
             client.close()
@@ -430,6 +431,49 @@ def dask_client(settings: Settings) -> Iterator[Any]:
             yield client
     finally:
         stop_helpers()
+
+
+def code_digest() -> str:
+    """A digest of this installation's pipeline package (its version and every module's source): a
+    worker of a running cluster must run the same code as the scan, or rules it cannot parse, kinds
+    it has not registered and formats it does not know would fail there, file after file."""
+    import hashlib
+    from pathlib import Path
+
+    from . import __version__
+
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        digest = hashlib.sha256(__version__.encode())
+        package = Path(__file__).parent
+        for path in sorted(package.rglob("*.py")):
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+        _CODE_DIGEST = digest.hexdigest()[:16]
+    return _CODE_DIGEST
+
+
+_CODE_DIGEST: str | None = None
+
+
+def _check_workers(client: Any, address: str) -> None:
+    """Refuse a running cluster whose workers cannot import this pipeline or run other code."""
+    from . import __version__
+
+    hint = (f"install this version of the pipeline ({__version__}, code {code_digest()}) on every worker of "
+            f"{address} and restart them, or set dask.scheduler: local")
+    try:
+        theirs = client.run(code_digest)
+    except Exception as exc:  # noqa: BLE001 - what a worker raised: it cannot run the scan's tasks either
+        raise UnavailableError(f"the Dask workers at {address} cannot run the pipeline: "
+                               f"{type(exc).__name__}: {exc}", hint=hint) from None
+    if not theirs:   # the tasks wait for workers to join: each is checked as it runs them
+        logger.warning("the Dask scheduler at {} has no workers yet: the scan waits for them", address)
+        return
+    other = sorted(worker for worker, digest in theirs.items() if digest != code_digest())
+    if other:
+        raise UnavailableError(f"{len(other)} of the {len(theirs)} Dask workers at {address} run other pipeline "
+                               f"code than this scan ({', '.join(other[:3])}{' …' if len(other) > 3 else ''})",
+                               hint=hint)
 
 
 def cluster_options(workers: int) -> dict[str, Any]:

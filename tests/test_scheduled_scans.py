@@ -14,6 +14,7 @@ import pytest
 from pipeline.cases.store import open_store
 from pipeline.config import load_settings
 from pipeline.generate.objects import generate_objects
+from pipeline.errors import UnavailableError
 from pipeline.incremental import scan_lock
 from pipeline.runner import scan
 
@@ -176,6 +177,15 @@ def test_scan_on_an_existing_cluster_by_address(data: Path, tmp_path: Path, dask
     assert settings.scheduler_address == address
     report = scan(settings)  # no client passed: the runner connects by address
     assert report.cases_new > 0 and report.rows_read == report.rows_parsed + report.rows_quarantined
+    # workers running other code than the scan (another version installed there) are refused, named
+    import pipeline.runner as runner
+
+    monkeypatch.setattr(runner, "_CODE_DIGEST", "0" * 16)   # this process only: the workers hash their own
+    with pytest.raises(UnavailableError) as refused:
+        scan(load_settings(str(d / "config.yaml")), full=True)
+    assert "2 of the 2 Dask workers" in str(refused.value) and "run other pipeline code" in str(refused.value)
+    assert "install this version of the pipeline" in (refused.value.hint or "")
+    monkeypatch.undo()
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
     from pipeline.errors import PipelineError
 
