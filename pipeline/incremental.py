@@ -57,12 +57,16 @@ def _shared_store_lock(store: Any) -> Iterator[None]:
         store.db.unlock(SCAN_LOCK_KEY)
 
 
-def fingerprint(path: str, known: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
-    """(this file's record, whether it changed since ``known``). Remote URLs always count as changed."""
+def fingerprint(path: str, known: dict[str, Any] | None, *, digest: bool = True) -> tuple[dict[str, Any], bool]:
+    """(this file's record, whether it changed since ``known``). Remote URLs always count as changed.
+    With ``digest=False`` the file counts as changed and its record's sha256 is left for the caller
+    to fill in (a full scan reads every file anyway: it hashes them while the scan runs)."""
     if "://" in path:
         return {"path": path, "size": -1, "mtime_ns": -1, "sha256": ""}, True
     st = os.stat(path)
     record = {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if not digest:
+        return {**record, "sha256": ""}, True
     if known and known["size"] == st.st_size and known["mtime_ns"] == st.st_mtime_ns:
         return {**record, "sha256": known["sha256"]}, False
     record["sha256"] = sha256_file(path)

@@ -26,6 +26,7 @@ from loguru import logger
 
 from .cases.store import CaseStore, open_store
 from .faults import checkpoint, pause_point
+from .files import sha256_file
 from .incremental import fingerprint, scan_lock
 from .logging import quiet_distributed
 from .config import Settings
@@ -412,6 +413,7 @@ def dask_client(settings: Settings) -> Iterator[Any]:
             raise UnavailableError(f"cannot reach the Dask scheduler at {address}: {exc}",
                                    hint="start it, or set dask.scheduler: local") from None
         try:
+            _check_workers(client, address)
             yield client
         finally:
             client.close()
@@ -429,6 +431,49 @@ def dask_client(settings: Settings) -> Iterator[Any]:
             yield client
     finally:
         stop_helpers()
+
+
+def code_digest() -> str:
+    """A digest of this installation's pipeline package (its version and every module's source): a
+    worker of a running cluster must run the same code as the scan, or rules it cannot parse, kinds
+    it has not registered and formats it does not know would fail there, file after file."""
+    import hashlib
+    from pathlib import Path
+
+    from . import __version__
+
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        digest = hashlib.sha256(__version__.encode())
+        package = Path(__file__).parent
+        for path in sorted(package.rglob("*.py")):
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+        _CODE_DIGEST = digest.hexdigest()[:16]
+    return _CODE_DIGEST
+
+
+_CODE_DIGEST: str | None = None
+
+
+def _check_workers(client: Any, address: str) -> None:
+    """Refuse a running cluster whose workers cannot import this pipeline or run other code."""
+    from . import __version__
+
+    hint = (f"install this version of the pipeline ({__version__}, code {code_digest()}) on every worker of "
+            f"{address} and restart them, or set dask.scheduler: local")
+    try:
+        theirs = client.run(code_digest)
+    except Exception as exc:  # noqa: BLE001 - what a worker raised: it cannot run the scan's tasks either
+        raise UnavailableError(f"the Dask workers at {address} cannot run the pipeline: "
+                               f"{type(exc).__name__}: {exc}", hint=hint) from None
+    if not theirs:   # the tasks wait for workers to join: each is checked as it runs them
+        logger.warning("the Dask scheduler at {} has no workers yet: the scan waits for them", address)
+        return
+    other = sorted(worker for worker, digest in theirs.items() if digest != code_digest())
+    if other:
+        raise UnavailableError(f"{len(other)} of the {len(theirs)} Dask workers at {address} run other pipeline "
+                               f"code than this scan ({', '.join(other[:3])}{' …' if len(other) > 3 else ''})",
+                               hint=hint)
 
 
 def cluster_options(workers: int) -> dict[str, Any]:
@@ -652,7 +697,9 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     unreadable: list[tuple[ScanTask, UnreadableFile]] = []
     for task in all_tasks:
         try:
-            record, changed = fingerprint(task.path, known.get(task.path))
+            # A full scan reads every file whatever its digest: the digests of files other than logs
+            # (whose digest decides what the retained store already holds) are taken beside the scan.
+            record, changed = fingerprint(task.path, known.get(task.path), digest=not full or task.source == "logs")
         except OSError as exc:   # vanished or unreadable since it was listed
             trouble = os_trouble(task.path, exc)
             if strict:
@@ -676,6 +723,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
                 f" and {licensing} filing / licence file(s), read on every scan" if licensing else "",
                 report.files_skipped)
     began = time.perf_counter()
+    digests = _Digests([f for f in files if not f["sha256"] and f["size"] >= 0])
     try:
         quarantined: list[tuple[str, pd.DataFrame]] = []  # committed with the cases, so a killed run leaves none
         for task, trouble in unreadable:
@@ -701,6 +749,7 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
         raise_if_received()   # a Ctrl-C whose exception was lost in a callback still stops the scan
         folding = time.perf_counter()
         troubled = {f["path"] for f in report.files_quarantined}
+        digests.wait()
         applied = store.apply_hits(run_id, hits, ruleset, settings.scan.max_evidence,
                                    files=[f for f in files if f["size"] >= 0 and f["path"] not in troubled],
                                    watermarks={"objects": report.put_time_max}, quarantine=quarantined)
@@ -730,6 +779,31 @@ def _scan_locked(settings: Settings, store: CaseStore, ruleset: RuleSet, all_tas
     for f in report.files_quarantined:
         logger.warning("{}: quarantined as a file: {} (retried by the next run)", f["path"], f["reason"])
     return report
+
+
+class _Digests:
+    """The SHA-256 of ``files`` (their records, filled in place), taken in a thread of its own while
+    the scan runs: hashing releases the GIL, so it takes a core the scan's tasks leave idle. A file
+    that cannot be read again keeps an empty digest: the next scan that finds it changed reads it."""
+
+    def __init__(self, files: list[dict[str, Any]]):
+        import threading
+
+        self._files = files
+        self._thread = threading.Thread(target=self._run, name="file-digests", daemon=True)
+        if files:
+            self._thread.start()
+
+    def _run(self) -> None:
+        for record in self._files:
+            try:
+                record["sha256"] = sha256_file(record["path"])
+            except OSError as exc:
+                logger.debug("{}: no digest recorded: {}", record["path"], exc)
+
+    def wait(self) -> None:
+        if self._files:
+            self._thread.join()
 
 
 def _report_rules(report: ScanReport, hits: pd.DataFrame, ruleset: RuleSet, noisy_share: float) -> None:

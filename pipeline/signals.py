@@ -129,6 +129,8 @@ def stop_helpers() -> None:
     import gc
     from multiprocessing import resource_tracker
 
+    if getattr(resource_tracker._resource_tracker, "_pid", 0) is None:
+        return   # none was started (a cluster of one thread worker starts no process)
     gc.collect()   # the closed cluster's semaphores unregister as they are collected
     stop = getattr(resource_tracker._resource_tracker, "_stop", None)
     if stop is not None:

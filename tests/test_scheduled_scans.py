@@ -14,6 +14,7 @@ import pytest
 from pipeline.cases.store import open_store
 from pipeline.config import load_settings
 from pipeline.generate.objects import generate_objects
+from pipeline.errors import UnavailableError
 from pipeline.incremental import scan_lock
 from pipeline.runner import scan
 
@@ -75,6 +76,28 @@ def test_incremental_skips_unchanged_files_and_rescans_changed(data: Path, tmp_p
     full = scan(settings, client=dask_client, full=True)
     assert full.files == first.files and full.rows_already_scanned == 0
     assert full.cases_new == 1 and full.cases_updated == 0  # --full evaluates every object: the old one too
+
+
+def test_a_full_scan_records_the_content_digests_an_incremental_scan_compares(data: Path, tmp_path: Path,
+                                                                                dask_client) -> None:
+    """A full scan hashes its files beside the scan: what it records is each file's real digest, so a
+    file touched afterwards with the same content is skipped by the next incremental scan."""
+    import hashlib
+
+    d = fresh(data, tmp_path)
+    settings = load_settings(str(d / "config.yaml"))
+    first = scan(settings, client=dask_client, full=True)
+    store = open_store(settings.state_path, settings.case_store)
+    try:
+        recorded = store.scanned_files()
+    finally:
+        store.close()
+    assert len(recorded) == first.files > 0
+    for path, record in recorded.items():
+        assert record["sha256"] == hashlib.sha256(Path(path).read_bytes()).hexdigest(), path
+        os.utime(path)
+    again = scan(settings, client=dask_client)
+    assert again.files == 0 and again.files_skipped == first.files
 
 
 def test_exit_codes(data: Path, tmp_path: Path) -> None:
@@ -154,6 +177,15 @@ def test_scan_on_an_existing_cluster_by_address(data: Path, tmp_path: Path, dask
     assert settings.scheduler_address == address
     report = scan(settings)  # no client passed: the runner connects by address
     assert report.cases_new > 0 and report.rows_read == report.rows_parsed + report.rows_quarantined
+    # workers running other code than the scan (another version installed there) are refused, named
+    import pipeline.runner as runner
+
+    monkeypatch.setattr(runner, "_CODE_DIGEST", "0" * 16)   # this process only: the workers hash their own
+    with pytest.raises(UnavailableError) as refused:
+        scan(load_settings(str(d / "config.yaml")), full=True)
+    assert "2 of the 2 Dask workers" in str(refused.value) and "run other pipeline code" in str(refused.value)
+    assert "install this version of the pipeline" in (refused.value.hint or "")
+    monkeypatch.undo()
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
     from pipeline.errors import PipelineError
 

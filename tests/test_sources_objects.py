@@ -322,6 +322,35 @@ def test_counts_reconcile_on_a_larger_generated_csv(tmp_path: Path) -> None:
     assert (good["size"] == good["key"].str[1:].astype(int)).all()
 
 
+@pytest.mark.parametrize("extra", ["", "bad/utf8-\udcff.jpg,1,t,\n"])
+def test_a_file_of_many_blocks_keeps_line_numbers_of_rows_with_a_wrong_field_count(tmp_path: Path,
+                                                                                    extra: str) -> None:
+    """A file bigger than several CSV blocks is parsed on all cores, and read again in one thread
+    when a row has a wrong field count (the threaded read does not number rows)."""
+    from pipeline.sources.objects import CSV_BLOCK
+
+    filler = "描述" * 40
+    n = 3 * CSV_BLOCK // (len(filler.encode()) + 20) + 1000
+    wrong = {7, n // 2, n - 1}
+    lines = ["key,size,title,description"]
+    for i in range(n):
+        lines.append(f"k{i},{i}" if i in wrong else f"k{i},{i},标题{i},{filler}")
+    text = "\n".join(lines) + "\n" + extra
+    path = tmp_path / "many-blocks.csv"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert path.stat().st_size > 3 * CSV_BLOCK
+    result = read("csv", path)
+    assert result.rows_read == n + (1 if extra else 0)
+    expected = {i + 2: "expected 4 fields, got 2" for i in wrong}
+    if extra:
+        expected[n + 2] = "invalid UTF-8 at byte 10"
+    assert reasons(result) == expected
+    good = result.records
+    assert len(good) == n - len(wrong)
+    assert (good["key"].str[1:].astype(int) + 2 == good["source_line"]).all()
+    assert (good["title"] == "标题" + good["key"].str[1:]).all()
+
+
 @pytest.mark.parametrize("bad", ["x,12x,2026-11-01T00:00:00Z", "x,1,yesterday"])
 def test_sizes_and_put_times_type_alike_whether_or_not_a_row_is_bad(tmp_path: Path, bad: str) -> None:
     """A clean column is typed in one pass; one bad row sends the whole column through the
