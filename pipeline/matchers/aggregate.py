@@ -58,7 +58,8 @@ def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     sel["bucket"] = (millis // size).astype("int64")
     keys = [*groups, "bucket"]
     if agg.distinct_field is not None:
-        out = sel.drop_duplicates([*keys, agg.distinct_field])
+        first = _first_rows([sel[c] for c in [*groups, agg.distinct_field]], sel["bucket"].to_numpy(dtype=np.int64))
+        out = sel[first] if first is not None else sel.drop_duplicates([*keys, agg.distinct_field])
         out = out.rename(columns={agg.distinct_field: "value"})
         out = out.assign(value=out["value"].astype("string"), samples=_sample_text(out))
         return out[[*keys, "value", "samples"]].reset_index(drop=True)
@@ -77,6 +78,21 @@ def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), encoded), ", ")
     out["samples"] = ("[" + pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object) + "]").to_numpy(dtype=object)
     return out
+
+
+def _first_rows(columns: list[pd.Series], bucket: np.ndarray) -> np.ndarray | None:
+    """Mask of the first row of each distinct (columns..., bucket), as ``drop_duplicates`` keeps
+    them, over one integer per row (each column's codes and the bucket packed) rather than over the
+    rows' values; None when the codes do not fit in one integer. The columns hold no missing value."""
+    key = bucket - bucket.min()
+    width = int(key.max()) + 1
+    for col in columns:
+        codes = pd.factorize(col)[0].astype(np.int64)
+        distinct = int(codes.max()) + 1
+        if width * distinct >= 2**62:
+            return None
+        key, width = key * distinct + codes, width * distinct
+    return ~pd.Series(key).duplicated().to_numpy()
 
 
 def _sample_text(sel: pd.DataFrame) -> pd.Series:
