@@ -8,12 +8,14 @@ so no automaton is ever pickled.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -268,7 +270,8 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     compiled = compiled_for(ctx.ruleset, task.source, ctx.keyword_backend)  # once per worker process
     compile_s = time.perf_counter() - began
     if task.source == "logs":   # never split in parts (split_tasks): parsed once, for rules and store
-        return _scan_log_file(task, ctx, compiled, began, compile_s)
+        with _fewer_collections():
+            return _scan_log_file(task, ctx, compiled, began, compile_s)
     result: ReadResult
     if task.part is None:
         result = reader(task.path, **dict(task.extras))
@@ -290,6 +293,30 @@ def _scan_file(task: ScanTask, ctx: ScanContext) -> FileResult:
     return FileResult(task, result.rows_read, len(records), hits, result.quarantine, parts,
                       _volume(records, task.source), rows_already_scanned=len(records) - len(fresh), timings=timings,
                       troubles=troubles)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Python's cyclic collector run less often while a log file is scanned: parsing and evaluating
+    allocate many short-lived objects and no cycles, and each full collection walks every object of
+    the process (its modules, the rules) for nothing. Thresholds are process-wide: the first
+    thread in sets them, the last one out puts them back."""
+    with _COLLECTIONS_LOCK:
+        if not _COLLECTIONS_HELD:
+            _COLLECTIONS_HELD.append(gc.get_threshold())
+            gc.set_threshold(50_000, 20, 20)
+        _COLLECTIONS_HELD.append(None)
+    try:
+        yield
+    finally:
+        with _COLLECTIONS_LOCK:
+            _COLLECTIONS_HELD.pop()
+            if len(_COLLECTIONS_HELD) == 1:
+                gc.set_threshold(*_COLLECTIONS_HELD.pop())
+
+
+_COLLECTIONS_LOCK = threading.Lock()
+_COLLECTIONS_HELD: list[Any] = []   # the thresholds saved, then one entry per thread inside
 
 
 def _scan_log_file(task: ScanTask, ctx: ScanContext, compiled: CompiledRules, began: float,
@@ -423,8 +450,14 @@ def dask_client(settings: Settings) -> Iterator[Any]:
     # group, and this process stops them itself, without a traceback from each
     # a SIGINT / SIGTERM while the cluster starts is held until it has (pipeline.signals), so the
     # cluster is always closed by its context manager, never left half-built
+    import dask
+
     try:
         with ExitStack() as stack:
+            # the workers' statistical profiler samples every thread every 10 ms: CPU the scan's
+            # own work loses, for a dashboard nobody looks at during a scan
+            stack.enter_context(dask.config.set({"distributed.worker.profile.enabled": False,
+                                                 "distributed.admin.system-monitor.interval": "2s"}))
             with held(stderr_to=settings.state_path / "workers.log"):
                 cluster = stack.enter_context(LocalCluster(**cluster_options(settings.dask.workers)))
                 client = stack.enter_context(Client(cluster))

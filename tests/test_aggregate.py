@@ -246,3 +246,28 @@ def test_distinct_windows_packed_as_by_rows(rows: list[tuple[int, int, int]], k:
     order = ["g", "wstart"]
     pd.testing.assert_frame_equal(packed.sort_values(order).reset_index(drop=True),
                                   by_rows.sort_values(order).reset_index(drop=True))
+    # and as counted a window at a time, keeping the windows of at least ``at_least`` values
+    by_window: dict[tuple[int, int], set[int]] = {}
+    for g, b, v in rows:
+        for offset in range(k):
+            by_window.setdefault((g, b - offset), set()).add(v)
+    for at_least in (1, 2, 3):
+        want = sorted((g, w, len(vs)) for (g, w), vs in by_window.items() if len(vs) >= at_least)
+        for got in (_distinct_per_window(gid, bucket, value, k, at_least),
+                    _distinct_per_window(gid + 2**60, bucket, value, k, at_least).assign(g=lambda f: f["g"] - 2**60)):
+            assert sorted(map(tuple, got[["g", "wstart", "value"]].to_numpy().tolist())) == want
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=1, max_size=40),
+       spans=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30), st.integers(1, 8)), min_size=1, max_size=8))
+def test_rows_inside_spans_as_by_pairs(rows: list[tuple[int, int]], spans: list[tuple[int, int, int]]) -> None:
+    """The rows of an episode's group and buckets, found by one search, are those a pairwise check finds
+    (spans of one group may overlap; a group too large to pack takes the merge)."""
+    from pipeline.matchers.aggregate import _inside_spans
+
+    gid, bucket = (np.array(c, dtype=np.int64) for c in zip(*rows))
+    sg, begin, length = (np.array(c, dtype=np.int64) for c in zip(*spans))
+    want = [i for i, (g, b) in enumerate(rows) if any(g == s and f <= b < f + n for s, f, n in spans)]
+    assert _inside_spans(gid, bucket, sg, begin, begin + length).tolist() == want
+    assert _inside_spans(gid + 2**61, bucket, sg + 2**61, begin, begin + length).tolist() == want

@@ -58,7 +58,8 @@ def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     sel["bucket"] = (millis // size).astype("int64")
     keys = [*groups, "bucket"]
     if agg.distinct_field is not None:
-        out = sel.drop_duplicates([*keys, agg.distinct_field])
+        first = _first_rows([sel[c] for c in [*groups, agg.distinct_field]], sel["bucket"].to_numpy(dtype=np.int64))
+        out = sel[first] if first is not None else sel.drop_duplicates([*keys, agg.distinct_field])
         out = out.rename(columns={agg.distinct_field: "value"})
         out = out.assign(value=out["value"].astype("string"), samples=_sample_text(out))
         return out[[*keys, "value", "samples"]].reset_index(drop=True)
@@ -77,6 +78,21 @@ def partials(rule: m.Rule, df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), encoded), ", ")
     out["samples"] = ("[" + pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object) + "]").to_numpy(dtype=object)
     return out
+
+
+def _first_rows(columns: list[pd.Series], bucket: np.ndarray) -> np.ndarray | None:
+    """Mask of the first row of each distinct (columns..., bucket), as ``drop_duplicates`` keeps
+    them, over one integer per row (each column's codes and the bucket packed) rather than over the
+    rows' values; None when the codes do not fit in one integer. The columns hold no missing value."""
+    key = bucket - bucket.min()
+    width = int(key.max()) + 1
+    for col in columns:
+        codes = pd.factorize(col)[0].astype(np.int64)
+        distinct = int(codes.max()) + 1
+        if width * distinct >= 2**62:
+            return None
+        key, width = key * distinct + codes, width * distinct
+    return ~pd.Series(key).duplicated().to_numpy()
 
 
 def _sample_text(sel: pd.DataFrame) -> pd.Series:
@@ -111,8 +127,10 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     gid = parts.groupby(groups, sort=False).ngroup().to_numpy(dtype=np.int64)
     bucket = np.asarray(parts["bucket"], dtype=np.int64)
     if agg.distinct_field is not None:
-        windows = _distinct_per_window(gid, bucket, pd.factorize(parts["value"])[0], k)
         threshold = float(agg.distinct_gte or 0)
+        # windows under the threshold matter only to a baseline (the median of every aligned window)
+        at_least = 1 if agg.baseline_factor is not None else max(1, int(np.ceil(threshold)))
+        windows = _distinct_per_window(gid, bucket, pd.factorize(parts["value"])[0], k, at_least)
     else:
         # the rows of one window in the order of the offsets, then of the partials: sums add up alike
         every = pd.concat([pd.DataFrame({"g": gid, "wstart": bucket - offset, "value": parts["value"]})
@@ -128,7 +146,8 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     over = windows[keep]
     if over.empty:
         return pd.DataFrame(columns=cols)
-    first_row = np.unique(gid, return_index=True)[1]     # a row of each group code, to read its values
+    # the first row of each group code, to read its values (codes number groups in order of first row)
+    first_row = np.flatnonzero(np.r_[True, gid[1:] > np.maximum.accumulate(gid)[:-1]])
     named = parts[groups].iloc[first_row[over["g"].to_numpy()]].reset_index(drop=True)
     over = pd.concat([named, over.reset_index(drop=True)], axis=1)
     over = over.sort_values([*groups, "wstart"]).reset_index(drop=True)
@@ -141,10 +160,8 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     ep = over.groupby("episode").agg(**{g: (g, "first") for g in groups}, g=("g", "first"),
                                      first=("wstart", "min"), last=("wstart", "max"), value=("value", "max"))
     # samples are read only from the partials of the episodes' groups and buckets
-    of_episodes = np.flatnonzero(np.isin(gid, ep["g"].to_numpy()))   # few groups: the merge reads only theirs
-    spans = pd.DataFrame({"g": gid[of_episodes], "b": bucket[of_episodes], "pos": of_episodes}).merge(
-        ep[["g", "first", "last"]], on="g")
-    inside = np.unique(spans["pos"][(spans["b"] >= spans["first"]) & (spans["b"] < spans["last"] + k)].to_numpy())
+    inside = _inside_spans(gid, bucket, ep["g"].to_numpy(dtype=np.int64), ep["first"].to_numpy(dtype=np.int64),
+                           ep["last"].to_numpy(dtype=np.int64) + k)
     # a (group, bucket) keeps SAMPLE_LINES samples, and each partial row holds at least one
     few = pd.DataFrame({"g": gid[inside], "b": bucket[inside]}).groupby(["g", "b"]).cumcount() < SAMPLE_LINES
     sample_map = _samples(parts.iloc[inside[few.to_numpy()]], groups, k)
@@ -162,23 +179,69 @@ def evaluate(rule: m.Rule, parts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def _distinct_per_window(gid: np.ndarray, bucket: np.ndarray, value: np.ndarray, k: int) -> pd.DataFrame:
-    """Distinct values per group and window start (columns g, wstart, value): a bucket b belongs to
-    the windows starting at b - offset, offset < k. Group, bucket and value codes are packed into one
-    integer when they fit, so that duplicates go in one hash of integers rather than one of rows."""
+def _distinct_per_window(gid: np.ndarray, bucket: np.ndarray, value: np.ndarray, k: int,
+                         at_least: int = 1) -> pd.DataFrame:
+    """Distinct values per group and window start (columns g, wstart, value) of the windows holding
+    at least ``at_least`` distinct values: a bucket b belongs to the windows starting at b - offset,
+    offset < k.
+
+    Group, value and bucket codes are packed into one integer when they fit and sorted: a value's
+    buckets in a group are then consecutive, each covers the windows [b - k + 1, b] not covered by
+    the value's previous bucket, and the count of every window follows from one running sum over
+    where those ranges start and end (no row per window and value, no hash of rows)."""
     value = value.astype(np.int64) + 1                       # a missing value's code -1 is a value too
     lo = int(bucket.min()) - (k - 1)                         # every window start is >= lo
-    span, groups, values = int(bucket.max()) - lo + 1, int(gid.max()) + 1, int(value.max()) + 1
+    span, groups, values = int(bucket.max()) - lo + 2, int(gid.max()) + 1, int(value.max()) + 1
     if groups * span * values >= 2**62:
         base = pd.DataFrame({"g": gid, "b": bucket, "v": value}).drop_duplicates()
         every = pd.concat([pd.DataFrame({"g": base["g"], "wstart": base["b"] - offset, "v": base["v"]})
                            for offset in range(k)], ignore_index=True)
-        return every.drop_duplicates().groupby(["g", "wstart"], sort=False).size().rename("value").reset_index()
-    key = pd.unique((gid * span + (bucket - lo)) * values + value)
-    every = pd.unique(np.concatenate([key - offset * values for offset in range(k)]))
-    counts = pd.Series(every // values).value_counts(sort=False)
-    window = counts.index.to_numpy(dtype=np.int64)
-    return pd.DataFrame({"g": window // span, "wstart": window % span + lo, "value": counts.to_numpy(dtype=np.int64)})
+        out = every.drop_duplicates().groupby(["g", "wstart"], sort=False).size().rename("value").reset_index()
+        return out[out["value"] >= at_least].reset_index(drop=True)
+    key = np.sort((gid * values + value) * span + (bucket - lo))     # by group, value, bucket
+    key = key[np.r_[True, key[1:] != key[:-1]]]   # a sort, not np.unique's hash (slow on spread-out codes)
+    of_value, b = key // span, key % span
+    first = np.r_[True, of_value[1:] != of_value[:-1]]
+    start = b - (k - 1)
+    start[~first] = np.maximum(start[~first], b[:-1][~first[1:]] + 1)
+    g = of_value // values
+    # +1 where a value's range of windows starts, -1 after it ends; a group's ranges all end
+    # inside its own stretch of positions (span leaves room for b + 1)
+    where = np.concatenate([g * span + start, g * span + b + 1])
+    step = np.concatenate([np.ones(len(b), np.int64), -np.ones(len(b), np.int64)])
+    order = np.argsort(where, kind="stable")
+    where, running = where[order], np.cumsum(step[order])
+    last = np.r_[where[1:] != where[:-1], True]           # the count from each position on
+    at, count = where[last], running[last]
+    length = np.diff(at, append=at[-1])                     # positions until the next change
+    keep = (count >= at_least) & (count > 0)
+    at, count, length = at[keep], count[keep], length[keep]
+    window = np.repeat(at - np.cumsum(np.r_[0, length[:-1]]), length) + np.arange(int(length.sum()))
+    return pd.DataFrame({"g": window // span, "wstart": window % span + lo,
+                         "value": np.repeat(count, length).astype(np.int64)})
+
+
+def _inside_spans(gid: np.ndarray, bucket: np.ndarray, span_g: np.ndarray, begin: np.ndarray,
+                  end: np.ndarray) -> np.ndarray:
+    """Positions, in order, of the rows whose bucket lies in [begin, end) of a span of their group.
+
+    (group, bucket) is packed into one integer over the spans sorted by start: a row is inside a
+    span when the latest span starting at or before it ends after it (the running maximum of the
+    ends, as spans of one group may overlap)."""
+    lo = min(int(bucket.min()), int(begin.min()))
+    width = max(int(bucket.max()), int(end.max())) - lo + 1
+    if (int(max(gid.max(), span_g.max())) + 1) * width >= 2**62:
+        rows = pd.DataFrame({"g": gid, "b": bucket, "pos": np.arange(len(gid))}).merge(
+            pd.DataFrame({"g": span_g, "first": begin, "end": end}), on="g")
+        return np.unique(rows["pos"][(rows["b"] >= rows["first"]) & (rows["b"] < rows["end"])].to_numpy())
+    starts = span_g * width + (begin - lo)
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], np.maximum.accumulate((span_g * width + (end - lo))[order])
+    at = gid * width + (bucket - lo)
+    latest = np.searchsorted(starts, at, side="right") - 1
+    hit = latest >= 0
+    hit[hit] = at[hit] < ends[latest[hit]]
+    return np.flatnonzero(hit)
 
 
 def _samples(parts: pd.DataFrame, groups: list[str], k: int) -> dict[tuple[object, ...], list[str]]:

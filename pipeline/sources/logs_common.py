@@ -26,7 +26,7 @@ from ..records import LOGS, TS, conform
 from ..registry import Registry
 from .base import LOG_FORMATS, ReadResult, Stored, quarantine_frame
 from .logs_fields import constant
-from .logs_lines import Lines
+from .logs_lines import Lines, take_ascending
 
 # --- assembling the result --------------------------------------------------------------------
 
@@ -167,21 +167,21 @@ def assemble_table(lines: Lines, columns: Mapping[str, pa.Array], failures: Mapp
     for i, reason in failures.items():
         quarantined.append((lines.path, int(lines.line_no[i]), reason, lines.raw(i)))
     rows = np.arange(n) if present is None else present
-    mask = None
     if failures:
         keep = np.ones(n, dtype=bool)
         keep[list(failures)] = False
         kept = keep[rows]
         if not kept.all():
-            mask = pa.array(kept)
-            columns = {k: v.filter(mask) for k, v in columns.items()}
+            at = np.flatnonzero(kept)
+            columns = {k: take_ascending(v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v, at)
+                       for k, v in columns.items()}
             rows = rows[kept]
     if present is not None and len(rows) + len(failures) != n:
         raise AssertionError(f"{n - len(rows) - len(failures)} line(s) neither present nor failed")
     line_no = lines.line_no[rows]
     raw = None
     if _KEEP_RAW.get():
-        raw = lines.text if len(rows) == n else lines.text.take(pa.array(rows))
+        raw = lines.text if len(rows) == n else take_ascending(lines.text, rows)
     m = len(line_no)
     arrays: list[pa.Array] = []
     for name, dtype in LOGS.items():

@@ -53,6 +53,20 @@ class Lines:
         return self.data[int(self.starts[i]):int(self.ends[i])].rstrip(b"\r\n")
 
 
+def take_ascending(arr: pa.Array, rows: np.ndarray) -> pa.Array:
+    """``arr.take(rows)`` for ascending ``rows``: the runs of consecutive rows are copied whole
+    (a few bad lines leave a few long runs, which a gather row by row copies many times slower)."""
+    if len(rows) == 0:
+        return arr.slice(0, 0).take(pa.array([], type=pa.int64()))
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) > 256:
+        return arr.take(pa.array(rows))
+    firsts = rows[np.concatenate([[0], breaks])]
+    lasts = rows[np.concatenate([breaks - 1, [len(rows) - 1]])]
+    pieces = [arr.slice(int(a), int(b - a + 1)) for a, b in zip(firsts, lasts)]
+    return pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
+
+
 def _line_bounds(data: Stored) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive, newline and a preceding CR excluded) of every physical line."""
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -133,7 +147,7 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
             drop[j] = True
     keep = np.flatnonzero(~drop)
     if len(keep) != len(starts):   # one copy of the lines kept, and only when some are not
-        binary = binary.take(pa.array(keep))
+        binary = take_ascending(binary, keep)
     # Every line kept is valid UTF-8 (checked above): its bytes are viewed as text, not cast again.
     view = pa.Array.from_buffers(pa.large_string(), len(binary), binary.buffers(), offset=binary.offset)
     rejected.sort()
