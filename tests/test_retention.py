@@ -341,3 +341,31 @@ def test_a_file_of_which_no_line_parses_is_warned_about_and_can_be_ingested_agai
     assert pq.read_table(quarantine).num_rows == right.rows_quarantined  # the wrong format's lines are gone
     assert ingest(settings, [(w3c, "w3c")]).files_skipped == (str(w3c),)
     assert verify(settings).ok
+
+
+def test_every_column_a_query_filters_on_has_row_group_statistics(settings: Settings, tmp_path: Path) -> None:
+    """Statistics are written only for QUERIED_COLUMNS: a query filter on any other column could
+    prune nothing, so every column the query's WHERE names (but the URL substring) must be listed."""
+    import re
+
+    from pipeline.query.request import build_request
+    from pipeline.query.run import _where
+
+    request = build_request(request_ref="R-1", authority="a", requested_by=None, ip=None, cidr="10.0.0.0/8",
+                            domain="www.example.cn", url_contains="/x", account="acct-1",
+                            start="2026-08-01T00:00:00Z", end="2026-08-02T00:00:00Z", fields=None)
+    where, _ = _where(request)
+    filtered = set(re.findall(r"\b([a-z_]+)\b\s*(?:=|>=|<|BETWEEN)", where)) | set(re.findall(r"contains\((\w+)", where))
+    assert filtered - {"uri"} <= set(partition_mod.QUERIED_COLUMNS), where
+    assert {"ip_key", "ts", "domain", "account_id"} <= filtered
+
+    log = tmp_path / "a.jsonl"
+    write_log(log, 2000)
+    ingest(settings, [(log, FORMAT)], bindings={"www.example.cn": "acct-1", "img.example.cn": "acct-2"})
+    for part in partitions_between(settings, None, None):
+        meta = pq.ParquetFile(part.files[0]).metadata
+        names = meta.schema.to_arrow_schema().names
+        for g in range(meta.num_row_groups):
+            for name in partition_mod.QUERIED_COLUMNS:
+                stats = meta.row_group(g).column(names.index(name)).statistics
+                assert stats is not None and stats.has_min_max, (part.day, g, name)

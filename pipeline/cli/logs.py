@@ -1,5 +1,9 @@
 """`compliance logs ...` (retained store: ingest, verify, purge, holds, regulators' queries) and
-`compliance audit ...` (verify and list the audit log)."""
+`compliance audit ...` (verify and list the audit log).
+
+The case store and the query engine (pandas, DuckDB: a second of imports) are imported by the
+commands that use them, so that `logs ingest` does not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ import sys
 
 import click
 
-from ..cases.store import open_store
 from ..errors import ConfigError, SourceError, StoreError
-from ..query import read_audit, repair_audit, run_query, verify_audit
 from ..sources.bindings import load_bindings, owners
 from ..retention import IngestReport, hold_add, hold_list, hold_release, ingest, purge, verify
 from ..retention.ingest import LogSource, missing_domain_message
@@ -107,6 +109,7 @@ def verify_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def purge_cmd(ctx: click.Context, dry_run: bool, actor: str | None) -> None:
     """Delete partitions past retention.days, except days under a legal hold."""
+    from ..cases.store import open_store
     settings = get_settings(ctx)
     store = open_store(settings.state_path, settings.case_store)
     try:
@@ -184,6 +187,7 @@ def query_cmd(ctx: click.Context, request_ref: str | None, authority: str | None
               domain: str | None, url_contains: str | None, account: str | None, start: str | None,
               end: str | None, fields: str | None, out_dir: str | None, requested_by: str | None) -> None:
     """Answer a regulator's request; export CSV, Parquet and a manifest; audit it."""
+    from ..query import run_query
     result = run_query(get_settings(ctx), request_ref=request_ref, authority=authority, ip=ip, cidr=cidr,
                        domain=domain, url_contains=url_contains, account=account, start=start, end=end,
                        fields=fields, out_dir=out_dir, requested_by=requested_by)
@@ -204,6 +208,7 @@ def audit() -> None:
 @click.pass_context
 def audit_verify_cmd(ctx: click.Context) -> None:
     """Check the chain; exit 1 naming the first bad entry."""
+    from ..query import verify_audit
     report = verify_audit(get_settings(ctx))
     if report.ok:
         click.echo(f"{report.entries} entries: chain intact")
@@ -221,6 +226,7 @@ def audit_repair_cmd(ctx: click.Context, actor: str | None) -> None:
 
     The repair is recorded as an entry of its own, with the bytes it cut; an intact entry is never
     rewritten, and a chain broken anywhere else is refused (exit 2: restore from backup)."""
+    from ..query import repair_audit
     report = repair_audit(get_settings(ctx), actor)
     if not report.repaired:
         click.echo(f"{report.entries} entries: nothing to repair")
@@ -242,6 +248,7 @@ def audit_repair_cmd(ctx: click.Context, actor: str | None) -> None:
 @click.pass_context
 def audit_list_cmd(ctx: click.Context, action: str | None, last: int | None, as_json: bool) -> None:
     """Show audit entries (oldest first)."""
+    from ..query import read_audit
     try:
         entries = read_audit(get_settings(ctx))
     except ValueError as exc:
