@@ -128,8 +128,9 @@ def _modules_after(*args: str, cwd: Path) -> set[str]:
     import subprocess
     import sys
 
-    code = ("import sys, runpy\nsys.argv = ['compliance', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('pipeline.cli.__main__', run_name='__main__')\n"
+    # the command group itself: `compliance` (``run``) ends the process as soon as it returns
+    code = ("import sys\nsys.argv = ['compliance', *sys.argv[1:]]\nfrom pipeline.cli import main\n"
+            "try:\n    main()\n"
             "except SystemExit:\n    pass\n"
             "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120)

@@ -219,3 +219,44 @@ def get_settings(ctx: click.Context) -> Settings:
     settings_obj: Settings = obj["settings"]
     return settings_obj
 
+
+
+def run() -> None:
+    """The `compliance` program: run the command line, then leave without tearing the interpreter down."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    if code is not None and not isinstance(code, int):
+        click.echo(str(code), err=True)
+        code = 1
+    _leave(code or 0)
+
+
+def _leave(code: int) -> None:
+    """Exit with ``code`` once everything is written and closed.
+
+    A finished command has closed its stores, files and cluster; what is left is the interpreter's own
+    teardown, which frees every module and object one by one (about 0.4 s after a scan, with
+    pandas, pyarrow, numba and dask loaded) for a process about to end anyway. So the exit handlers
+    run (logging, dask, multiprocessing), the standard streams and the log sinks are flushed, and
+    the process ends at once. If a thread other than this one is still working, Python's own exit
+    waits for it instead.
+    """
+    import atexit
+
+    from loguru import logger
+
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if any(t.is_alive() for t in others):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    logger.remove()   # closes (and so flushes) every sink
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a reader gone away, or a stream already closed
+            pass
+    os._exit(code)

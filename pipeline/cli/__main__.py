@@ -1,5 +1,5 @@
 """`python -m pipeline.cli` runs the `compliance` command."""
 
-from . import main
+from . import run
 
-main()
+run()
