@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -146,3 +148,23 @@ def test_help_and_rule_lint_import_neither_dask_nor_the_kernel(root: Path) -> No
     assert not {"dask", "distributed", "numba", "pipeline.normalize.kernel", "starlette"} & lint_modules
     serve_help = _modules_after("serve", "--help", cwd=root)
     assert "pipeline.cli.web" in serve_help and "dask" not in serve_help
+
+
+def _leave_in_child(body: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    code = "import sys, threading, time\nfrom pipeline.cli import _leave\n" + body
+    return subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+
+
+def test_the_program_leaves_with_its_exit_code_and_everything_written(tmp_path: Path) -> None:
+    # buffered output (stdout is a pipe here) and the exit code survive the quick exit
+    done = _leave_in_child("import atexit\natexit.register(lambda: print('exit handler ran'))\n"
+                           "print('report', end='')\nsys.stderr.write('warn')\n_leave(3)\n", tmp_path)
+    assert done.returncode == 3
+    assert done.stdout == "reportexit handler ran\n" and done.stderr == "warn"
+
+
+def test_the_program_waits_for_a_thread_still_working(tmp_path: Path) -> None:
+    done = _leave_in_child("def work():\n    time.sleep(0.5)\n    open(sys.argv[1] + '/written', 'w').write('x')\n"
+                           "threading.Thread(target=work).start()\n_leave(0)\n", tmp_path)
+    assert done.returncode == 0
+    assert (tmp_path / "written").read_text() == "x"
