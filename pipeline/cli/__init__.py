@@ -249,8 +249,7 @@ def _leave(code: int) -> None:
 
     from loguru import logger
 
-    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-    if any(t.is_alive() for t in others):
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):   # alive ones only
         sys.exit(code)
     atexit._run_exitfuncs()
     logger.remove()   # closes (and so flushes) every sink
