@@ -250,3 +250,28 @@ def test_merged_evidence_keeps_the_stored_items_as_written(store_url: str) -> No
     evidence = store.get_case(cid)["evidence"]
     assert evidence[0] == stored[0]
     assert [i["hit_key"] for i in evidence] == ["e1", "e2", "e3"]
+
+
+def test_a_case_seen_again_unchanged_moves_only_its_sighting(store_url: str) -> None:
+    """A rescan that finds a case as it was updates when it was seen and nothing else; a known event
+    reported at an earlier time is no mere sighting: the case's first event moves back."""
+    store = CaseStore(store_url)
+    rs = ruleset()
+    store.apply_hits(store.begin_run(None, rs.digest), hits(["e1", "e2"]), rs, max_evidence=5)
+    cid = case_id("objects.test.rule", "object", "b/k1")
+    with store.transaction() as db:  # an earlier sighting, so the next one can be told apart
+        db.execute("UPDATE cases SET last_seen = '2026-01-01T00:00:00+00:00', updated_at = '2026-01-01T00:00:00+00:00'")
+    before = store.get_case(cid)
+    store.apply_hits(store.begin_run(None, rs.digest), hits(["e1", "e2"]), rs, max_evidence=5)
+    after = store.get_case(cid)
+    assert after["last_seen"] > before["last_seen"] and after["updated_at"] > before["updated_at"]
+    for column in ("hit_count", "evidence", "first_event", "last_event", "first_seen", "status", "rule_hash"):
+        assert after[column] == before[column], column
+
+    earlier = hits(["e1", "e2"])
+    earlier["event_time"] = earlier["event_time"] - pd.Timedelta(days=1)
+    res = store.apply_hits(store.begin_run(None, rs.digest), earlier, rs, max_evidence=5)
+    moved = store.get_case(cid)
+    assert (res.new, res.updated, res.unchanged) == (0, 0, 1)
+    assert moved["first_event"] == "2026-10-31T00:00:00+00:00" and moved["last_event"] == before["last_event"]
+    assert moved["hit_count"] == 2

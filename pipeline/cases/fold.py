@@ -293,11 +293,15 @@ WHERE NOT EXISTS (SELECT 1 FROM case_hits k WHERE k.case_id = f.case_id AND k.hi
 """
 CLASSIFY = """
 CREATE TEMP TABLE fold_state AS
-SELECT x.*, CASE WHEN x.status_before IS NULL THEN 'new'
+SELECT y.*, CASE WHEN y.outcome = 'unchanged' AND y.hash_before = y.rule_hash
+                 AND (y.first_event IS NULL OR y.first_before <= y.first_event)
+                 AND (y.last_event IS NULL OR y.last_before >= y.last_event) THEN 1 ELSE 0 END AS only_seen
+FROM (SELECT x.*, CASE WHEN x.status_before IS NULL THEN 'new'
                  WHEN x.status_before = 'resolved' AND (x.added > 0 OR x.last_resolve = 'auto_resolved') THEN 'reopened'
                  WHEN x.added > 0 THEN 'updated' ELSE 'unchanged' END AS outcome
 FROM (SELECT s.pos, s.case_id, s.rule_id, s.account_id, s.first_event, s.last_event, r.rule_hash,
              c.status AS status_before, c.rule_hash AS hash_before, c.account_id AS account_before,
+             c.first_event AS first_before, c.last_event AS last_before,
              COALESCE(a.added, 0) AS added,
              CASE WHEN c.status = 'resolved' THEN
                   (SELECT h.action FROM case_history h WHERE h.case_id = s.case_id AND h.to_status = 'resolved'
@@ -305,7 +309,7 @@ FROM (SELECT s.pos, s.case_id, s.rule_id, s.account_id, s.first_event, s.last_ev
       FROM fold_cases s
       JOIN fold_rules r ON r.rule_id = s.rule_id
       LEFT JOIN cases c ON c.case_id = s.case_id
-      LEFT JOIN (SELECT case_id, COUNT(*) AS added FROM fold_fresh GROUP BY case_id) a ON a.case_id = s.case_id) x
+      LEFT JOIN (SELECT case_id, COUNT(*) AS added FROM fold_fresh GROUP BY case_id) a ON a.case_id = s.case_id) x) y
 """
 _EARLIER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} <= {b} THEN {a} ELSE {b} END"
 _LATER = "CASE WHEN {a} IS NULL THEN {b} WHEN {b} IS NULL OR {a} >= {b} THEN {a} ELSE {b} END"
@@ -323,15 +327,19 @@ INSERT_NEW = (
     " n.evidence, ? FROM fold_new n JOIN fold_state st ON st.pos = n.pos JOIN fold_rules r ON r.rule_id = st.rule_id"
 )
 # Known cases: the columns every seen case changes, then the two that change for few of them. The
-# indexed ones (account, status) are set apart so the big update leaves every index as it was.
+# indexed ones (account, status) are set apart so the big update leaves every index as it was. A
+# rescan sees most cases as they were (``only_seen``: no new event, same rule, events inside the
+# known span): for those only the times of the sighting change, in a statement of its own.
 UPDATE_SEEN = (
     "UPDATE cases SET last_seen = ?, updated_at = ?, hit_count = cases.hit_count + st.added, rule_hash = st.rule_hash,"
     f" first_event = {_EARLIER.format(a='cases.first_event', b='st.first_event')},"
     f" last_event = {_LATER.format(a='cases.last_event', b='st.last_event')},"
     " evidence = COALESCE(e.evidence, cases.evidence)"
     " FROM fold_state st LEFT JOIN fold_evidence e ON e.pos = st.pos"
-    " WHERE st.case_id = cases.case_id AND st.outcome <> 'new'"
+    " WHERE st.case_id = cases.case_id AND st.outcome <> 'new' AND st.only_seen = 0"
 )
+UPDATE_ONLY_SEEN = ("UPDATE cases SET last_seen = ?, updated_at = ?"
+                    " WHERE case_id IN (SELECT case_id FROM fold_state WHERE only_seen = 1)")
 UPDATE_FEW = (
     "UPDATE cases SET account_id = st.account_id FROM fold_state st WHERE st.case_id = cases.case_id"
     " AND st.outcome <> 'new' AND st.account_before IS NULL AND st.account_id IS NOT NULL",
@@ -392,6 +400,7 @@ def fold(db: Database, run_id: str, hits: pd.DataFrame, rules: RuleSet, max_evid
         db.execute(INSERT_NEW, (now, now, now))
     db.bulk_insert("fold_evidence", ("pos", "evidence"), merged)
     db.execute(UPDATE_SEEN, (now, now))
+    db.execute(UPDATE_ONLY_SEEN, (now, now))
     for sql in UPDATE_FEW:
         db.execute(sql)
     checkpoint("store.fold")
