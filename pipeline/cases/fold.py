@@ -338,8 +338,8 @@ UPDATE_SEEN = (
     " FROM fold_state st LEFT JOIN fold_evidence e ON e.pos = st.pos"
     " WHERE st.case_id = cases.case_id AND st.outcome <> 'new' AND st.only_seen = 0"
 )
-UPDATE_ONLY_SEEN = ("UPDATE cases SET last_seen = ?, updated_at = ?"
-                    " WHERE case_id IN (SELECT case_id FROM fold_state WHERE only_seen = 1)")
+UPDATE_ONLY_SEEN = ("UPDATE cases SET last_seen = ?, updated_at = ? FROM fold_state st"
+                    " WHERE st.case_id = cases.case_id AND st.only_seen = 1")
 UPDATE_FEW = (
     "UPDATE cases SET account_id = st.account_id FROM fold_state st WHERE st.case_id = cases.case_id"
     " AND st.outcome <> 'new' AND st.account_before IS NULL AND st.account_id IS NOT NULL",
