@@ -18,3 +18,19 @@ def _numba_cache_fallback() -> None:
 
 
 _numba_cache_fallback()
+
+
+# Most buffers here are large and short-lived (a file's columns, a day's partition, a run's hits).
+# Advised as transparent huge pages, every fresh 2 MiB page is zeroed, and memory compacted to find
+# it, on first touch: profiled, a quarter of `compliance logs ingest`'s CPU time was the kernel
+# zeroing such pages, and it varied several-fold between identical runs. NumPy advises them by
+# default and so does pyarrow's allocator (mimalloc); each reads its setting once, when it is first
+# loaded, so it is set here, before either is imported. A setting of the user's own wins.
+def _no_huge_page_advice() -> None:
+    import os
+
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
+
+
+_no_huge_page_advice()
