@@ -37,7 +37,8 @@ FAST_PATH = True
 _ROW = re.compile(r"in row (\d+)")
 _WINDOW = 1 << 16   # lines handed to the reader at a time
 _JUMPS = 8          # bad lines skipped by the reader's row number per window before bisecting the rest
-_OBJECT_START = (ord("{"), ord(" "), ord("\t"), 0xEF)   # an object, leading blanks, or a UTF-8 BOM
+# an object, leading JSON white space (a line never starts with its own "\n"), or a UTF-8 BOM
+_OBJECT_START = (ord("{"), ord(" "), ord("\t"), ord("\r"), 0xEF)
 
 
 def _body(view: pa.Array, lo: int, hi: int) -> pa.Buffer:
