@@ -34,6 +34,17 @@ def test_case_ids_are_stable_and_distinct() -> None:
     assert a != case_id("r.x", "object", "b/k2") and a != case_id("r.y", "object", "b/k")
 
 
+def test_a_runs_case_ids_are_those_of_ids_case_id() -> None:
+    # the fold hashes each distinct (rule, subject type, subject) once and writes the ids by column
+    from pipeline.cases.fold import case_ids
+
+    subjects = ["b/k", "b/k", "桶/赌场 图片.jpg", "", "b/\u00e9\U0001f600", "b/" + "x" * 300, "b/k2"]
+    rules = ["r.x", "r.x", "r.y", "r.x", "r.z", "r.x", "r.x"]
+    hits = pd.DataFrame({"rule_id": rules, "subject_type": ["object"] * 6 + ["domain"], "subject_id": subjects})
+    assert case_ids(hits).to_pylist() == [case_id(r, t, s) for r, t, s in
+                                          zip(rules, hits["subject_type"], subjects)]
+
+
 def test_reapplying_the_same_hits_opens_nothing(store_url: str) -> None:
     store = CaseStore(store_url)
     rs = ruleset()
