@@ -17,6 +17,23 @@ for _i, _c in enumerate(b"ABCDEF"):
 _PERCENT = ord("%")
 
 
+def holds_percent(values: pa.Array) -> np.ndarray:
+    """Whether each of ``values`` (strings; a null holds nothing) has a "%", found by one pass over
+    their joined bytes ("%" is ASCII, so it is never part of another character's UTF-8 bytes):
+    several times faster than a substring search value by value."""
+    arr = values.cast(pa.large_string())
+    found = np.zeros(len(arr), dtype=bool)
+    if not len(arr) or arr.buffers()[2] is None:
+        return found
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    at = np.flatnonzero(data[offsets[0]: offsets[-1]] == _PERCENT) + offsets[0]
+    found[np.searchsorted(offsets, at, side="right") - 1] = True
+    if arr.null_count:
+        found &= arr.is_valid().to_numpy(zero_copy_only=False)
+    return found
+
+
 def unquote_many(values: pa.Array) -> pa.Array:
     """Each of ``values`` (strings, no nulls) URL-decoded, in the same order and type.
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from ..rules import model as m
 from .plan_evidence import rule_evidence
-from .percent import unquote_many
+from .percent import holds_percent, unquote_many
 from .plan_literals import Analysis, analyze
 from .plan_scan import FieldLiterals, LiteralHits
 
@@ -214,9 +214,10 @@ def _decoded(raw: pd.Series) -> pd.Series:
     arr = pa.array(col)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    has_pct = pc.fill_null(pc.match_substring(arr, "%"), False)
-    if not pc.any(has_pct).as_py():
+    found = holds_percent(arr)
+    if not found.any():
         return col.reset_index(drop=True)
+    has_pct = pa.array(found)
     distinct = pc.dictionary_encode(arr.filter(has_pct))
     decoded = unquote_many(distinct.dictionary).take(distinct.indices)
     return pd.Series(pd.arrays.ArrowStringArray(pc.replace_with_mask(arr, has_pct, decoded)), name=raw.name)
