@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..utf8 import invalid_utf8
+
 _HEX = np.full(256, -1, dtype=np.int16)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
@@ -40,7 +42,7 @@ def unquote_many(values: pa.Array) -> pa.Array:
     An escape ``%XX`` (two hex digits, inside one value) becomes its byte. A value whose escapes
     all decode to ASCII bytes is valid UTF-8 as it was, so its bytes are its text; a value with an
     escape of a byte >= 0x80 may decode to invalid UTF-8, whose replacement characters ``unquote``
-    places run by run, so such values are decoded by ``unquote`` itself."""
+    places run by run, so such values, when they are not valid UTF-8, are decoded by ``unquote`` itself."""
     arr = values.cast(pa.large_string())
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
@@ -56,9 +58,15 @@ def unquote_many(values: pa.Array) -> pa.Array:
     dropped = np.zeros(len(data), dtype=bool)
     dropped[at + 1] = dropped[at + 2] = True
     removed = 2 * np.searchsorted(at, offsets)   # two bytes fewer per escape before each value
-    decoded = pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets - removed),
-                                               pa.py_buffer(out[~dropped]))
+    buffers = [None, pa.py_buffer(offsets - removed), pa.py_buffer(out[~dropped])]
+    decoded = pa.LargeStringArray.from_buffers(len(arr), *buffers[1:])
     wide = np.unique(row[byte >= 0x80])
+    if len(wide):
+        # Decoded bytes that are valid UTF-8 are what ``unquote`` gives too: an escaped run begins
+        # and ends where a character does, since the text around it is whole characters. Only
+        # the others need its replacement characters.
+        as_bytes = pa.Array.from_buffers(pa.large_binary(), len(arr), buffers).take(pa.array(wide))
+        wide = wide[invalid_utf8(as_bytes)]
     if len(wide):
         by_python = _unquote_each(values.take(pa.array(wide)).to_pylist())
         mask = np.zeros(len(arr), dtype=bool)

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..utf8 import invalid_utf8
 from .base import Stored, gunzip, read_stored
 
 MAX_LINE_BYTES = 64 * 1024
@@ -81,22 +82,6 @@ def _line_bounds(data: Stored) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - has_cr.astype(np.int64)
 
 
-def _invalid_utf8(arr: pa.Array, first: int) -> list[int]:
-    """Indices of the elements of a binary array that are not UTF-8, by bisecting failed casts.
-
-    A cast validates a whole block in C; only blocks that fail are split, so a clean file costs
-    one pass and each bad line costs a handful of small casts.
-    """
-    try:
-        arr.cast(pa.large_string())
-        return []
-    except pa.ArrowInvalid:
-        if len(arr) == 1:
-            return [first]
-    half = len(arr) // 2
-    return _invalid_utf8(arr.slice(0, half), first) + _invalid_utf8(arr.slice(half), first + half)
-
-
 def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes | None = None
                ) -> tuple[Lines, list[tuple[int, str]]]:
     """Split a file into data lines; reject over-long, blank and non-UTF-8 lines.
@@ -132,7 +117,7 @@ def read_lines(path: str, *, data: Stored | None = None, directive_prefix: bytes
     drop = too_long | blank | directive
     # The usual file is all UTF-8: one validating cast over every line, with no copy. Otherwise
     # the lines that are not are found by bisection, over the same zero-copy array.
-    for bad in _invalid_utf8(binary, 0):
+    for bad in invalid_utf8(binary):
         if not drop[bad]:   # an over-long line or a directive keeps its own reason
             rejected.append((bad + 1, "invalid UTF-8", data[starts[bad]:ends[bad]]))
             drop[bad] = True
