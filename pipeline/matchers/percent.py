@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..normalize.batch import arrow_utf8
 from ..utf8 import invalid_utf8
 
 _HEX = np.full(256, -1, dtype=np.int16)
@@ -23,16 +24,10 @@ def holds_percent(values: pa.Array) -> np.ndarray:
     """Whether each of ``values`` (strings; a null holds nothing) has a "%", found by one pass over
     their joined bytes ("%" is ASCII, so it is never part of another character's UTF-8 bytes):
     several times faster than a substring search value by value."""
-    arr = values.cast(pa.large_string())
-    found = np.zeros(len(arr), dtype=bool)
-    if not len(arr) or arr.buffers()[2] is None:
-        return found
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    data, offsets = arrow_utf8(values)
+    found = np.zeros(len(offsets) - 1, dtype=bool)
     at = np.flatnonzero(data[offsets[0]: offsets[-1]] == _PERCENT) + offsets[0]
     found[np.searchsorted(offsets, at, side="right") - 1] = True
-    if arr.null_count:
-        found &= arr.is_valid().to_numpy(zero_copy_only=False)
     return found
 
 
@@ -58,15 +53,15 @@ def unquote_many(values: pa.Array) -> pa.Array:
     dropped = np.zeros(len(data), dtype=bool)
     dropped[at + 1] = dropped[at + 2] = True
     removed = 2 * np.searchsorted(at, offsets)   # two bytes fewer per escape before each value
-    buffers = [None, pa.py_buffer(offsets - removed), pa.py_buffer(out[~dropped])]
-    decoded = pa.LargeStringArray.from_buffers(len(arr), *buffers[1:])
+    as_bytes = pa.Array.from_buffers(pa.large_binary(), len(arr),
+                                     [None, pa.py_buffer(offsets - removed), pa.py_buffer(out[~dropped])])
+    decoded = as_bytes.view(pa.large_string())
     wide = np.unique(row[byte >= 0x80])
     if len(wide):
         # Decoded bytes that are valid UTF-8 are what ``unquote`` gives too: an escaped run begins
         # and ends where a character does, since the text around it is whole characters. Only
         # the others need its replacement characters.
-        as_bytes = pa.Array.from_buffers(pa.large_binary(), len(arr), buffers).take(pa.array(wide))
-        wide = wide[invalid_utf8(as_bytes)]
+        wide = wide[invalid_utf8(as_bytes.take(pa.array(wide)))]
     if len(wide):
         by_python = _unquote_each(values.take(pa.array(wide)).to_pylist())
         mask = np.zeros(len(arr), dtype=bool)
