@@ -107,3 +107,17 @@ def test_hit_across_the_join_of_two_stretches_is_dropped(monkeypatch: pytest.Mon
     for name in ("pyahocorasick", "ahocorasick-rs"):
         hits = build_backend(patterns, normalize=False, backend=name).find(rows)
         assert hits.as_tuples() == [(0, 0, 0, 2), (0, 1, 6, 8)], name
+
+
+def test_keys_of_both_walks_on_the_same_first_bytes_are_all_found() -> None:
+    # short keys (under WALK_SPLIT bytes) and long ones sharing their first bytes: each walk
+    # finds its own, whichever the other says
+    keys = [b"ab", b"abc", b"abcd", b"abcdef", b"abcdefgh", "赌".encode(), "赌场".encode(), "赌场里".encode()]
+    assert any(len(k) < prefilter.WALK_SPLIT for k in keys) and any(len(k) >= prefilter.WALK_SPLIT for k in keys)
+    data = ("xx abcdefghij 赌场里面 abc 赌 ab" * 3).encode()
+    cut = Prefilter.build(keys).cut(np.frombuffer(data, dtype=np.uint8), max_cover=10)
+    assert cut is not None
+    starts, ends = cut.starts.tolist(), cut.ends.tolist()
+    for a, b in occurrences(keys, data):
+        assert any(s <= a and b <= e for s, e in zip(starts, ends)), (a, b)
+    assert len(cut.packed) < len(data)

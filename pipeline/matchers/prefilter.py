@@ -5,12 +5,13 @@ and scans the children of trie nodes one by one. Before it runs, a compiled pass
 position of the buffer for the first bytes of some key. A key's class is the longest of
 ``PREFIX_LENGTHS`` that fits it; there is a hashed table per class length ``q``, whose slots say
 whether the ``q`` bytes hashed there begin a key of class ``q`` (EXACT) or of a longer class
-(LONGER). A position is looked up level by level, shortest prefix first, going on while a longer
-key may begin there: one or two look-ups for most positions. A position that no level marks
-EXACT starts no key. The stretches that may hold one (from a candidate position to the end of the
-longest key that could start there) are copied, merged where they overlap, into a smaller buffer
-for the automaton. Every occurrence of every key starts at a candidate position and lies inside
-its stretch, so nothing is missed (hashing only adds false candidates); hits are mapped back to
+(LONGER). Keys are looked up by two walks, one over the classes shorter than ``WALK_SPLIT``
+bytes and one over the others: each goes level by level, shortest prefix first, on while a
+longer key of its classes may begin there (one or two look-ups for most positions). A position
+that no level marks EXACT starts no key. The stretches that may hold one (from a candidate
+position to the end of the longest key that could start there) are copied, merged where they
+overlap, into a smaller buffer for the automaton. Every occurrence of every key starts at a
+candidate position and lies inside its stretch, so nothing is missed (hashing only adds false candidates); hits are mapped back to
 the buffer's own offsets, and a hit across the join of two stretches (possible only for keys
 holding the joining byte) is dropped.
 
@@ -40,6 +41,19 @@ MAX_COVER = 0.7
 SAMPLE = 1 << 20
 
 
+# Keys of a class this long or longer are looked up by a walk of their own, starting at this
+# level; shorter keys by another. On CJK text nearly every character begins some long key's first
+# three or four bytes (one character), so one walk from the shortest level paid those levels'
+# look-ups at almost every character for nothing: the pass took 14 ns a byte on the 10,000 words
+# of benchmarks/scan_end_to_end.py, and 10 with the two walks and FIRST_SLOTS.
+WALK_SPLIT = 6
+# Slots a table has per prefix it holds (rounded up to a power of two): false candidates stay
+# rare. The first level of a walk is looked up at every position a key's first byte begins, the
+# others only where it said LONGER: its table is kept small enough to stay in the cache, and its
+# false LONGER cost a look-up further, not a stretch.
+SLOTS = 128
+FIRST_SLOTS = 16
+
 # The two bits of a table slot at level q: the hashed q bytes begin a key of class q (whose
 # longest prefix length is q), or a key of a longer class, to be looked up at the next level.
 EXACT, LONGER = 1, 2
@@ -53,34 +67,52 @@ def _class_of(length: int) -> int:
 class Prefilter:
     """The hashed prefix tables of a set of keys, by class, shortest prefix first."""
 
-    shifts: np.ndarray      # uint64 per class: 8 × (8 - q), taking a class's q bytes off the top of 8
-    spans: np.ndarray       # int64 per class: the longest key of the class, in bytes (0: none)
-    shift: int              # 64 - log2(slots per table)
-    tables: np.ndarray      # uint8 (classes, slots / 4): 2 bits a slot, EXACT | LONGER
+    shifts: np.ndarray       # uint64 per level: 8 × (8 - q), taking a class's q bytes off the top of 8
+    spans: np.ndarray        # int64 per level: the longest key of the class, in bytes (0: none)
+    hash_shifts: np.ndarray  # uint64 per level: 64 - log2(slots of its table)
+    offsets: np.ndarray      # int64 per level: where its table begins in ``tables``
+    tables: np.ndarray       # uint8, the levels' tables one after the other: 2 bits a slot, EXACT | LONGER
+    walks: np.ndarray        # int64: walk w looks up levels walks[w] to walks[w + 1] - 1
     firsts: np.ndarray      # bool (256): the bytes some key starts with; no other position is hashed
 
     @classmethod
     def build(cls, keys: Sequence[bytes], bits: int | None = None) -> Prefilter:
-        """The prefix tables of ``keys`` (non-empty byte strings)."""
-        # about 128 slots per key: false candidates stay rare (10k keys: 2M slots, 512 KB a table)
-        bits = bits or int(np.clip(np.ceil(np.log2(max(len(keys), 1) * 128)), 16, 24))
+        """The prefix tables of ``keys`` (non-empty byte strings); ``bits``: log2 of every table's
+        slots (default: about 128 slots per prefix the table holds)."""
         classes = [_class_of(len(key)) for key in keys]   # once a key, not once a key and level
         lengths = sorted(set(classes))
-        tables = np.zeros((len(lengths), (1 << bits) // 4), dtype=np.uint8)
-        shift = 64 - bits
-        spans = np.zeros(len(lengths), dtype=np.int64)
-        for c, q in enumerate(lengths):
-            for kind, members in ((EXACT, [key for key, k in zip(keys, classes) if k == q]),
-                                  (LONGER, [key for key, k in zip(keys, classes) if k > q])):
+        walks = [[q for q in lengths if q < WALK_SPLIT], [q for q in lengths if q >= WALK_SPLIT]]
+        walks = [w for w in walks if w]
+        levels = [q for w in walks for q in w]
+        tables, offsets, hash_shifts = [], [0], []
+        spans = np.zeros(len(levels), dtype=np.int64)
+        for c, q in enumerate(levels):
+            walk = next(w for w in walks if q in w)
+            exact = [key for key, k in zip(keys, classes) if k == q]
+            longer = [key for key, k in zip(keys, classes) if k > q and k in walk]
+            prefixes = {key[:q] for key in exact + longer}
+            # false candidates stay rare (10k keys: 2M slots, 512 KB a table); a level holding few
+            # prefixes gets a table small enough to stay in the cache
+            per = FIRST_SLOTS if q == walk[0] else SLOTS
+            size = bits or int(np.clip(np.ceil(np.log2(max(len(prefixes), 1) * per)), 10, 24))
+            table = np.zeros((1 << size) // 4 or 1, dtype=np.uint8)
+            for kind, members in ((EXACT, exact), (LONGER, longer)):
                 if not members:
                     continue
                 words = np.array([int.from_bytes(key[:q], "big") for key in members], dtype=np.uint64)
-                at = ((words * _HASH) >> np.uint64(shift)).astype(np.int64)
-                np.bitwise_or.at(tables[c], at >> 2, (np.uint8(kind) << ((at & 3) * 2).astype(np.uint8)))
-                if kind == EXACT:
-                    spans[c] = max(map(len, members))
-        return cls(shifts=np.array([8 * (8 - q) for q in lengths], dtype=np.uint64),
-                   spans=spans, shift=shift, tables=tables,
+                at = ((words * _HASH) >> np.uint64(64 - size)).astype(np.int64)
+                np.bitwise_or.at(table, at >> 2, (np.uint8(kind) << ((at & 3) * 2).astype(np.uint8)))
+            if exact:
+                spans[c] = max(map(len, exact))
+            tables.append(table)
+            offsets.append(offsets[-1] + len(table))
+            hash_shifts.append(64 - size)
+        bounds = np.cumsum([0] + [len(w) for w in walks])
+        return cls(shifts=np.array([8 * (8 - q) for q in levels], dtype=np.uint64),
+                   spans=spans, hash_shifts=np.array(hash_shifts, dtype=np.uint64),
+                   offsets=np.array(offsets[:-1], dtype=np.int64),
+                   tables=np.concatenate(tables) if tables else np.zeros(1, dtype=np.uint8),
+                   walks=np.array(bounds, dtype=np.int64),
                    firsts=np.isin(np.arange(256), np.array([key[0] for key in keys], dtype=np.int64)))
 
     def cut(self, data: np.ndarray, max_cover: float | None = None) -> Stretches | None:
@@ -95,8 +127,8 @@ class Prefilter:
         starts, ends, at = (np.empty(len(data) // 64 + 16, dtype=np.int64) for _ in range(3))
         p = o = k = until = 0
         while True:
-            p, o, k, until = _cut(data, self.firsts, self.shifts, self.spans, np.uint64(self.shift), self.tables,
-                                  limit, out, starts, ends, at, p, o, k, until)
+            p, o, k, until = _cut(data, self.firsts, self.shifts, self.spans, self.hash_shifts, self.offsets,
+                                  self.tables, self.walks, limit, out, starts, ends, at, p, o, k, until)
             if o > limit:
                 return None
             if p == len(data):
@@ -124,9 +156,10 @@ class Stretches:
 
 
 @njit(cache=True, nogil=True)
-def _cut(data: np.ndarray, firsts: np.ndarray, shifts: np.ndarray, spans: np.ndarray, shift: np.uint64,
-         tables: np.ndarray, limit: int, out: np.ndarray, starts: np.ndarray, ends: np.ndarray, at: np.ndarray,
-         p: int, o: int, k: int, until: int) -> tuple[int, int, int, int]:
+def _cut(data: np.ndarray, firsts: np.ndarray, shifts: np.ndarray, spans: np.ndarray, hash_shifts: np.ndarray,
+         offsets: np.ndarray, tables: np.ndarray, walks: np.ndarray, limit: int, out: np.ndarray,
+         starts: np.ndarray, ends: np.ndarray, at: np.ndarray, p: int, o: int, k: int,
+         until: int) -> tuple[int, int, int, int]:
     """Find the candidate positions from ``p`` on, merge their reaches into stretches
     (``starts``/``ends``, ``k`` so far) and pack the stretches' bytes into ``out`` (``o`` so far)
     with ``JOIN`` after each. ``until`` is the end of the open stretch (none is open while
@@ -148,14 +181,15 @@ def _cut(data: np.ndarray, firsts: np.ndarray, shifts: np.ndarray, spans: np.nda
             window |= np.uint64(data[nxt])
         reach = 0
         if firsts[data[p]]:
-            # level by level, shortest prefix first, while a longer key may begin here
-            for c in range(len(shifts)):
-                h = np.int64(((window >> shifts[c]) * _HASH) >> shift)
-                slot = (tables[c, h >> 2] >> ((h & 3) << 1)) & 3
-                if slot & EXACT:
-                    reach = p + spans[c]   # classes are longer level by level
-                if not slot & LONGER:
-                    break
+            # each walk level by level, shortest prefix first, while a longer key may begin here
+            for w in range(len(walks) - 1):
+                for c in range(walks[w], walks[w + 1]):
+                    h = np.int64(((window >> shifts[c]) * _HASH) >> hash_shifts[c])
+                    slot = (tables[offsets[c] + (h >> 2)] >> ((h & 3) << 1)) & 3
+                    if slot & EXACT:
+                        reach = max(reach, p + spans[c])
+                    if not slot & LONGER:
+                        break
         if reach > 0:
             if p >= until:   # a new stretch
                 if k == len(starts):
