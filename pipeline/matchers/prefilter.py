@@ -11,9 +11,9 @@ longer key of its classes may begin there (one or two look-ups for most position
 that no level marks EXACT starts no key. The stretches that may hold one (from a candidate
 position to the end of the longest key that could start there) are copied, merged where they
 overlap, into a smaller buffer for the automaton. Every occurrence of every key starts at a
-candidate position and lies inside its stretch, so nothing is missed (hashing only adds false candidates); hits are mapped back to
-the buffer's own offsets, and a hit across the join of two stretches (possible only for keys
-holding the joining byte) is dropped.
+candidate position and lies inside its stretch, so nothing is missed (hashing only adds false
+candidates); hits are mapped back to the buffer's own offsets, and a hit across the join of two
+stretches (possible only for keys holding the joining byte) is dropped.
 
 On CJK metadata with thousands of keys, a two-character prefix is rare enough that the automaton
 sees a fraction of the bytes (3% on benchmarks/scan_objects.py, 5-20% on the sample with the
