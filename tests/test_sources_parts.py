@@ -97,3 +97,17 @@ def test_small_compressed_or_remote_files_are_read_whole(generated: Path, tmp_pa
     assert parts[0].start == 0 and parts[-1].end == Path(csv).stat().st_size
     assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
     assert parts[0].header == b"" and all(p.header.startswith(b"key,") or b"key" in p.header for p in parts[1:])
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_each_part_starts_at_its_line_however_lines_are_counted(generated: Path, chunk: int,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # the lines before each cut are counted a chunk at a time: chunk edges never lose or add one
+    import pipeline.sources.base as base
+
+    monkeypatch.setattr(base, "_COUNT_CHUNK", chunk)
+    path = generated / "objects/generic.csv"
+    data = path.read_bytes()
+    parts = plan_parts(str(path), len(data) // 5 + 1, header=True)
+    assert len(parts) == 5
+    assert [p.first_line for p in parts] == [data[:p.start].count(b"\n") + 1 for p in parts]

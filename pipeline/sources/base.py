@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import fsspec
+import numpy as np
 import pandas as pd
 
 from ..errors import SourceError
@@ -460,11 +461,26 @@ def plan_parts(path: str, part_bytes: int, *, header: bool) -> list[FilePart]:
         cuts.append(size)
         first = [1]
         for a, b in zip(cuts[:-2], cuts[1:-1]):
-            first.append(first[-1] + mm[a:b].count(b"\n"))
+            first.append(first[-1] + _count_newlines(mm, a, b))
     count = len(cuts) - 1
     if count < 2:
         return []
     return [FilePart(path, cuts[i], cuts[i + 1], first[i], head if i else b"", i, count) for i in range(count)]
+
+
+# Bytes compared at a time when counting lines: a few MB stay in the cache and cost no fresh pages.
+_COUNT_CHUNK = 1 << 22
+
+
+def _count_newlines(mm: mmap.mmap, start: int, end: int) -> int:
+    """The b"\\n" in ``mm[start:end]``, counted in place, a chunk at a time: slicing a part out of
+    the map first copied it (0.46 s for 130 MB, against 0.02 s)."""
+    view = np.frombuffer(mm, dtype=np.uint8)
+    try:
+        return sum(int(np.count_nonzero(view[at:min(at + _COUNT_CHUNK, end)] == 10))
+                   for at in range(start, end, _COUNT_CHUNK))
+    finally:
+        del view   # the map cannot close while an array still points into it
 
 
 _AT_LINE = re.compile(r"\bat line (\d+)")
