@@ -31,3 +31,19 @@ def test_gzip_and_missing(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as exc:
         read_stored(str(tmp_path / "nope.log"))
     assert "no such file" in str(exc.value)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64, 1 << 20])
+def test_byte_positions_are_those_of_the_whole_buffer(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # found a chunk at a time, offset by each chunk's start: none lost or doubled at a chunk's edge
+    import numpy as np
+
+    import pipeline.sources.base as base
+
+    monkeypatch.setattr(base, "_COUNT_CHUNK", chunk)
+    rng = np.random.default_rng(5)
+    buf = rng.choice(np.array([10, 13, 34, 65], dtype=np.uint8), size=1000)
+    for byte in (10, 13, 34, 0):
+        got = base.byte_positions(buf, byte)
+        assert got.dtype == np.int64 and got.tolist() == np.flatnonzero(buf == byte).tolist()
+    assert base.byte_positions(np.zeros(0, dtype=np.uint8), 10).tolist() == []

@@ -468,8 +468,9 @@ def plan_parts(path: str, part_bytes: int, *, header: bool) -> list[FilePart]:
     return [FilePart(path, cuts[i], cuts[i + 1], first[i], head if i else b"", i, count) for i in range(count)]
 
 
-# Bytes compared at a time when counting lines: a few MB stay in the cache and cost no fresh pages.
-_COUNT_CHUNK = 1 << 22
+# Bytes compared at a time when looking for a byte: the comparison's mask stays in the cache and
+# costs no fresh pages (one mask the size of a 200 MB file took longer than the search itself).
+_COUNT_CHUNK = 1 << 20
 
 
 def _count_newlines(mm: mmap.mmap, start: int, end: int) -> int:
@@ -481,6 +482,12 @@ def _count_newlines(mm: mmap.mmap, start: int, end: int) -> int:
                    for at in range(start, end, _COUNT_CHUNK))
     finally:
         del view   # the map cannot close while an array still points into it
+
+
+def byte_positions(buf: np.ndarray, byte: int) -> np.ndarray:
+    """The positions (int64) of ``byte`` in ``buf`` (uint8), found a chunk at a time."""
+    found = [np.flatnonzero(buf[at:at + _COUNT_CHUNK] == byte) + at for at in range(0, len(buf), _COUNT_CHUNK)]
+    return np.concatenate(found).astype(np.int64, copy=False) if found else np.zeros(0, dtype=np.int64)
 
 
 _AT_LINE = re.compile(r"\bat line (\d+)")

@@ -13,10 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..utf8 import invalid_utf8
-from .base import Stored, gunzip, read_stored
+from .base import Stored, byte_positions, gunzip, read_stored
 
 MAX_LINE_BYTES = 64 * 1024
-_CHUNK = 1 << 20          # bytes per newline scan: keeps the comparison mask in cache
 _UTF8_BLOCK = 1 << 16     # lines per block when looking for invalid UTF-8
 
 Reject = tuple[int, str]  # (index into the file's lines, reason)
@@ -71,9 +70,7 @@ def take_ascending(arr: pa.Array, rows: np.ndarray) -> pa.Array:
 def _line_bounds(data: Stored) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive, newline and a preceding CR excluded) of every physical line."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    found = [np.flatnonzero(buf[i:i + _CHUNK] == 10) + i for i in range(0, len(buf), _CHUNK)]
-    newlines = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    newlines = newlines.astype(np.int64)
+    newlines = byte_positions(buf, 10)
     starts = np.concatenate([np.zeros(1, dtype=np.int64), newlines + 1])
     ends = np.concatenate([newlines, np.array([len(data)], dtype=np.int64)])
     if starts[-1] == len(data):  # the file ends with a newline: no unterminated last line

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..records import OBJECTS, conform
-from .base import ENDS_INSIDE_QUOTES, ReadResult, note_blank_lines, quarantine_frame
+from .base import ENDS_INSIDE_QUOTES, ReadResult, byte_positions, note_blank_lines, quarantine_frame
 
 BadRow = tuple[str, int, str, bytes]
 """A quarantine entry: (source_file, source_line, reason, raw bytes)."""
@@ -65,7 +65,7 @@ class Lines:
 def split_lines(data: bytes) -> Lines:
     """Cut ``data`` at LF (CRLF tolerated); a final newline does not open an extra line."""
     arr = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
+    nl = byte_positions(arr, 10)
     starts = np.concatenate(([0], nl + 1)).astype(np.int64)
     ends = np.concatenate((nl, [len(data)])).astype(np.int64)
     if len(data) == 0 or starts[-1] == len(data):
@@ -362,7 +362,7 @@ def _cut(lines: Lines, path: str, names: list[str], first: int, delimiter: str, 
     def count(byte: int) -> np.ndarray:
         if bytes((byte,)) not in lines.data:  # memchr: most files hold no CR, many no quote
             return np.zeros(n, dtype=np.int64)
-        pos = np.flatnonzero(arr == byte)
+        pos = byte_positions(arr, byte)
         return np.searchsorted(pos, lines.ends) - np.searchsorted(pos, lines.starts)
 
     # A CR inside a line would be a row break to pyarrow but not to us: such lines go the slow way.
