@@ -57,6 +57,7 @@ FIRST_SLOTS = 16
 # The two bits of a table slot at level q: the hashed q bytes begin a key of class q (whose
 # longest prefix length is q), or a key of a longer class, to be looked up at the next level.
 EXACT, LONGER = 1, 2
+_ONE, _TWO, _THREE = np.uint64(1), np.uint64(2), np.uint64(3)
 
 
 def _class_of(length: int) -> int:
@@ -184,8 +185,8 @@ def _cut(data: np.ndarray, firsts: np.ndarray, shifts: np.ndarray, spans: np.nda
             # each walk level by level, shortest prefix first, while a longer key may begin here
             for w in range(len(walks) - 1):
                 for c in range(walks[w], walks[w + 1]):
-                    h = np.int64(((window >> shifts[c]) * _HASH) >> hash_shifts[c])
-                    slot = (tables[offsets[c] + (h >> 2)] >> ((h & 3) << 1)) & 3
+                    h = ((window >> shifts[c]) * _HASH) >> hash_shifts[c]   # unsigned: no negative-index check
+                    slot = (tables[np.uint64(offsets[c]) + (h >> _TWO)] >> ((h & _THREE) << _ONE)) & _THREE
                     if slot & EXACT:
                         reach = max(reach, p + spans[c])
                     if not slot & LONGER:
