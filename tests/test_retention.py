@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
+from importlib import import_module
 from pathlib import Path
 
 import pandas as pd
@@ -112,18 +113,45 @@ def test_same_file_twice_adds_nothing(settings: Settings, tmp_path: Path) -> Non
     assert len(stored(settings)) == 500
 
 
-def test_new_file_for_an_existing_day_is_merged_and_resorted(settings: Settings, tmp_path: Path) -> None:
-    first = write_log(tmp_path / "a.jsonl", 400, span=timedelta(hours=20), seed=1)
-    second = write_log(tmp_path / "b.jsonl", 300, span=timedelta(hours=20), seed=2)
-    ingest(settings, [(first, FORMAT)])
-    report = ingest(settings, [(second, FORMAT)])
+def _runs_sorted(part: object) -> dict[int, int]:
+    """Rows of each run of a partition, after checking that each run's files are in store order."""
+    rows: dict[int, int] = {}
+    for entry in part.manifest["files"]:
+        df = pq.read_table(part.folder / entry["name"]).to_pandas()
+        assert list(zip(df["ip_key"], df["ts"])) == sorted(zip(df["ip_key"], df["ts"]))
+        rows[entry["run"]] = rows.get(entry["run"], 0) + len(df)
+    return rows
+
+
+def test_a_new_file_for_an_existing_day_is_a_run_of_its_own_until_the_runs_are_merged(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    logs = [write_log(tmp_path / f"{name}.jsonl", n, span=timedelta(hours=20), seed=seed)
+            for name, n, seed in (("a", 400, 1), ("b", 300, 2), ("c", 200, 3))]
+    ingest(settings, [(logs[0], FORMAT)])
+    (first,) = partitions_between(settings, None, None)
+    inode = first.files[0].stat().st_ino
+    report = ingest(settings, [(logs[1], FORMAT)])
     assert report.partitions_written == (date(2026, 8, 1),)
     (part,) = partitions_between(settings, None, None)
     assert part.rows == 700 and sorted(s["rows"] for s in part.manifest["sources"]) == [300, 400]
-    df = stored(settings)
-    assert list(zip(df["ip_key"], df["ts"])) == sorted(zip(df["ip_key"], df["ts"]))
-    # the replaced version is gone; only the published one remains
+    # the first file's rows are not rewritten: its data file is carried into the new version as it
+    # was (the same file, linked), and the new rows are a sorted run of their own
+    assert _runs_sorted(part) == {0: 400, 1: 300}
+    assert part.manifest["files"][0]["sha256"] == first.manifest["files"][0]["sha256"]
+    assert part.files[0].stat().st_ino == inode and not first.folder.exists()
+    # the replaced version is gone; only the published one remains, and it verifies
     assert [p.name for p in part.folder.parent.iterdir() if p.name != "CURRENT"] == [part.folder.name]
+    assert verify(settings).ok
+    assert sorted(zip(stored(settings)["source_file"], stored(settings)["source_line"])) == _expected(logs[:2])
+
+    # a day at MAX_RUNS runs is merged whole, with the new rows, into one run in store order
+    monkeypatch.setattr(import_module("pipeline.retention.ingest"), "MAX_RUNS", 2)
+    ingest(settings, [(logs[2], FORMAT)])
+    (merged,) = partitions_between(settings, None, None)
+    assert merged.rows == 900 and _runs_sorted(merged) == {0: 900} and len(merged.files) == 1
+    assert sorted(s["rows"] for s in merged.manifest["sources"]) == [200, 300, 400]
+    assert verify(settings).ok
+    assert sorted(zip(stored(settings)["source_file"], stored(settings)["source_line"])) == _expected(logs)
 
 
 def test_bindings_fill_missing_accounts(settings: Settings, tmp_path: Path) -> None:

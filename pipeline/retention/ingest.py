@@ -30,7 +30,7 @@ from ..sources.base import (FileTrouble, Stored, UnreadableFile, collecting_trou
                             read_stored)
 from ..sources.logs_common import LOG_READERS, LogTable, Quarantined
 from .layout import clean_leftovers, ledger_dir, load_partition, quarantine_dir, store_lock, write_json_atomic
-from .partition import read_partition, write_version
+from .partition import MAX_RUNS, read_partition, runs, write_version
 from .prepare import Parsed, explain_table, prepare
 
 try:  # the parsers register their formats on import
@@ -102,13 +102,18 @@ def _flush(settings: Settings, batch: list[Parsed]) -> tuple[list[date], int]:
         if not fresh:
             continue
         tables = [t for _, t in fresh]
+        added = sum(t.num_rows for t in tables)
         sources = list(previous.manifest["sources"]) if previous else []
-        if previous is not None:
+        # the new rows become a run of their own beside the day's files, until the day holds
+        # MAX_RUNS of them: then the whole day is merged into one (``partition``)
+        keep = previous is not None and runs(previous) < MAX_RUNS
+        if previous is not None and not keep:
             tables.insert(0, read_partition(previous))
         sources += [{"sha256": p.sha256, "file": p.path, "format": p.fmt, "rows": t.num_rows} for p, t in fresh]
-        write_version(settings, day, pa.concat_tables(tables), sources, previous)
+        write_version(settings, day, pa.concat_tables(tables), sources, previous, keep_previous=keep)
         written.append(day)
-        logger.debug("published partition {} (+{} rows)", day, sum(t.num_rows for t in tables[-len(fresh):]))
+        logger.debug("published partition {} (+{} rows{})", day, added, "" if keep or previous is None else
+                     ", its runs merged into one")
         checkpoint("partition-published")
     checkpoint("before-ledger")
     for parsed in batch:

@@ -3,6 +3,15 @@
 The version is written under a temporary name, fsynced, renamed into place, and only then named
 by the pointer (``os.replace``); the previous version is removed last. A kill at any instant
 leaves the old version or the new one visible, and remains that ``layout.clean_leftovers`` removes.
+
+A day is a few *runs*: each ingest that adds rows to a day writes them as a run of its own, sorted
+(by IP, then time) and split into files, and the new version takes the previous version's files as
+they are (hard links: nothing is read or rewritten). Once a day would hold more than ``MAX_RUNS``
+runs, the ingest merges all of them into one, as the first ingest of the day wrote it. An ingest
+of an hour's file thus costs that file, not the whole day so far: a cron adding a CDN's hourly
+logs rewrites each row about once per ``MAX_RUNS`` ingests, where merging every time rewrote the
+day at each one. A query reads every file of its days, each pruned by its own row groups'
+statistics.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import Settings
+from ..errors import Location, StoreError
 from ..faults import checkpoint
 from ..files import sha256_file
 from .layout import (IP_KEY, MANIFEST, POINTER, SCHEMA_VERSION, STORE_SCHEMA, TMP_PREFIX, Partition,
@@ -28,6 +38,7 @@ from .layout import (IP_KEY, MANIFEST, POINTER, SCHEMA_VERSION, STORE_SCHEMA, TM
 
 ROW_GROUP_ROWS = 50_000     # small enough that one IP's rows touch one or two groups of a day
 FILE_ROWS = 2_000_000       # a big day is split into several files so none grows without bound
+MAX_RUNS = 8                # runs a day holds before an ingest merges them into one (see above)
 # Stable sort: rows equal on both keys keep their arrival order (old version first, then files in order).
 SORT_KEYS = [(IP_KEY, "ascending"), ("ts", "ascending")]
 # Columns whose values seldom repeat within a row group (line numbers, byte counts, times down to
@@ -77,31 +88,71 @@ def _write_file(path: Path, table: pa.Table) -> None:
         os.fsync(fh.fileno())
 
 
+def runs(part: Partition) -> int:
+    """How many sorted runs a published day holds (a manifest written before runs were kept apart,
+    whose files carry no run number, is one run: its day was sorted as a whole)."""
+    return len({f.get("run", 0) for f in part.manifest["files"]})
+
+
+def _carry(previous: Partition, name: str, into: Path) -> None:
+    """The previous version's file ``name`` in the new version's folder, the same bytes: a hard link,
+    or a copy where the filesystem has none."""
+    source = previous.folder / name
+    try:
+        os.link(source, into / name)
+    except FileNotFoundError:
+        raise StoreError(f"partition {previous.day} (version {previous.folder.name}) is damaged: its data file "
+                         f"{name}, listed in its manifest, is missing", location=Location(str(source)),
+                         hint="run `compliance logs verify`; restore the state folder from backup") from None
+    except OSError:   # no hard links here (some network and FUSE filesystems)
+        shutil.copyfile(source, into / name)
+        with open(into / name, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
 def write_version(settings: Settings, day: date, table: pa.Table, sources: list[dict[str, Any]],
-                  previous: Partition | None) -> Partition:
-    """Sort ``table`` (the whole day), write it as a new version and publish it."""
+                  previous: Partition | None, *, keep_previous: bool = False) -> Partition:
+    """Sort ``table``, write it as a new version and publish it.
+
+    ``keep_previous``: ``table`` holds only the rows new to the day; they become a run of their own
+    beside the previous version's files, which the new version lists as they are. Otherwise
+    ``table`` is the whole day, written as one run. ``sources``: every source of the new version.
+    """
     folder = days_dir(settings) / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     version = f"v-{time.time_ns():x}-{os.getpid()}"
     tmp = folder / f"{TMP_PREFIX}{version}"
     tmp.mkdir()
 
+    files: list[dict[str, Any]] = []
+    rows = table.num_rows
+    run = 0
+    if keep_previous and previous is not None:
+        for entry in previous.manifest["files"]:
+            _carry(previous, entry["name"], tmp)
+            files.append({**entry, "run": entry.get("run", 0)})
+        rows += previous.rows
+        run = max(f["run"] for f in files) + 1 if files else 0
     # One contiguous table first: a take from the many slices of a day (one per source file) costs
     # more than the copy that joins them.
     table = table.combine_chunks()
     table = table.take(pa.array(store_order(table)))
-    files = []
-    for index, start in enumerate(range(0, max(table.num_rows, 1), FILE_ROWS)):
+    # a day written whole has at least one file, even empty; a run adds only files with rows
+    ends = table.num_rows if files else max(table.num_rows, 1)
+    taken = {f["name"] for f in files}
+    names = (name for index in range(len(files), len(files) + ends + 1)
+             if (name := f"part-{index:05d}.parquet") not in taken)
+    for start in range(0, ends, FILE_ROWS):
         chunk = table.slice(start, FILE_ROWS)
-        name = f"part-{index:05d}.parquet"
+        name = next(names)
         _write_file(tmp / name, chunk)
-        files.append({"name": name, "rows": chunk.num_rows, "sha256": sha256_file(tmp / name)})
+        files.append({"name": name, "rows": chunk.num_rows, "sha256": sha256_file(tmp / name), "run": run})
         checkpoint("file-written")
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "day": day.isoformat(),
         "version": version,
-        "rows": table.num_rows,
+        "rows": rows,
         "sources": sorted(sources, key=lambda s: (s["sha256"], s["file"])),
         "files": files,
         "sort": [k for k, _ in SORT_KEYS],
