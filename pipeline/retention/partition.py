@@ -137,14 +137,12 @@ def write_version(settings: Settings, day: date, table: pa.Table, sources: list[
     # more than the copy that joins them.
     table = table.combine_chunks()
     table = table.take(pa.array(store_order(table)))
-    # a day written whole has at least one file, even empty; a run adds only files with rows
+    # a day written whole has at least one file, even empty; a run adds only files with rows. A
+    # version's files are part-00000 on, carried ones keeping their names: new ones number on.
     ends = table.num_rows if files else max(table.num_rows, 1)
-    taken = {f["name"] for f in files}
-    names = (name for index in range(len(files), len(files) + ends + 1)
-             if (name := f"part-{index:05d}.parquet") not in taken)
-    for start in range(0, ends, FILE_ROWS):
+    for index, start in enumerate(range(0, ends, FILE_ROWS), start=len(files)):
         chunk = table.slice(start, FILE_ROWS)
-        name = next(names)
+        name = f"part-{index:05d}.parquet"
         _write_file(tmp / name, chunk)
         files.append({"name": name, "rows": chunk.num_rows, "sha256": sha256_file(tmp / name), "run": run})
         checkpoint("file-written")
